@@ -1,0 +1,136 @@
+"""Conventional codec anchors: pure builders of ffmpeg argument lists, and their registry.
+
+The defaults reproduce the settings of the NeRV-family papers' baselines
+(the "seed paper" settings), which are deliberately weak: medium preset, no
+B-frames, constant rate factor::
+
+    -c:v libx264 -preset medium -bf 0 -crf CRF
+    -c:v libx265 -preset medium -x265-params bframes=0 -crf CRF
+
+with yuv420p output.  ``preset`` and ``bframes`` make stronger anchors
+(``veryslow``, B-frames on) one option away, and :func:`describe` prints the
+exact settings so a reader of the results knows which anchor they face.
+
+Builders return argument lists *without* the ffmpeg binary; the adapter in
+:mod:`nervcodec.tools.ffmpeg` adds it.  Nothing here runs anything, which is
+what lets tests check the commands exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Tuple
+
+from ..errors import ConfigError
+
+__all__ = [
+    "X264_PRESETS", "CONTAINERS", "BaselineSettings", "Baseline", "BASELINES", "get_baseline",
+    "x264_codec_args", "x265_codec_args", "encode_args", "decode_args", "describe", "output_name",
+]
+
+#: Presets shared by x264 and x265, fastest first.
+X264_PRESETS: Tuple[str, ...] = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                                 "slower", "veryslow", "placebo")
+
+#: Output containers: extension and ffmpeg muxer per codec.  mp4 is the default because it is
+#: what a user would store; "raw" (Annex-B elementary stream) has the least overhead.
+CONTAINERS: Dict[str, Dict[str, Tuple[str, str]]] = {
+    "mp4": {"h264": (".mp4", "mp4"), "hevc": (".mp4", "mp4")},
+    "mkv": {"h264": (".mkv", "matroska"), "hevc": (".mkv", "matroska")},
+    "raw": {"h264": (".264", "h264"), "hevc": (".265", "hevc")},
+}
+
+MAX_CRF = 51
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """Encoder settings shared by every point of a baseline sweep (everything but the CRF)."""
+
+    preset: str = "medium"
+    bframes: int = 0
+    pix_fmt: str = "yuv420p"
+    container: str = "mp4"
+
+    def __post_init__(self) -> None:
+        if self.preset not in X264_PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(X264_PRESETS)})")
+        if not 0 <= self.bframes <= 16:
+            raise ConfigError(f"--bframes must be in 0..16, got {self.bframes}")
+        if self.container not in CONTAINERS:
+            raise ConfigError(f"unknown container {self.container!r} (known: {', '.join(CONTAINERS)})")
+
+
+def _check_crf(crf: int) -> int:
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= MAX_CRF:
+        raise ConfigError(f"--crf must be an integer in 0..{MAX_CRF}, got {crf!r}")
+    return crf
+
+
+def x264_codec_args(crf: int, preset: str = "medium", bframes: int = 0) -> List[str]:
+    """libx264 arguments: the seed paper's ``-preset medium -bf 0 -crf CRF`` by default."""
+    return ["-c:v", "libx264", "-preset", preset, "-bf", str(bframes), "-crf", str(_check_crf(crf))]
+
+
+def x265_codec_args(crf: int, preset: str = "medium", bframes: int = 0) -> List[str]:
+    """libx265 arguments: the seed paper's ``-preset medium -x265-params bframes=0 -crf CRF`` by default."""
+    return ["-c:v", "libx265", "-preset", preset, "-x265-params", f"bframes={bframes}", "-crf", str(_check_crf(crf))]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One conventional codec: registry name, ffmpeg encoder and the builder of its codec arguments."""
+
+    name: str
+    encoder: str
+    label: str
+    codec_args: Callable[[int, str, int], List[str]]
+
+
+BASELINES: Dict[str, Baseline] = {
+    "h264": Baseline("h264", "libx264", "H.264 (x264)", x264_codec_args),
+    "hevc": Baseline("hevc", "libx265", "HEVC (x265)", x265_codec_args),
+}
+
+
+def get_baseline(name: str) -> Baseline:
+    try:
+        return BASELINES[name]
+    except KeyError:
+        raise ConfigError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})") from None
+
+
+def output_name(codec: str, crf: int, settings: BaselineSettings) -> str:
+    """File name of one encoded point, e.g. ``hevc_crf28.mp4``."""
+    ext, _ = CONTAINERS[settings.container][get_baseline(codec).name]
+    return f"{codec}_crf{crf}{ext}"
+
+
+def encode_args(codec: str, source: str, output: str, crf: int,
+                settings: BaselineSettings = BaselineSettings()) -> List[str]:
+    """Full ffmpeg arguments encoding the first video stream of ``source`` at ``crf`` into ``output``.
+
+    Audio, subtitles and data streams are dropped so the file's size is the video's.
+    """
+    base = get_baseline(codec)
+    _, muxer = CONTAINERS[settings.container][base.name]
+    return ["-i", str(source), "-map", "0:v:0", "-an", "-sn", "-dn",
+            *base.codec_args(crf, settings.preset, settings.bframes),
+            "-pix_fmt", settings.pix_fmt, "-f", muxer, str(output)]
+
+
+def decode_args(encoded: str, output_y4m: str, pix_fmt: str) -> List[str]:
+    """ffmpeg arguments decoding ``encoded`` to a y4m file in ``pix_fmt`` (the source's format).
+
+    Decoding into the source's own format lets every codec's output be compared
+    plane by plane with the source; for 8-bit 4:2:0 sources it is no conversion
+    at all.  ``-strict -1`` is required for y4m deeper than 8 bits.
+    """
+    return ["-i", str(encoded), "-map", "0:v:0", "-sws_flags", "accurate_rnd+full_chroma_int+bitexact",
+            "-pix_fmt", pix_fmt, "-strict", "-1", "-f", "yuv4mpegpipe", str(output_y4m)]
+
+
+def describe(codec: str, settings: BaselineSettings) -> str:
+    """The settings of a baseline as one line, with CRF as a placeholder."""
+    args = get_baseline(codec).codec_args(0, settings.preset, settings.bframes)
+    args[-1] = "CRF"
+    return f"{' '.join(args)} -pix_fmt {settings.pix_fmt} ({settings.container})"

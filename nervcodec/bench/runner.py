@@ -1,0 +1,375 @@
+"""The benchmark runner: encode every clip with every codec, decode, measure, compare.
+
+Every codec is measured the same way: its output file's size gives the bpp,
+its output is decoded to a y4m file in the source's pixel format (that decode
+is what ``decode_seconds`` times), and :func:`nervcodec.metrics.compare_videos`
+compares that y4m with the source.
+
+Rate points
+-----------
+* **nervcodec** aims at each ``bpp_targets`` value.  The default ladder follows
+  the clip's size (:func:`default_bpp_targets`): four targets doubling from a
+  lowest rate that still buys a usable model, because an INR's parameters are
+  spent on the whole clip and a short or small clip needs more bits per pixel
+  for the same model.
+* **Baselines** use the given CRFs, or else a sweep over the grid
+  :data:`CRF_GRID` (12..47 in steps of 5, then 51) that starts at CRF 32 and
+  walks to lower and higher CRFs until the measured bpp brackets the nervcodec
+  targets.  Points inside the targets' span are kept, plus the nearest one
+  beyond each end, so BD-rate has a baseline curve over the whole nervcodec
+  range without encodes far outside it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..errors import ConfigError, InputError, NervCodecError
+from ..io.video import VideoInfo
+from ..metrics.bd import BD_METHODS, BDResult, bd_delta, ms_ssim_to_db
+from ..metrics.msssim import ms_ssim_method
+from ..metrics.quality import QualityReport, compare_videos
+from ..metrics.rate import bits_per_pixel
+from ..metrics.vmaf import vmaf_score
+from ..tools.ffmpeg import run_ffmpeg
+from .baselines import BASELINES, BaselineSettings, decode_args, describe, encode_args, output_name
+from .results import NERV_CODEC, BenchResult, ClipResult, Point, pool_points
+
+__all__ = ["BenchConfig", "CRF_GRID", "CRF_START", "BD_METRICS", "default_bpp_targets", "select_sweep",
+           "run_bench", "bench_clip", "compute_bd"]
+
+log = logging.getLogger("nervcodec.bench")
+
+#: CRFs the default sweep may use, and where it starts.
+CRF_GRID: Tuple[int, ...] = (12, 17, 22, 27, 32, 37, 42, 47, 51)
+CRF_START = 32
+
+#: Bits the lowest default target must buy: about 20k 8-bit parameters, below which a NeRV-style
+#: model cannot represent a clip usefully.
+MIN_MODEL_BITS = 160_000
+#: Bounds of the lowest default target (bpp) and the ladder's shape.
+LOWEST_TARGET_RANGE = (0.02, 0.2)
+TARGET_STEPS = 4
+TARGET_RATIO = 2.0
+
+#: Quality metrics BD figures are computed on; the first is the headline.
+BD_METRICS: Tuple[str, ...] = ("psnr_rgb", "psnr_yuv", "ms_ssim")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to run.  Empty ``crfs`` / ``bpp_targets`` mean the defaults described in the module docstring."""
+
+    baselines: Tuple[str, ...] = ("h264", "hevc")
+    crfs: Tuple[int, ...] = ()
+    preset: str = "medium"
+    bframes: int = 0
+    container: str = "mp4"
+    bpp_targets: Tuple[float, ...] = ()
+    nerv: bool = True
+    model: str = "dnerv"
+    epochs: Optional[int] = None
+    device: str = "auto"
+    seed: int = 0
+    vmaf: bool = False
+    bd_method: str = "akima"
+    keep_decoded: bool = False
+
+    def __post_init__(self) -> None:
+        for b in self.baselines:
+            if b not in BASELINES:
+                raise ConfigError(f"unknown baseline {b!r} (known: {', '.join(BASELINES)})")
+        if not self.baselines and not self.nerv:
+            raise ConfigError("nothing to run: no baseline and --no-nerv")
+        for t in self.bpp_targets:
+            if not 0 < t < 64:
+                raise ConfigError(f"--bpp must be in (0, 64), got {t}")
+        if self.model not in ("nerv", "dnerv"):
+            raise ConfigError(f"--model must be nerv or dnerv, got {self.model!r}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.bd_method not in BD_METHODS:
+            raise ConfigError(f"unknown BD interpolation {self.bd_method!r} (known: {', '.join(BD_METHODS)})")
+        self.baseline_settings  # validates preset, bframes and container
+
+    @property
+    def baseline_settings(self) -> BaselineSettings:
+        return BaselineSettings(preset=self.preset, bframes=self.bframes, container=self.container)
+
+    def describe(self) -> dict:
+        """The settings as they go into results.json: the exact baseline commands included."""
+        s = self.baseline_settings
+        return {
+            "baselines": {b: {"encoder": BASELINES[b].encoder, "settings": describe(b, s), "preset": s.preset,
+                              "bframes": s.bframes, "pix_fmt": s.pix_fmt, "container": s.container}
+                          for b in self.baselines},
+            "crfs": list(self.crfs) or f"default sweep over {list(CRF_GRID)} from {CRF_START}, bracketing the targets",
+            "nervcodec": ({"model": self.model, "epochs": self.epochs, "device": self.device, "seed": self.seed,
+                           "bpp_targets": list(self.bpp_targets) or "default ladder from the clip's size"}
+                          if self.nerv else None),
+            "vmaf": self.vmaf, "bd_method": self.bd_method, "bd_metrics": list(BD_METRICS),
+            "pooling": "frame-weighted means over clips; bytes and seconds summed",
+        }
+
+
+def _round_sig(x: float, digits: int = 2) -> float:
+    if x <= 0:
+        return x
+    return round(x, -int(math.floor(math.log10(x))) + digits - 1)
+
+
+def default_bpp_targets(width: int, height: int, frames: int) -> List[float]:
+    """Default nervcodec targets for a clip: four rates doubling from ``MIN_MODEL_BITS / pixels``.
+
+    The lowest target is clamped to [0.02, 0.2] bpp: 0.02 is where the NeRV
+    literature's curves start at 1080p, and 0.2 keeps tiny clips (where the
+    model dominates) from asking for near-lossless rates.  QCIF x 48 frames
+    gives 0.13, 0.26, 0.52, 1.04; a 600-frame 1080p clip gives 0.02, 0.04, 0.08, 0.16.
+    """
+    pixels = width * height * frames
+    lo, hi = LOWEST_TARGET_RANGE
+    lowest = _round_sig(min(hi, max(lo, MIN_MODEL_BITS / max(1, pixels))))
+    return [_round_sig(lowest * TARGET_RATIO ** i, 3) for i in range(TARGET_STEPS)]
+
+
+def select_sweep(measured: Dict[int, float], lo: float, hi: float) -> List[int]:
+    """CRFs to keep from a sweep: those whose bpp is inside [lo, hi] and the nearest one beyond each end."""
+    inside = [c for c, b in measured.items() if lo <= b <= hi]
+    above = [c for c, b in measured.items() if b > hi]
+    below = [c for c, b in measured.items() if b < lo]
+    keep = set(inside)
+    if above:
+        keep.add(min(above, key=lambda c: measured[c]))
+    if below:
+        keep.add(max(below, key=lambda c: measured[c]))
+    return sorted(keep)
+
+
+def _unique_name(name: str, taken: set) -> str:
+    base, n = name or "clip", 2
+    while name in taken or not name:
+        name = f"{base}_{n}"
+        n += 1
+    taken.add(name)
+    return name
+
+
+class _ClipRun:
+    """State of one clip's run: paths, source info and the measuring of decoded outputs."""
+
+    def __init__(self, source: str, name: str, info: VideoInfo, workdir: str, out_dir: Optional[str],
+                 config: BenchConfig, progress: Progress):
+        self.source, self.name, self.info, self.config, self.progress = source, name, info, config, progress
+        self.dir = os.path.join(workdir, name)
+        self.out_dir = out_dir
+        self.decoded_dir = os.path.join(self.dir, "decoded")
+        os.makedirs(self.decoded_dir, exist_ok=True)
+        self.method = ms_ssim_method(info.width, info.height)
+
+    def rel(self, path: str) -> Optional[str]:
+        return os.path.relpath(path, self.out_dir) if self.out_dir else None
+
+    def measure(self, decoded: str) -> Tuple[QualityReport, Optional[float]]:
+        report = compare_videos(self.source, decoded)
+        vmaf = vmaf_score(decoded, self.source).mean if self.config.vmaf else None
+        if not self.config.keep_decoded:
+            os.remove(decoded)
+        return report, vmaf
+
+    def point(self, codec: str, encoded: str, report: QualityReport, vmaf: Optional[float], enc_s: float,
+              dec_s: float, **extra) -> Point:
+        size = os.path.getsize(encoded)
+        i = self.info
+        return Point(codec=codec, clip=self.name, bpp=bits_per_pixel(size, i.num_frames, i.width, i.height),
+                     bytes=size, frames=i.num_frames, width=i.width, height=i.height, psnr_rgb=report.psnr_rgb,
+                     psnr_y=report.psnr_y, psnr_u=report.psnr_u, psnr_v=report.psnr_v, psnr_yuv=report.psnr_yuv,
+                     ms_ssim=report.ms_ssim, vmaf=vmaf, encode_seconds=enc_s, decode_seconds=dec_s,
+                     file=self.rel(encoded), ms_ssim_method=self.method.label, **extra)
+
+    def say(self, p: Point, what: str) -> None:
+        self.progress(f"[{self.name}] {what}: {p.bpp:.4f} bpp, PSNR-RGB {p.psnr_rgb:.2f} dB "
+                      f"(encode {p.encode_seconds:.1f} s, decode {p.decode_seconds:.1f} s)")
+
+    # ------------------------------------------------------------------ baselines
+
+    def baseline_point(self, codec: str, crf: int) -> Point:
+        settings = self.config.baseline_settings
+        encoded = os.path.join(self.dir, output_name(codec, crf, settings))
+        decoded = os.path.join(self.decoded_dir, f"{codec}_crf{crf}.y4m")
+        t0 = time.perf_counter()
+        run_ffmpeg(encode_args(codec, self.source, encoded, crf, settings),
+                   what=f"encoding {self.name} with {BASELINES[codec].encoder} at CRF {crf}")
+        t1 = time.perf_counter()
+        run_ffmpeg(decode_args(encoded, decoded, self.info.pix_fmt.name), what=f"decoding {encoded}")
+        t2 = time.perf_counter()
+        report, vmaf = self.measure(decoded)
+        p = self.point(codec, encoded, report, vmaf, t1 - t0, t2 - t1, crf=crf, target_bpp=None,
+                       preset=settings.preset, bframes=settings.bframes)
+        self.say(p, f"{codec} crf {crf}")
+        return p
+
+    def baseline_sweep(self, codec: str, targets: Sequence[float]) -> List[Point]:
+        if self.config.crfs:
+            return [self.baseline_point(codec, c) for c in sorted(set(self.config.crfs))]
+        lo, hi = min(targets), max(targets)
+        points: Dict[int, Point] = {}
+
+        def at(index: int) -> float:
+            crf = CRF_GRID[index]
+            if crf not in points:
+                points[crf] = self.baseline_point(codec, crf)
+            return points[crf].bpp
+
+        start = CRF_GRID.index(CRF_START)
+        i = start
+        while at(i) < hi and i > 0:          # lower CRF = more bits
+            i -= 1
+        i = start
+        while at(i) > lo and i < len(CRF_GRID) - 1:
+            i += 1
+        keep = select_sweep({c: p.bpp for c, p in points.items()}, lo, hi)
+        for crf in points:
+            if crf not in keep:
+                self._discard(codec, crf)
+        return [points[c] for c in keep]
+
+    def _discard(self, codec: str, crf: int) -> None:
+        path = os.path.join(self.dir, output_name(codec, crf, self.config.baseline_settings))
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ nervcodec
+
+    def nerv_point(self, target: float) -> Point:
+        try:
+            from ..codec import EncodeConfig, decode, encode
+        except ImportError as exc:
+            raise ConfigError(f"the nervcodec encoder is not available in this build ({exc}); "
+                              f"run with --no-nerv") from None
+        cfg = self.config
+        kwargs = {"model": cfg.model, "bpp": target, "seed": cfg.seed, "device": cfg.device, "force": True}
+        if cfg.epochs is not None:
+            kwargs["epochs"] = cfg.epochs
+        encoded = os.path.join(self.dir, f"nervcodec_{cfg.model}_bpp{target:g}.nerv")
+        decoded = os.path.join(self.decoded_dir, f"nervcodec_bpp{target:g}.y4m")
+        for stale in (encoded, decoded):
+            if os.path.exists(stale):
+                os.remove(stale)
+        self.progress(f"[{self.name}] nervcodec {cfg.model} at {target:g} bpp: encoding (this takes a while)")
+        t0 = time.perf_counter()
+        encode([self.source], encoded, EncodeConfig(**kwargs), progress=False)
+        t1 = time.perf_counter()
+        decode(encoded, decoded, frames=None, device=cfg.device, progress=False)
+        t2 = time.perf_counter()
+        report, vmaf = self.measure(decoded)
+        p = self.point(NERV_CODEC, encoded, report, vmaf, t1 - t0, t2 - t1, crf=None, target_bpp=target,
+                       model=cfg.model, epochs=cfg.epochs)
+        self.say(p, f"nervcodec {cfg.model} target {target:g} bpp")
+        return p
+
+
+def compute_bd(points: Iterable[Point], baselines: Sequence[str], method: str = "akima") -> Dict[str, Dict[str, BDResult]]:
+    """BD figures of nervcodec against each baseline, for every metric in :data:`BD_METRICS`.
+
+    MS-SSIM enters as -10·log10(1 - MS-SSIM) dB, the usual scale for it.
+    """
+    pts = list(points)
+    test = [p for p in pts if p.codec == NERV_CODEC]
+    out: Dict[str, Dict[str, BDResult]] = {}
+    if not test:
+        return out
+
+    def curve(ps: List[Point], metric: str) -> Tuple[List[float], List[float]]:
+        rates, quality = [], []
+        for p in ps:
+            v = getattr(p, metric)
+            if v is None:
+                continue
+            rates.append(p.bpp)
+            quality.append(ms_ssim_to_db(v) if metric == "ms_ssim" else v)
+        return rates, quality
+
+    for b in baselines:
+        anchor = [p for p in pts if p.codec == b]
+        if not anchor:
+            continue
+        out[b] = {}
+        for metric in BD_METRICS:
+            ar, aq = curve(anchor, metric)
+            tr, tq = curve(test, metric)
+            if not ar or not tr:
+                continue
+            out[b][metric] = bd_delta(ar, aq, tr, tq, method=method,
+                                      quality_name="BD-PSNR" if metric.startswith("psnr") else "BD-MS-SSIM")
+    return out
+
+
+def bench_clip(source: str, name: str, workdir: str, config: BenchConfig, *, out_dir: Optional[str] = None,
+               progress: Progress = lambda _msg: None) -> ClipResult:
+    """Run every codec of ``config`` on one clip; encoded files go to ``workdir/name``."""
+    from ..io import open_video
+
+    with open_video(source) as reader:
+        info = reader.info
+    if config.baselines and (info.width % 2 or info.height % 2):
+        raise InputError(f"{source}: {info.width}x{info.height} has an odd side; the yuv420p baselines need "
+                         f"even width and height")
+    run = _ClipRun(source, name, info, workdir, out_dir, config, progress)
+    targets = list(config.bpp_targets) or default_bpp_targets(info.width, info.height, info.num_frames)
+    uses_targets = config.nerv or not config.crfs
+    progress(f"[{name}] {info.width}x{info.height} {info.pix_fmt.name}, {info.num_frames} frames"
+             + (f"; {'nervcodec targets' if config.nerv else 'CRF sweep spans'} "
+                f"{', '.join(f'{t:g}' for t in targets)} bpp" if uses_targets else ""))
+    clip = ClipResult(name=name, path=source, width=info.width, height=info.height, frames=info.num_frames,
+                      fps=str(Fraction(info.fps)), pix_fmt=info.pix_fmt.name,
+                      bpp_targets=sorted(targets) if config.nerv else [], crfs={},
+                      ms_ssim_note=run.method.note)
+    for codec in config.baselines:
+        pts = run.baseline_sweep(codec, targets)
+        clip.points.extend(pts)
+        clip.crfs[codec] = [p.crf for p in pts if p.crf is not None]
+    if config.nerv:
+        for t in sorted(targets):
+            clip.points.append(run.nerv_point(t))
+    if not config.keep_decoded:
+        shutil.rmtree(run.decoded_dir, ignore_errors=True)
+    clip.bd = compute_bd(clip.points, config.baselines, config.bd_method)
+    return clip
+
+
+def run_bench(inputs: Sequence[str], config: BenchConfig, workdir: str, *, out_dir: Optional[str] = None,
+              progress: Progress = lambda _msg: None) -> BenchResult:
+    """Benchmark every input; return per-clip results and, for several clips, the pooled summary.
+
+    ``workdir`` receives one folder of encoded files per clip; ``out_dir``
+    (usually the same folder) is what point ``file`` paths are relative to, or
+    None when the encoded files are temporary.
+    """
+    if not inputs:
+        raise ConfigError("give at least one input video")
+    os.makedirs(workdir, exist_ok=True)
+    taken: set = set()
+    clips: List[ClipResult] = []
+    for src in inputs:
+        name = _unique_name(os.path.splitext(os.path.basename(os.fspath(src)))[0], taken)
+        clips.append(bench_clip(os.fspath(src), name, workdir, config, out_dir=out_dir, progress=progress))
+    result = BenchResult(clips=clips, settings=config.describe())
+    result.pooled_points = pool_points(clips)
+    if result.pooled_points:
+        result.pooled_bd = compute_bd(result.pooled_points, config.baselines, config.bd_method)
+    if not config.nerv:
+        result.notes.append("no nervcodec points (--no-nerv): no BD figures")
+    for clip in clips:
+        if clip.ms_ssim_note:
+            result.notes.append(f"{clip.name}: {clip.ms_ssim_note}")
+    return result

@@ -1,0 +1,238 @@
+"""`nervcodec` command line: encode, decode, info, demo (and bench).
+
+Library errors (:class:`NervCodecError`) become one line on stderr and the
+error's exit code; Ctrl-C exits with 130; any other exception is a bug and is
+reported in one line too (set NERVCODEC_DEBUG=1 for the traceback).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import click
+
+from .. import __version__
+from ..errors import NervCodecError
+
+DEBUG_ENV = "NERVCODEC_DEBUG"
+
+
+class _Group(click.Group):
+    """Turns every failure into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NervCodecError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # a bug: still one line unless debugging
+            if os.environ.get(DEBUG_ENV):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for details)", 70)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"nervcodec: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nervcodec")
+@click.option("-v", "--verbose", is_flag=True, help="Log external commands (ffmpeg) and details.")
+def cli(verbose: bool) -> None:
+    """nervcodec: a neural video codec (D-NeRV, NeRV) that writes real, self-describing files."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(name)s: %(message)s")
+    if not verbose:
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("default", message=".*may not decode.*")
+
+
+def _device_option(f):
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto (cuda when present, else cpu), cpu, cuda or cuda:N.")(f)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--model", type=click.Choice(["dnerv", "nerv"]), default="dnerv", show_default=True)
+@click.option("--params", type=int, default=None, help="Parameter budget of the network.")
+@click.option("--bpp", type=float, default=None, help="Target rate in bits per pixel (the whole file).")
+@click.option("--preset", type=click.Choice(["tiny", "small", "medium", "large", "xlarge"]), default=None,
+              help="A named rate (0.05 / 0.1 / 0.25 / 0.5 / 1.0 bpp).")
+@click.option("--epochs", type=int, default=300, show_default=True)
+@click.option("--batch", type=int, default=0, help="Frames (NeRV) or clips (D-NeRV) per step [model default].")
+@click.option("--lr", type=float, default=0.0, help="Peak learning rate [model default].")
+@_device_option
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--loss", type=click.Choice(["l2", "fusion"]), default="l2", show_default=True,
+              help="l2, or fusion = 0.7 L1 + 0.3 (1 - SSIM) as the reference code.")
+@click.option("--quant-bits", type=int, default=8, show_default=True)
+@click.option("--clip-len", type=int, default=8, show_default=True, help="D-NeRV clip length (keyframe interval).")
+@click.option("--keyframe-codec", default=None, help="Keyframe codec (D-NeRV) [default: measured best].")
+@click.option("--keyframe-quality", type=int, default=None, help="Keyframe quality [chosen by the rate planner].")
+@click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None,
+              help="Weights file for a learned keyframe codec (compressai zoo checkpoint).")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (only after a successful encode).")
+@click.option("--verify", is_flag=True, help="Decode the written file and report its measured quality.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opts: Any) -> None:
+    """Encode INPUT... into OUTPUT (.nerv).  Several inputs make one collection file."""
+    from ..codec import EncodeConfig
+    from ..codec import encode as do_encode
+    if len(paths) < 2:
+        raise click.UsageError("give at least one INPUT and the OUTPUT file")
+    *inputs, output = paths
+    cfg = EncodeConfig(model=opts["model"], params=opts["params"], bpp=opts["bpp"], preset=opts["preset"],
+                       epochs=opts["epochs"], batch=opts["batch"], lr=opts["lr"], device=opts["device"],
+                       seed=opts["seed"], loss=opts["loss"], quant_bits=opts["quant_bits"], clip_len=opts["clip_len"],
+                       keyframe_codec=opts["keyframe_codec"], keyframe_quality=opts["keyframe_quality"],
+                       keyframe_weights=opts["keyframe_weights"], verify=verify, force=opts["force"])
+    res = do_encode(inputs, output, cfg, progress=not quiet and not as_json)
+    out = res.to_dict()
+    if verify:
+        out["verify"] = _verify(output, inputs, opts["device"], quiet or as_json)
+    if as_json:
+        _emit_json(out)
+    elif not quiet:
+        click.echo(f"{res.path}: {res.bytes} bytes, {res.bpp:.4f} bpp, PSNR-YUV {res.psnr:.2f} dB "
+                   f"(Y {res.psnr_y:.2f}), {res.params} parameters, {res.frames} frames, {res.seconds:.1f} s")
+        if verify:
+            v = out["verify"]
+            click.echo(f"verified: decoded from disk, PSNR-RGB {v['psnr_rgb']:.2f} dB, PSNR-YUV {v['psnr_yuv']:.2f} dB")
+
+
+def _verify(output: str, inputs: Sequence[str], device: str, quiet: bool) -> dict:
+    """Decode the file just written and measure it against the sources as `bench` does."""
+    from ..codec import decode as do_decode
+    from ..metrics import measure_pair
+    with tempfile.TemporaryDirectory(prefix="nervcodec-verify-") as tmp:
+        res = do_decode(output, Path(tmp) / "out", device=device)
+        results = []
+        for src, dec in zip(inputs, res.outputs):
+            results.append(measure_pair(src, dec))
+    frames = sum(r["frames"] for r in results)
+    pooled = {k: sum(r[k] * r["frames"] for r in results) / frames for k in ("psnr_rgb", "psnr_y", "psnr_yuv")}
+    pooled["frames"] = frames
+    pooled["decode_seconds"] = res.seconds
+    return pooled
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Output file (.y4m, .mkv, or a folder / pattern for PNGs); a folder for a collection.")
+@click.option("--frames", default=None, help="Only frames A:B (B exclusive) or N.")
+@click.option("--video", default=None, help="Only this video of a collection (name or index).")
+@_device_option
+@click.option("--batch", type=int, default=8, show_default=True, help="Clips per synthesis batch.")
+@click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None)
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def decode(file: str, output: str, frames: Optional[str], video: Optional[str], device: str, batch: int,
+           keyframe_weights: Optional[str], quiet: bool, as_json: bool) -> None:
+    """Decode FILE.nerv to video (the source's pixel format and frame rate)."""
+    from ..codec import decode as do_decode
+    res = do_decode(file, output, frames=frames, video=video, device=device, batch=batch,
+                    keyframe_weights=keyframe_weights, progress=not quiet)
+    if as_json:
+        _emit_json(res.to_dict())
+    elif not quiet:
+        click.echo(f"decoded {res.frames} frames to {', '.join(res.outputs)} in {res.seconds:.2f} s "
+                   f"({res.frames / max(res.seconds, 1e-9):.1f} fps on {res.device})")
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+def info(file: str, as_json: bool) -> None:
+    """Show what FILE.nerv holds and its rate."""
+    from ..codec import inspect
+    fi = inspect(file)
+    if as_json:
+        _emit_json(fi.to_dict())
+        return
+    click.echo(f"{fi.path}: nervcodec file format {fi.version}, {fi.bytes} bytes, {fi.bpp:.4f} bpp")
+    for v in fi.videos:
+        click.echo(f"  video {v['name']!r}: {v['width']}x{v['height']} {v['pix_fmt']} {v['fps']} fps, "
+                   f"{v['frames']} frames")
+    click.echo(f"  model: {fi.model}, {fi.quant_bits}-bit weights; layout {fi.layout}")
+    click.echo(f"  config: {json.dumps(fi.model_config, sort_keys=True)}")
+    click.echo(f"  sections: header+framing {fi.header_bytes} B, weights {fi.weights_bytes} B, "
+               f"keyframes {fi.keyframe_bytes} B" + (f" ({fi.keyframe_codec}, quality {fi.keyframe_quality})"
+                                                     if fi.keyframe_codec else ""))
+    if fi.encoder:
+        click.echo(f"  written by {fi.encoder}")
+
+
+@cli.command()
+@click.option("--model", type=click.Choice(["dnerv", "nerv"]), default="dnerv", show_default=True)
+@click.option("--epochs", type=int, default=200, show_default=True)
+@click.option("--bpp", type=float, default=0.5, show_default=True)
+@_device_option
+@click.option("--keep", type=click.Path(file_okay=False), default=None, help="Keep the .nerv and decoded y4m here.")
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def demo(model: str, epochs: int, bpp: float, device: str, keep: Optional[str], quiet: bool, as_json: bool) -> None:
+    """Encode and decode the embedded sample clip; print size, bpp, PSNR and time."""
+    from ..codec import EncodeConfig
+    from ..codec import decode as do_decode
+    from ..codec import encode as do_encode
+    from ..codec.quality import FrameScores
+    from ..data import sample_path
+    from ..io import read_video
+    sample = sample_path()
+    with tempfile.TemporaryDirectory(prefix="nervcodec-demo-") as tmp:
+        folder = Path(keep) if keep else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        nerv, out = folder / "sample.nerv", folder / "sample_decoded.y4m"
+        res = do_encode([sample], nerv, EncodeConfig(model=model, bpp=bpp, epochs=epochs, device=device, force=True),
+                        progress=not quiet and not as_json)
+        t0 = time.monotonic()
+        dres = do_decode(nerv, out, device=device)
+        dec_s = time.monotonic() - t0
+        _, src = read_video(sample)
+        _, dec = read_video(out)
+        scores = FrameScores(src.pix_fmt)
+        for i in range(src.num_frames):
+            scores.add([p[i] for p in src.planes], [p[i] for p in dec.planes])
+    summary = {"sample": str(sample), "model": model, "bytes": res.bytes, "bpp": res.bpp, "frames": res.frames,
+               "psnr_yuv": scores.psnr_yuv, "psnr_y": scores.psnr_y, "encode_seconds": res.seconds,
+               "decode_seconds": dec_s, "decode_fps": dres.frames / max(dec_s, 1e-9), "params": res.params}
+    if as_json:
+        _emit_json(summary)
+        return
+    click.echo(f"demo: {res.frames} frames of the embedded sample ({model}, {res.params} parameters)")
+    click.echo(f"  file    {res.bytes} bytes = {res.bpp:.4f} bpp (size on disk)")
+    click.echo(f"  quality PSNR-YUV {scores.psnr_yuv:.2f} dB, PSNR-Y {scores.psnr_y:.2f} dB (decoded file vs source)")
+    click.echo(f"  time    encode {res.seconds:.1f} s, decode {dec_s:.2f} s on {dres.device}")
+
+
+def _add_bench() -> None:
+    try:
+        from .bench import bench
+    except ImportError:  # pragma: no cover - bench is part of the package
+        return
+    cli.add_command(bench)
+
+
+_add_bench()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="nervcodec")

@@ -1,0 +1,73 @@
+"""Frozen configuration of an encode, built once by the CLI (or a script) and passed down."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional, Tuple
+
+from ..errors import ConfigError
+
+__all__ = ["EncodeConfig", "PRESETS", "preset"]
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """Everything that decides what an encode produces.
+
+    Exactly one of ``params`` (a parameter budget), ``bpp`` (a target rate, turned
+    into a budget by the rate planner) or ``preset`` sizes the model; with none,
+    the preset ``"medium"`` applies.
+    """
+
+    model: str = "dnerv"
+    params: Optional[int] = None
+    bpp: Optional[float] = None
+    preset: Optional[str] = None
+    epochs: int = 300
+    batch: int = 0                # frames (NeRV) or clips (D-NeRV) per step; 0 = chosen from the model
+    lr: float = 0.0               # 0 = the model's default
+    device: str = "auto"          # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    loss: str = "l2"              # l2 | fusion (0.7 L1 + 0.3 (1 - SSIM))
+    quant_bits: int = 8
+    clip_len: int = 8             # D-NeRV clip length (keyframe interval)
+    keyframe_codec: Optional[str] = None   # None = the default codec
+    keyframe_quality: Optional[int] = None  # None = chosen by the rate planner
+    keyframe_weights: Optional[str] = None  # local weights file for learned keyframe codecs
+    verify: bool = False
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        chosen = [n for n in ("params", "bpp", "preset") if getattr(self, n) is not None]
+        if len(chosen) > 1:
+            raise ConfigError(f"give only one of --params, --bpp, --preset (got {', '.join(chosen)})")
+        if self.params is not None and self.params < 1:
+            raise ConfigError(f"--params must be positive, got {self.params}")
+        if self.bpp is not None and not (0 < self.bpp < 64):
+            raise ConfigError(f"--bpp must be in (0, 64), got {self.bpp}")
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch < 0:
+            raise ConfigError(f"--batch must be positive, got {self.batch}")
+        if self.lr < 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if not 2 <= self.quant_bits <= 16:
+            raise ConfigError(f"quantization bits must be in 2..16, got {self.quant_bits}")
+        if not 2 <= self.clip_len <= 64:
+            raise ConfigError(f"clip length must be in 2..64, got {self.clip_len}")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
+
+    def with_(self, **changes) -> "EncodeConfig":
+        return replace(self, **changes)
+
+
+# Presets size the model by rate (bits per pixel of the whole file), so that one
+# preset means the same trade-off at any resolution.
+PRESETS = {"tiny": 0.05, "small": 0.1, "medium": 0.25, "large": 0.5, "xlarge": 1.0}
+
+
+def preset(name: str) -> float:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None

@@ -1,0 +1,183 @@
+"""The keyframes section: D-NeRV's decoded keyframes, one independently decodable blob each.
+
+Payload layout (integers LEB128): ``codec_id u8``, ``params`` (varint length +
+compact JSON: what the keyframe decoder needs, e.g. a learned model's name and
+weight hash), ``quality`` (varint), ``count``, ``count`` blob lengths, then the
+blobs back to back.  Blob k is the k-th keyframe in (video, frame) order with the
+frames of each video given by :meth:`Layout.keyframe_indices`.  Because every
+blob stands alone, decoding one clip needs only its two keyframes.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..bytesio import Reader, Writer
+from ..errors import FormatError
+from ..io.video import Frames, VideoInfo
+from ..keyframes import DEFAULT_KEYFRAME_CODEC, choose_quality, keyframe_codec, keyframe_codec_by_id
+from .config import EncodeConfig
+from .layout import Item, Layout
+from .tiles import upsample_chroma
+
+__all__ = ["KeyframePlan", "KeyframeReader", "encode_keyframes", "KEYFRAME_SHARE", "parse_keyframe_section"]
+
+# Share of the byte budget given to keyframes when sizing by rate.  D-NeRV's
+# reference spends 50-76% of its rate on keyframes; measured on the dev clips
+# (docs/benchmarks.md), about half works best at our rates.
+KEYFRAME_SHARE = 0.5
+MAX_KEYFRAMES = 1 << 22
+
+
+@dataclass
+class KeyframePlan:
+    section: bytes
+    decoded: Dict[Tuple[int, int], np.ndarray]   # (video, frame) -> (C, H, W) full resolution
+    codec_name: str
+    quality: int
+
+    def source(self, items: Sequence[Item]) -> Dict[Tuple[int, int], np.ndarray]:
+        return self.decoded
+
+
+def _keyframe_list(infos: Sequence[VideoInfo], layout: Layout) -> List[Tuple[int, int]]:
+    return [(vi, f) for vi, v in enumerate(infos) for f in layout.keyframe_indices(v)]
+
+
+def _pack(codec_id: int, params: Dict, quality: int, blobs: Sequence[bytes]) -> bytes:
+    w = Writer().u8(codec_id).blob(json.dumps(params, sort_keys=True, separators=(",", ":")).encode())
+    w.varint(quality).varint(len(blobs))
+    for b in blobs:
+        w.varint(len(b))
+    for b in blobs:
+        w.raw(b)
+    return w.getvalue()
+
+
+def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
+                     budget: Optional[int]) -> KeyframePlan:
+    """Code the keyframes of every video, choosing the quality to fit KEYFRAME_SHARE of ``budget``."""
+    codec = keyframe_codec(cfg.keyframe_codec or DEFAULT_KEYFRAME_CODEC, weights=cfg.keyframe_weights)
+    fmt = infos[0].pix_fmt
+    if not codec.supports(fmt):
+        raise FormatError(f"keyframe codec {codec.name} does not support {fmt.name}")
+    if not getattr(codec, "portable", True):
+        warnings.warn(f"keyframe codec {codec.name} is a hyperprior/autoregressive model whose bitstreams may not "
+                      f"decode identically on another machine or device", stacklevel=2)
+    keys = _keyframe_list(infos, layout)
+    blobs: List[bytes] = []
+    decoded: Dict[Tuple[int, int], np.ndarray] = {}
+    # one quality for the whole collection, chosen on all keyframes together
+    per_video = [Frames(tuple(p[layout.keyframe_indices(v)] for p in fr.planes), fmt)
+                 for v, fr in zip(infos, frames)]
+    if cfg.keyframe_quality is not None:
+        quality = cfg.keyframe_quality
+        coded = [codec.encode(kf, quality) for kf in per_video]
+    elif budget is not None:
+        quality, coded = _choose(codec, per_video, int(budget * KEYFRAME_SHARE))
+    else:
+        quality = codec.default_quality
+        coded = [codec.encode(kf, quality) for kf in per_video]
+    for vi, (v, bl) in enumerate(zip(infos, coded)):
+        dec = codec.decode(bl, fmt, v.width, v.height)
+        full = upsample_chroma(dec)
+        for k, f in enumerate(layout.keyframe_indices(v)):
+            decoded[(vi, f)] = full[k]
+        blobs.extend(bl)
+    assert len(blobs) == len(keys)
+    return KeyframePlan(_pack(codec.codec_id, codec.params(), quality, blobs), decoded, codec.name, quality)
+
+
+def _choose(codec, per_video: Sequence[Frames], target: int) -> Tuple[int, List[List[bytes]]]:
+    """Largest quality whose keyframes (all videos together) fit ``target`` bytes."""
+    lo, hi = codec.quality_range
+    best = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        coded = [codec.encode(kf, mid) for kf in per_video]
+        size = sum(len(b) for bl in coded for b in bl)
+        if size <= target:
+            best = (mid, coded)
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        q = codec.quality_range[0]
+        best = (q, [codec.encode(kf, q) for kf in per_video])
+    return best
+
+
+@dataclass
+class KeyframeSection:
+    codec_id: int
+    params: Dict
+    quality: int
+    offsets: List[Tuple[int, int]]  # (start, length) of each blob in payload
+    payload: memoryview
+
+    def blob(self, k: int) -> bytes:
+        s, n = self.offsets[k]
+        return bytes(self.payload[s:s + n])
+
+
+def parse_keyframe_section(data: bytes) -> KeyframeSection:
+    r = Reader(data, "keyframes section")
+    codec_id = r.u8()
+    try:
+        params = json.loads(r.blob(1 << 16).decode())
+    except (UnicodeDecodeError, ValueError):
+        raise FormatError("keyframes section: parameters are not valid JSON") from None
+    if not isinstance(params, dict):
+        raise FormatError("keyframes section: parameters are not an object")
+    quality = r.varint(1 << 16)
+    count = r.varint(min(MAX_KEYFRAMES, r.remaining))
+    lengths = [r.varint(r.remaining) for _ in range(count)]
+    if sum(lengths) != r.remaining:
+        raise FormatError("keyframes section: blob lengths do not match its size")
+    offsets, pos = [], r.pos
+    for n in lengths:
+        offsets.append((pos, n))
+        pos += n
+    return KeyframeSection(codec_id, params, quality, offsets, memoryview(data))
+
+
+class KeyframeReader:
+    """Decodes keyframes on demand (with a cache), for random access."""
+
+    def __init__(self, data: bytes, infos: Sequence[VideoInfo], layout: Layout, weights: Optional[str] = None):
+        self.section = parse_keyframe_section(data)
+        self.infos, self.layout = infos, layout
+        self.keys = _keyframe_list(infos, layout)
+        if len(self.keys) != len(self.section.offsets):
+            raise FormatError(f"keyframes section holds {len(self.section.offsets)} keyframes, "
+                              f"the layout needs {len(self.keys)}")
+        self.index = {k: i for i, k in enumerate(self.keys)}
+        self.codec = keyframe_codec_by_id(self.section.codec_id, params=self.section.params, weights=weights)
+        self.cache: Dict[Tuple[int, int], np.ndarray] = {}
+        self.bytes = len(data)
+
+    @property
+    def codec_name(self) -> str:
+        return self.codec.name
+
+    def source(self, items: Sequence[Item]) -> Dict[Tuple[int, int], np.ndarray]:
+        need = sorted({(it.video, f) for it in items for f in it.keyframes} - set(self.cache))
+        by_video: Dict[int, List[int]] = {}
+        for vi, f in need:
+            by_video.setdefault(vi, []).append(f)
+        for vi, fs in by_video.items():
+            v = self.infos[vi]
+            blobs = [self.section.blob(self.index[(vi, f)]) for f in fs]
+            full = upsample_chroma(self.codec.decode(blobs, v.pix_fmt, v.width, v.height))
+            for k, f in enumerate(fs):
+                self.cache[(vi, f)] = full[k]
+        # keep the cache small: only what these items use
+        keep = {(it.video, f) for it in items for f in it.keyframes}
+        for k in list(self.cache):
+            if k not in keep:
+                del self.cache[k]
+        return self.cache

@@ -1,0 +1,40 @@
+"""A progress bar on stderr (tqdm) showing the fitting PSNR and the ETA."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+
+class ProgressBar:
+    def __init__(self, enabled: bool, desc: str, unit: str = "step"):
+        self._bar = None
+        self._enabled = enabled
+        self._desc, self._unit = desc, unit
+
+    def __call__(self, step: int, total: int, psnr: float) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+            self._bar = tqdm(total=total, desc=self._desc, unit=self._unit, file=sys.stderr, dynamic_ncols=True,
+                             leave=False)
+        self._bar.n = step
+        self._bar.set_postfix_str(f"psnr {psnr:.2f} dB", refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def note(enabled: bool, message: str) -> Optional[None]:
+    if enabled:
+        print(message, file=sys.stderr)
+    return None

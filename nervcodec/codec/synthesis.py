@@ -1,0 +1,81 @@
+"""Running a model over items in batches and stitching its output into whole frames.
+
+Used by the decoder and by the encoder (to report the PSNR of exactly what the
+decoder will produce).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..fit.data import split_planes
+from ..io.video import VideoInfo
+from ..model.base import VideoModel
+from .layout import Item, Layout
+from .tiles import keyframe_tiles, place_tile
+
+__all__ = ["synthesize"]
+
+KeyframeSource = Callable[[Sequence[Item]], Dict[Tuple[int, int], np.ndarray]]
+
+
+def _to_int(x: torch.Tensor, max_value: int, dtype: np.dtype) -> np.ndarray:
+    return torch.round(x.float().clamp(0, 1) * max_value).to(torch.int32).cpu().numpy().astype(dtype)
+
+
+@torch.no_grad()
+def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], items: Sequence[Item],
+               device: torch.device, batch: int = 8, keyframes: Optional[KeyframeSource] = None,
+               frame_range: Optional[Tuple[int, int]] = None, half: bool = False
+               ) -> Iterator[Tuple[int, int, List[np.ndarray]]]:
+    """Yield ``(video, frame, planes)`` in order for every valid frame covered by ``items``.
+
+    ``keyframes(items)`` returns the decoded full-resolution keyframes (C, H, W) those
+    items need, keyed by (video, frame); it is called per batch so that a decoder only
+    decodes the keyframes of the clips it synthesises.
+    """
+    model.eval().to(device)
+    fmt = infos[0].pix_fmt
+    shift = (fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0)
+    cfg = model.config
+    work_h, work_w = int(cfg.height), int(cfg.width)
+    t_all = torch.from_numpy(layout.times(infos, items))
+    pending: "OrderedDict[Tuple[int, int], Dict]" = OrderedDict()
+    rows_cols = {vi: layout.patch_grid(v) for vi, v in enumerate(infos)}
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
+        t = t_all[start:start + len(chunk)].to(device)
+        kf = None
+        if model.needs_keyframes:
+            assert keyframes is not None
+            tiles = keyframe_tiles(keyframes(chunk), layout, infos, chunk, work_h, work_w)
+            kf = torch.from_numpy(tiles.astype(np.float32)).to(device) / fmt.max_value
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=half and device.type == "cuda"):
+            out = model(t, kf)
+        py, pc = split_planes(out.float(), shift)
+        ys = _to_int(py, fmt.max_value, fmt.dtype)
+        cs = _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None
+        for i, it in enumerate(chunk):
+            key = (it.video, it.clip)
+            if key not in pending:
+                v = infos[it.video]
+                shapes = fmt.plane_shapes(v.width, v.height)
+                pending[key] = {"frames": [[np.empty(s, fmt.dtype) for s in shapes] for _ in range(layout.clip_len)],
+                                "left": rows_cols[it.video][0] * rows_cols[it.video][1], "item": it}
+            entry = pending[key]
+            y0, x0 = layout.patch_origin(infos[it.video], it.patch)
+            for j in range(layout.clip_len):
+                if not it.valid[j]:
+                    continue
+                tile = [ys[i, j]] + ([cs[i, j, 0], cs[i, j, 1]] if cs is not None else [])
+                place_tile(entry["frames"][j], tile, y0, x0, fmt)
+            entry["left"] -= 1
+        while pending and next(iter(pending.values()))["left"] == 0:
+            (vi, _), entry = pending.popitem(last=False)
+            it = entry["item"]
+            for j, f in enumerate(it.frames):
+                if it.valid[j] and (frame_range is None or frame_range[0] <= f < frame_range[1]):
+                    yield vi, f, entry["frames"][j]

@@ -1,0 +1,77 @@
+"""Training items held on the device, and the mapping from model output to native planes.
+
+The model predicts every plane at full resolution (Y, U, V, or Y alone for
+gray).  Chroma planes of a subsampled format are obtained by averaging the
+predicted chroma over each 2x2 (4:2:0) or 2x1 (4:2:2) block, so the loss is
+computed against the source's own planes with no colour conversion.
+
+The loss weights the planes by how much each contributes to the RGB error of
+the decoded video under BT.601 (sum of squared coefficients of Y, U and V in
+the YUV->RGB matrix: 4.06, 4.22 and 3.21): minimising it approximately
+minimises RGB MSE, which is how NeRV-family codecs are compared.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["FitData", "PLANE_WEIGHTS", "split_planes"]
+
+PLANE_WEIGHTS = (4.06, 4.22, 3.21)
+
+
+@dataclass
+class FitData:
+    """All training items of a video (collection), resident on one device.
+
+    An item is a clip of ``D`` frames of one patch of one video (D = 1 and one
+    patch for NeRV).  Samples stay in their integer type (uint8, or int16 for
+    deeper formats) and are converted to float one batch at a time.
+    """
+
+    t: torch.Tensor                      # (M, D) float32 frame times
+    y: torch.Tensor                      # (M, D, h, w) integer luma (or gray)
+    c: Optional[torch.Tensor]            # (M, D, 2, hc, wc) integer chroma, or None for gray
+    mask: torch.Tensor                   # (M, D) float32: 1 for real frames, 0 for padding past the end
+    keyframes: Optional[torch.Tensor]    # (M, 2, C, h, w) integer decoded keyframes at full res, or None
+    max_value: int
+    chroma_shift: Tuple[int, int]        # (log2 vertical, log2 horizontal) subsampling
+
+    @property
+    def num_items(self) -> int:
+        return int(self.t.shape[0])
+
+    @property
+    def clip_len(self) -> int:
+        return int(self.t.shape[1])
+
+    @property
+    def num_frames(self) -> float:
+        return float(self.mask.sum())
+
+    def to(self, device: torch.device) -> "FitData":
+        mv = lambda x: None if x is None else x.to(device)  # noqa: E731
+        return FitData(mv(self.t), mv(self.y), mv(self.c), mv(self.mask), mv(self.keyframes), self.max_value,
+                       self.chroma_shift)
+
+    def keyframes_float(self, idx: torch.Tensor) -> Optional[torch.Tensor]:
+        if self.keyframes is None:
+            return None
+        return self.keyframes[idx].float() / self.max_value
+
+
+def split_planes(out: torch.Tensor, chroma_shift: Tuple[int, int]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(B, D, C, h, w) model output -> luma (B, D, h, w) and chroma at native size (B, D, 2, hc, wc)."""
+    y = out[:, :, 0]
+    if out.shape[2] == 1:
+        return y, None
+    c = out[:, :, 1:3]
+    sy, sx = chroma_shift
+    if sy or sx:
+        b, d, _, h, w = c.shape
+        c = F.avg_pool2d(c.reshape(b * d * 2, 1, h, w), kernel_size=(1 << sy, 1 << sx))
+        c = c.reshape(b, d, 2, c.shape[-2], c.shape[-1])
+    return y, c

@@ -1,0 +1,147 @@
+"""The fitting loop.
+
+Everything in the inner loop stays on the device: the items are gathered by
+index tensors, converted to float per batch, and the running loss is
+accumulated on the device and read back only when the progress display is
+refreshed.  On CUDA the forward pass runs under bf16 autocast.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..model.base import VideoModel
+from .data import PLANE_WEIGHTS, FitData, split_planes
+
+__all__ = ["FitConfig", "FitResult", "fit", "resolve_device", "batch_loss"]
+
+ProgressFn = Callable[[int, int, float], None]  # (step, total_steps, psnr)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    epochs: int = 300
+    batch: int = 8               # items per step
+    lr: float = 5e-3
+    warmup: float = 0.2          # fraction of steps with a linear ramp from 0.1 lr to lr, then cosine to 0
+    loss: str = "l2"             # l2 | fusion
+    seed: int = 0
+    amp: bool = True             # bf16 autocast on CUDA (ignored on CPU)
+    betas: tuple = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("l2", "fusion"):
+            raise ConfigError(f"unknown loss {self.loss!r} (l2 or fusion)")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    steps: int
+    seconds: float
+    final_psnr: float            # PSNR of the plane-weighted MSE over the last epoch (float model)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but no CUDA device is available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}") from None
+
+
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    w = int(warmup * total)
+    if step < w:
+        return 0.1 + 0.9 * step / max(w, 1)
+    p = (step - w) / max(total - w, 1)
+    return 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
+
+
+def _ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 - SSIM of (N, h, w) planes; a window that fits planes smaller than 11 pixels."""
+    from pytorch_msssim import ssim
+    side = min(x.shape[-1], x.shape[-2])
+    win = min(11, side if side % 2 else side - 1)
+    if win < 3:
+        return torch.zeros((), device=x.device)
+    return 1 - ssim(x[:, None], y[:, None], data_range=1.0, size_average=True, win_size=win)
+
+
+def batch_loss(out: torch.Tensor, data: FitData, idx: torch.Tensor, loss: str) -> tuple:
+    """(loss, weighted mse) for the items ``idx`` given the model output."""
+    py, pc = split_planes(out.float(), data.chroma_shift)
+    mask = data.mask[idx]                           # (B, D)
+    denom = mask.sum().clamp_min(1.0)
+    ty = data.y[idx].float() / data.max_value
+    err = [(py - ty, PLANE_WEIGHTS[0])]
+    if pc is not None:
+        tc = data.c[idx].float() / data.max_value
+        err.append((pc[:, :, 0] - tc[:, :, 0], PLANE_WEIGHTS[1]))
+        err.append((pc[:, :, 1] - tc[:, :, 1], PLANE_WEIGHTS[2]))
+    wsum = sum(w for _, w in err)
+    mse = sum(w * (e.square().mean(dim=(-1, -2)) * mask).sum() for e, w in err) / (wsum * denom)
+    if loss == "l2":
+        return mse, mse
+    l1 = sum(w * (e.abs().mean(dim=(-1, -2)) * mask).sum() for e, w in err) / (wsum * denom)
+    keep = mask.reshape(-1) > 0
+    s = _ssim_loss(py.reshape(-1, *py.shape[-2:])[keep], ty.reshape(-1, *ty.shape[-2:])[keep])
+    return 0.7 * l1 + 0.3 * s, mse
+
+
+def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
+        progress: Optional[ProgressFn] = None, refresh_seconds: float = 0.5) -> FitResult:
+    """Fit ``model`` (in place) to ``data`` for ``cfg.epochs`` epochs."""
+    torch.manual_seed(cfg.seed)
+    model.to(device).train()
+    data = data.to(device)
+    m = data.num_items
+    batch = max(1, min(cfg.batch, m))
+    steps_per_epoch = math.ceil(m / batch)
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas,
+                           **({"fused": True} if device.type == "cuda" else {}))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup))
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    use_amp = cfg.amp and device.type == "cuda"
+    run_mse = torch.zeros((), device=device)
+    run_n = 0
+    last_psnr = float("nan")
+    epoch_mse = torch.zeros((), device=device)
+    t0 = last = time.monotonic()
+    step = 0
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(m, generator=gen).to(device)
+        epoch_mse.zero_()
+        for i in range(steps_per_epoch):
+            idx = perm[i * batch:(i + 1) * batch]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                out = model(data.t[idx], data.keyframes_float(idx))
+            loss, mse = batch_loss(out, data, idx, cfg.loss)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            d = mse.detach()
+            run_mse += d
+            epoch_mse += d
+            run_n += 1
+            now = time.monotonic()
+            if progress is not None and (now - last >= refresh_seconds or step == total):
+                last_psnr = -10 * math.log10(max(float(run_mse) / run_n, 1e-12))
+                run_mse.zero_()
+                run_n = 0
+                last = now
+                progress(step, total, last_psnr)
+    final = -10 * math.log10(max(float(epoch_mse) / steps_per_epoch, 1e-12))
+    model.eval()
+    return FitResult(step, time.monotonic() - t0, final)

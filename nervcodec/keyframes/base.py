@@ -1,0 +1,282 @@
+"""The keyframe codec interface and the helpers every implementation shares.
+
+D-NeRV conditions each clip of 8 frames on two *decoded* keyframes (the clip's
+first frame and the next clip's first frame).  Those keyframes are stored in
+the .nerv file by a conventional intra codec (ffmpeg: HEVC, VVC, AV1, JPEG XL)
+or a learned image codec (compressai).  This module fixes what all of them
+must offer, so that the encoder, the fitting code and the decoder never care
+which one is in use:
+
+* one independent blob per frame, so that decoding a clip needs only its own
+  two keyframes (random access);
+* integer qualities where *higher means better and bigger*, monotone enough
+  for :func:`choose_quality`'s binary search;
+* ``params(quality)``: the few str -> int/str facts the decoder needs
+  (written in the file next to ``codec_id``);
+* decoding that is the exact inverse in shape and pixel format.
+
+It also holds :func:`pack_blobs` / :func:`unpack_blobs`, a compact
+serialisation of a list of blobs that stores their common prefix once.  Every
+self-contained intra bitstream repeats the same headers (HEVC VPS/SPS/PPS, the
+AV1 sequence header, the JPEG XL image header): for a QCIF keyframe of about
+1-3 kB these are 3-10% of its size, and they are now paid once per file.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import ConfigError, FormatError
+from ..io.video import Frames, PixelFormat, pixel_format
+
+__all__ = [
+    "ParamValue",
+    "KeyframeCodec",
+    "as_pixel_format",
+    "pad_frames",
+    "crop_frames",
+    "pack_blobs",
+    "unpack_blobs",
+    "packed_size",
+    "choose_quality",
+    "write_varint",
+    "read_varint",
+]
+
+ParamValue = Union[int, str]
+PixFmtLike = Union[PixelFormat, str]
+
+
+def as_pixel_format(pix_fmt: PixFmtLike) -> PixelFormat:
+    """Accept a :class:`PixelFormat` or its ffmpeg name."""
+    return pix_fmt if isinstance(pix_fmt, PixelFormat) else pixel_format(pix_fmt)
+
+
+class KeyframeCodec(abc.ABC):
+    """An intra image codec that stores D-NeRV keyframes in a .nerv file.
+
+    Subclasses set the class attributes and implement :meth:`encode`,
+    :meth:`decode`, :meth:`supports` and :attr:`quality_range`.
+    """
+
+    #: Stable short name used on the command line and in reports.
+    name: str = ""
+    #: Stable uint8 written in .nerv files.  Never renumber a released codec.
+    codec_id: int = 0
+    #: False when the bitstream is known to mis-decode on another CPU/GPU/platform
+    #: (compressai hyperprior and autoregressive models: the entropy parameters are
+    #: recomputed with floating point at the decoder).  The encoder should warn.
+    portable: bool = True
+    #: True when decoding needs a weights file the user must supply again.
+    requires_weights: bool = False
+
+    @property
+    @abc.abstractmethod
+    def quality_range(self) -> Tuple[int, int]:
+        """Inclusive (lowest, highest) quality; higher = better and more bytes."""
+
+    @abc.abstractmethod
+    def supports(self, pix_fmt: PixFmtLike) -> bool:
+        """Whether frames of this pixel format can be coded (and decoded back in it)."""
+
+    @abc.abstractmethod
+    def encode(self, frames: Frames, quality: int) -> List[bytes]:
+        """Code every frame on its own; return one self-contained blob per frame."""
+
+    @abc.abstractmethod
+    def decode(self, blobs: Sequence[bytes], pix_fmt: PixFmtLike, width: int, height: int,
+               params: Optional[Mapping[str, ParamValue]] = None) -> Frames:
+        """Decode blobs made by :meth:`encode` back to frames of ``pix_fmt`` and size ``width``x``height``.
+
+        ``params`` is what :meth:`params` returned at encoding time (read back
+        from the file).  Codecs that need nothing from it accept ``None``.
+        """
+
+    def params(self, quality: int) -> Dict[str, ParamValue]:
+        """What the decoder needs besides the blobs, as a small str -> int/str dict.
+
+        ffmpeg codecs need nothing (the bitstreams are self-describing), so the
+        default is empty: every byte in the file counts.
+        """
+        return {}
+
+    def check_quality(self, quality: int) -> int:
+        """Validate ``quality`` against :attr:`quality_range` and return it as an int."""
+        lo, hi = self.quality_range
+        if isinstance(quality, bool) or int(quality) != quality or not lo <= int(quality) <= hi:
+            raise ConfigError(f"{self.name} keyframe quality must be an integer in [{lo}, {hi}], got {quality!r}")
+        return int(quality)
+
+    def check_format(self, pix_fmt: PixFmtLike) -> PixelFormat:
+        """Resolve ``pix_fmt`` and refuse formats this codec cannot code."""
+        fmt = as_pixel_format(pix_fmt)
+        if not self.supports(fmt):
+            raise ConfigError(f"the {self.name} keyframe codec cannot code {fmt.name} frames")
+        return fmt
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} id={self.codec_id}>"
+
+
+# --------------------------------------------------------------------------- padding
+
+
+def pad_frames(frames: Frames, width: int, height: int) -> Frames:
+    """Grow frames to ``width``x``height`` by repeating the last row/column of every plane.
+
+    Edge replication (rather than zeros) keeps the padded area flat and cheap
+    for an intra coder, and it is invisible after :func:`crop_frames`.
+    Chroma planes are grown to the chroma size of the padded luma size.
+    """
+    if width < frames.width or height < frames.height:
+        raise ValueError("pad_frames cannot shrink frames")
+    if (width, height) == (frames.width, frames.height):
+        return frames
+    shapes = frames.pix_fmt.plane_shapes(width, height)
+    planes = []
+    for plane, (h, w) in zip(frames.planes, shapes):
+        planes.append(np.pad(plane, ((0, 0), (0, h - plane.shape[1]), (0, w - plane.shape[2])), mode="edge"))
+    return Frames(tuple(planes), frames.pix_fmt)
+
+
+def crop_frames(frames: Frames, width: int, height: int) -> Frames:
+    """Keep the top-left ``width``x``height`` of every frame (the inverse of :func:`pad_frames`)."""
+    shapes = frames.pix_fmt.plane_shapes(width, height)
+    planes = tuple(np.ascontiguousarray(p[:, :h, :w]) for p, (h, w) in zip(frames.planes, shapes))
+    return Frames(planes, frames.pix_fmt)
+
+
+# --------------------------------------------------------------------------- blob packing
+
+
+def write_varint(value: int) -> bytes:
+    """Unsigned LEB128: 1 byte below 128, 2 below 16384."""
+    if value < 0:
+        raise ValueError("varint must be non-negative")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def read_varint(data: Union[bytes, memoryview], pos: int) -> Tuple[int, int]:
+    """Read an unsigned LEB128 at ``pos``; return (value, next position)."""
+    value, shift = 0, 0
+    while True:
+        if pos >= len(data):
+            raise FormatError("keyframe data is truncated (inside a length field)")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise FormatError("keyframe data is damaged (length field too long)")
+
+
+def _common_prefix(blobs: Sequence[bytes]) -> int:
+    if len(blobs) < 2:
+        return 0
+    first = blobs[0]
+    n = min(len(b) for b in blobs)
+    for i in range(n):
+        c = first[i]
+        if any(b[i] != c for b in blobs[1:]):
+            return i
+    return n
+
+
+def pack_blobs(blobs: Sequence[bytes]) -> bytes:
+    """Serialise keyframe blobs compactly: ``count, prefix_len, prefix, (len_i, suffix_i)*``.
+
+    All integers are LEB128 varints.  The longest common prefix of the blobs
+    (repeated codec headers) is stored once; blob ``i`` is ``prefix + suffix_i``.
+    Random access is kept: any blob is rebuilt from the prefix and its own
+    suffix, and the suffix offsets follow from the length fields alone.
+    """
+    blobs = [bytes(b) for b in blobs]
+    k = _common_prefix(blobs)
+    out = bytearray(write_varint(len(blobs)))
+    out += write_varint(k)
+    if blobs:
+        out += blobs[0][:k]
+    for b in blobs:
+        out += write_varint(len(b) - k)
+        out += b[k:]
+    return bytes(out)
+
+
+def unpack_blobs(data: bytes) -> List[bytes]:
+    """Inverse of :func:`pack_blobs`; raises :class:`FormatError` on damaged or truncated data."""
+    view = memoryview(bytes(data))
+    count, pos = read_varint(view, 0)
+    k, pos = read_varint(view, pos)
+    if count == 0:
+        if k or pos != len(view):
+            raise FormatError("keyframe data is damaged (trailing bytes after an empty list)")
+        return []
+    if pos + k > len(view):
+        raise FormatError("keyframe data is truncated (inside the shared header)")
+    prefix = bytes(view[pos:pos + k])
+    pos += k
+    blobs = []
+    for _ in range(count):
+        n, pos = read_varint(view, pos)
+        if pos + n > len(view):
+            raise FormatError("keyframe data is truncated (inside a keyframe)")
+        blobs.append(prefix + bytes(view[pos:pos + n]))
+        pos += n
+    if pos != len(view):
+        raise FormatError(f"keyframe data is damaged ({len(view) - pos} unexpected trailing bytes)")
+    return blobs
+
+
+def packed_size(blobs: Sequence[bytes]) -> int:
+    """Bytes :func:`pack_blobs` would write: what the keyframes really cost in the file."""
+    return len(pack_blobs(blobs))
+
+
+# --------------------------------------------------------------------------- rate control
+
+
+def choose_quality(codec: KeyframeCodec, frames: Frames, target_bytes: int,
+                   quality_range: Optional[Tuple[int, int]] = None) -> Tuple[int, List[bytes]]:
+    """Largest quality whose keyframes fit ``target_bytes``; return ``(quality, blobs)``.
+
+    Size is measured as :func:`packed_size` (what the file stores).  A binary
+    search over the integer qualities needs about log2(range) encodes; it
+    assumes the size grows with quality, which holds for these codecs apart
+    from occasional one-step wobbles that only cost a step of precision.  If
+    even the lowest quality is over budget, that lowest quality's result is
+    returned (the caller decides whether to warn).
+    """
+    lo, hi = quality_range if quality_range is not None else codec.quality_range
+    lo, hi = codec.check_quality(lo), codec.check_quality(hi)
+    if lo > hi:
+        raise ConfigError(f"empty quality range [{lo}, {hi}]")
+    cache: Dict[int, List[bytes]] = {}
+
+    def size(q: int) -> int:
+        if q not in cache:
+            cache[q] = codec.encode(frames, q)
+        return packed_size(cache[q])
+
+    if size(lo) > target_bytes:
+        return lo, cache[lo]
+    best = lo
+    low, high = lo + 1, hi
+    while low <= high:
+        mid = (low + high) // 2
+        if size(mid) <= target_bytes:
+            best, low = mid, mid + 1
+        else:
+            high = mid - 1
+    return best, cache[best]

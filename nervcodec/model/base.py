@@ -1,0 +1,147 @@
+"""The contract every video model follows, and the registry of models by stable name and id.
+
+A model maps the time of each frame in a clip (and, for keyframe-conditioned
+models, the clip's two decoded keyframes) to the frames themselves::
+
+    forward(t, keyframes) -> frames
+    t:         (B, D) float times in [0, 1]          (D = clip length, 1 for NeRV)
+    keyframes: (B, 2, C, h, w) float in [0, 1] or None (start and end keyframe of each clip)
+    frames:    (B, D, C, h, w) float in [0, 1]        (C = 3 for YUV, 1 for gray; full-resolution planes)
+
+``h, w`` is the model's working size (the frame, or a patch of it, padded so the
+upsampling stages divide it).  Everything a decoder needs to rebuild the network
+is in ``model.config``, a frozen dataclass of ints, floats and tuples that the
+container stores as JSON.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple, Type
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, FormatError
+
+__all__ = ["VideoModel", "ModelSpec", "register_model", "model_spec", "model_spec_by_id", "MODEL_SPECS",
+           "build_model", "config_to_dict", "config_from_dict"]
+
+
+class VideoModel(nn.Module):
+    """Base class: subclasses set ``arch`` and implement ``forward``."""
+
+    arch: ClassVar[str] = ""
+    clip_len: int = 1
+    needs_keyframes: ClassVar[bool] = False
+
+    def __init__(self, config: Any):
+        super().__init__()
+        self.config = config
+
+    def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def out_size(self) -> Tuple[int, int]:
+        """(h, w) the model produces."""
+        return (int(self.config.height), int(self.config.width))
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered architecture: stable name and numeric id (both written in files), config type and planner."""
+
+    name: str
+    arch_id: int
+    cls: Type[VideoModel]
+    config_cls: type
+    # plan(height, width, channels, params, **options) -> config of about `params` parameters
+    plan: Callable[..., Any]
+    description: str = ""
+
+
+MODEL_SPECS: Dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    if spec.name in MODEL_SPECS or any(s.arch_id == spec.arch_id for s in MODEL_SPECS.values()):
+        raise RuntimeError(f"model {spec.name!r} / id {spec.arch_id} registered twice")
+    MODEL_SPECS[spec.name] = spec
+    return spec
+
+
+def model_spec(name: str) -> ModelSpec:
+    _load_builtin()
+    try:
+        return MODEL_SPECS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r} (known: {', '.join(sorted(MODEL_SPECS))})") from None
+
+
+def model_spec_by_id(arch_id: int) -> ModelSpec:
+    _load_builtin()
+    for s in MODEL_SPECS.values():
+        if s.arch_id == arch_id:
+            return s
+    raise FormatError(f"the file uses model id {arch_id}, which this version of nervcodec does not know")
+
+
+def _load_builtin() -> None:
+    # importing the modules registers them; kept lazy so base has no import cycle
+    from . import nerv  # noqa: F401
+    try:
+        from . import dnerv  # noqa: F401
+    except ImportError:  # pragma: no cover - during development only
+        pass
+
+
+def config_to_dict(config: Any) -> Dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def config_from_dict(config_cls: type, data: Mapping[str, Any]) -> Any:
+    """Rebuild a frozen config from stored JSON, checking names and types (a file is untrusted input)."""
+    if not isinstance(data, Mapping):
+        raise FormatError("model configuration is not an object")
+    kwargs = {}
+    names = {f.name: f for f in dataclasses.fields(config_cls)}
+    unknown = set(data) - set(names)
+    if unknown:
+        raise FormatError(f"model configuration has unknown fields: {', '.join(sorted(unknown))}")
+    for name, f in names.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+                raise FormatError(f"model configuration lacks {name!r}")
+            continue
+        v = data[name]
+        kwargs[name] = _check_value(name, v)
+    try:
+        return config_cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"invalid model configuration: {exc}") from None
+
+
+def _check_value(name: str, v: Any) -> Any:
+    if isinstance(v, bool) or isinstance(v, (int, float, str)):
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 1 << 31:
+            raise FormatError(f"model configuration value {name}={v} is out of range")
+        return v
+    if isinstance(v, list) and len(v) <= 64 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                    for x in v):
+        if any(isinstance(x, int) and abs(x) > 1 << 31 for x in v):
+            raise FormatError(f"model configuration value {name} is out of range")
+        return tuple(v)
+    raise FormatError(f"model configuration value {name!r} has an unsupported type")
+
+
+def build_model(name: str, config: Any) -> VideoModel:
+    spec = model_spec(name)
+    return spec.cls(config)

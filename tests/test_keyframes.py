@@ -1,0 +1,306 @@
+"""Keyframe codecs: registry ids, blob packing, ffmpeg round trips, rate control, compressai models.
+
+Frames are small synthetic images made here (smooth gradients with a little
+texture), never the dev clips.  VVC is marked slow (vvenc is the slowest
+encoder); the learned-codec tests use one 64x48 frame at quality 1.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nervcodec.errors import ConfigError, FormatError, NervCodecError
+from nervcodec.io.video import Frames, pixel_format
+from nervcodec.keyframes import (DEFAULT_KEYFRAME_CODEC, KEYFRAME_CODECS, NO_KEYFRAME_CODEC_ID, Av1Codec,
+                                 HevcCodec, JxlCodec, VvcCodec, choose_quality, crop_frames, ffmpeg_has_encoder,
+                                 keyframe_codec, keyframe_codec_by_id, pack_blobs, packed_size, pad_frames,
+                                 rgb_to_yuv, unpack_blobs, yuv_to_rgb)
+
+GOLDEN_IDS = {
+    "hevc": 1, "vvc": 2, "av1": 3, "jxl": 4,
+    "bmshj2018-factorized": 16, "bmshj2018-hyperprior": 17, "mbt2018-mean": 18, "mbt2018": 19,
+    "cheng2020-anchor": 20, "cheng2020-attn": 21,
+}
+
+
+def make_frames(pix_fmt: str, width: int, height: int, n: int = 2, seed: int = 0) -> Frames:
+    """Smooth gradients plus mild noise, within the limited video range (so RGB round trips stay in gamut)."""
+    fmt = pixel_format(pix_fmt)
+    rng = np.random.default_rng(seed)
+    s = 1 << (fmt.bit_depth - 8)
+    planes = []
+    for k, (h, w) in enumerate(fmt.plane_shapes(width, height)):
+        y, x = np.mgrid[0:h, 0:w]
+        frames = []
+        for i in range(n):
+            if k == 0:
+                v = 60 + 120 * (x / max(w - 1, 1)) * (0.6 + 0.4 * np.sin(y / 3.0 + i)) + rng.normal(0, 3, (h, w))
+            else:
+                v = 128 + (12 if k == 1 else -10) * np.cos(x / 5.0 + y / 7.0 + i) + rng.normal(0, 1, (h, w))
+            frames.append(np.clip(np.rint(v * s), 0, fmt.max_value))
+        planes.append(np.stack(frames).astype(fmt.dtype))
+    return Frames(tuple(planes), fmt)
+
+
+def psnr_yuv(a: Frames, b: Frames) -> float:
+    """(6*Y + U + V)/8 PSNR of the whole batch (Y only for gray)."""
+    peak = a.pix_fmt.max_value
+    weights = (6, 1, 1)[: a.pix_fmt.num_planes]
+    vals = []
+    for p, q in zip(a.planes, b.planes):
+        mse = float(np.mean((p.astype(np.float64) - q.astype(np.float64)) ** 2))
+        vals.append(100.0 if mse == 0 else 10 * math.log10(peak * peak / mse))
+    return sum(w * v for w, v in zip(weights, vals)) / sum(weights)
+
+
+def same(a: Frames, b: Frames) -> bool:
+    return a.pix_fmt == b.pix_fmt and all(np.array_equal(p, q) for p, q in zip(a.planes, b.planes))
+
+
+def needs(encoder: str):
+    return pytest.mark.skipif(not ffmpeg_has_encoder(encoder), reason=f"this ffmpeg has no {encoder}")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_ids_are_golden_and_unique():
+    assert {name: spec.codec_id for name, spec in KEYFRAME_CODECS.items()} == GOLDEN_IDS
+    assert NO_KEYFRAME_CODEC_ID not in GOLDEN_IDS.values()
+    assert DEFAULT_KEYFRAME_CODEC in KEYFRAME_CODECS
+    for name, cid in GOLDEN_IDS.items():
+        codec = keyframe_codec_by_id(cid)
+        assert codec.name == name and codec.codec_id == cid
+        assert keyframe_codec(name).codec_id == cid
+        lo, hi = codec.quality_range
+        assert isinstance(lo, int) and isinstance(hi, int) and lo < hi
+
+
+def test_registry_errors():
+    with pytest.raises(ConfigError):
+        keyframe_codec("mpeg1")
+    with pytest.raises(FormatError):
+        keyframe_codec_by_id(200)
+    with pytest.raises(ConfigError):
+        keyframe_codec("hevc", no_such_option=1)
+
+
+def test_portability_flags():
+    assert keyframe_codec("hevc").portable and keyframe_codec("bmshj2018-factorized").portable
+    for name in ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn"):
+        assert not keyframe_codec(name).portable
+
+
+def test_quality_validation():
+    codec = keyframe_codec("hevc")
+    with pytest.raises(ConfigError):
+        codec.encode(make_frames("yuv420p", 32, 32, 1), 99)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize("blobs", [[], [b""], [b"abc"], [b"HDRxyz1", b"HDRxy2", b"HDRx"], [b"same", b"same"],
+                                   [bytes(range(256)) * 3, bytes(range(256)) * 2 + b"\x00" * 300]])
+def test_pack_unpack_round_trip(blobs):
+    data = pack_blobs(blobs)
+    assert unpack_blobs(data) == blobs
+    assert packed_size(blobs) == len(data)
+
+
+def test_pack_shares_prefix_and_detects_damage():
+    blobs = [b"H" * 100 + bytes([i]) * 50 for i in range(4)]
+    data = pack_blobs(blobs)
+    assert len(data) < 100 + 4 * 52 + 4
+    with pytest.raises(FormatError):
+        unpack_blobs(data[:-1])
+    with pytest.raises(FormatError):
+        unpack_blobs(data + b"\x00")
+    with pytest.raises(FormatError):
+        unpack_blobs(b"\x80")
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p10le", "gray"])
+def test_pad_crop_inverse(pix_fmt):
+    f = make_frames(pix_fmt, 33, 17)
+    p = pad_frames(f, 40, 32)
+    assert (p.width, p.height) == (40, 32)
+    assert same(crop_frames(p, 33, 17), f)
+
+
+# --------------------------------------------------------------------------- ffmpeg codecs
+
+FAST = [
+    pytest.param(HevcCodec, id="hevc", marks=needs("libx265")),
+    pytest.param(Av1Codec, id="av1", marks=needs("libaom-av1")),
+    pytest.param(JxlCodec, id="jxl", marks=needs("libjxl")),
+    pytest.param(VvcCodec, id="vvc", marks=[needs("libvvenc"), pytest.mark.slow]),
+]
+
+
+@pytest.mark.parametrize("cls", FAST)
+@pytest.mark.parametrize("pix_fmt,width,height", [("yuv420p", 64, 48), ("yuv420p", 33, 17),
+                                                  ("yuv420p10le", 15, 9)])
+def test_ffmpeg_round_trip(cls, pix_fmt, width, height):
+    codec = cls()
+    frames = make_frames(pix_fmt, width, height)
+    lo, hi = codec.quality_range
+    q = hi - (hi - lo) // 5  # high quality
+    blobs = codec.encode(frames, q)
+    assert len(blobs) == 2 and all(isinstance(b, bytes) and b for b in blobs)
+    blobs = unpack_blobs(pack_blobs(blobs))
+    out = codec.decode(blobs, pix_fmt, width, height)
+    assert out.pix_fmt == frames.pix_fmt
+    assert [p.shape for p in out.planes] == [p.shape for p in frames.planes]
+    assert all(p.dtype == frames.pix_fmt.dtype for p in out.planes)
+    assert psnr_yuv(frames, out) > 38.0
+    assert same(out, codec.decode(blobs, pix_fmt, width, height))  # deterministic
+    one = codec.decode(blobs[1:], pix_fmt, width, height)  # random access: a frame on its own
+    assert same(one, out[1:2])
+
+
+@pytest.mark.parametrize("cls,pix_fmt", [
+    pytest.param(HevcCodec, "yuv444p", marks=needs("libx265")),
+    pytest.param(HevcCodec, "gray10le", marks=needs("libx265")),
+    pytest.param(Av1Codec, "yuv422p", marks=needs("libaom-av1")),
+    pytest.param(Av1Codec, "gray", marks=needs("libaom-av1")),
+    pytest.param(JxlCodec, "gray10le", marks=needs("libjxl")),
+    pytest.param(VvcCodec, "gray", marks=[needs("libvvenc"), pytest.mark.slow]),
+])
+def test_ffmpeg_other_formats(cls, pix_fmt):
+    codec = cls()
+    assert codec.supports(pix_fmt)
+    frames = make_frames(pix_fmt, 35, 21, n=1)
+    out = codec.decode(codec.encode(frames, codec.quality_range[1] - 8), pix_fmt, 35, 21)
+    assert [p.shape for p in out.planes] == [p.shape for p in frames.planes] and out.pix_fmt == frames.pix_fmt
+    assert psnr_yuv(frames, out) > 38.0
+
+
+def test_supports():
+    assert not VvcCodec().supports("yuv444p") and not VvcCodec().supports("yuv422p10le")
+    assert VvcCodec().supports("yuv420p") and VvcCodec().supports("yuv420p10le")
+    assert all(HevcCodec().supports(f) for f in ("yuv420p", "yuv422p", "yuv444p10le", "gray", "yuv420p12le"))
+    assert not HevcCodec().supports("rgb24")
+    with pytest.raises(ConfigError):
+        VvcCodec().encode(make_frames("yuv444p", 32, 32, 1), 30)
+
+
+@pytest.mark.parametrize("cls,qualities", [
+    pytest.param(HevcCodec, [5, 15, 25, 35, 45], marks=needs("libx265")),
+    pytest.param(Av1Codec, [5, 20, 35, 50, 60], marks=needs("libaom-av1")),
+    pytest.param(JxlCodec, [8, 20, 32, 44, 56], marks=needs("libjxl")),
+])
+def test_bytes_grow_with_quality(cls, qualities):
+    codec = cls()
+    frames = make_frames("yuv420p", 48, 32, n=1)
+    sizes = [packed_size(codec.encode(frames, q)) for q in qualities]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1], sizes
+
+
+@needs("libx265")
+def test_choose_quality_respects_budget():
+    codec = HevcCodec(preset="fast")
+    frames = make_frames("yuv420p", 48, 32)
+    sizes = {q: packed_size(codec.encode(frames, q)) for q in (10, 30)}
+    target = (sizes[10] + sizes[30]) // 2
+    q, blobs = choose_quality(codec, frames, target)
+    assert packed_size(blobs) <= target
+    assert 10 <= q < 30
+    assert packed_size(codec.encode(frames, q + 1)) > target  # q is the largest that fits
+    # nothing fits: the lowest quality's result comes back
+    q0, blobs0 = choose_quality(codec, frames, 10)
+    assert q0 == codec.quality_range[0] and blobs0 == codec.encode(frames, q0)
+    # everything fits: the highest quality
+    qh, _ = choose_quality(codec, frames, 10**9, quality_range=(40, 51))
+    assert qh == 51
+
+
+def test_ffmpeg_decode_rejects_garbage():
+    with pytest.raises(NervCodecError):
+        HevcCodec().decode([b"\x00\x00\x01garbage"], "yuv420p", 32, 32)
+
+
+# --------------------------------------------------------------------------- colour conversion
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p10le", "yuv444p", "gray"])
+def test_rgb_conversion_round_trip(pix_fmt):
+    f = make_frames(pix_fmt, 33, 17)
+    rgb = yuv_to_rgb(f)
+    assert rgb.shape == (2, 3, 17, 33) and rgb.dtype == np.float32
+    back = rgb_to_yuv(rgb, pix_fmt)
+    assert back.pix_fmt == f.pix_fmt and [p.shape for p in back.planes] == [p.shape for p in f.planes]
+    tol = 1 << (f.pix_fmt.bit_depth - 8)  # float32 RGB: at most about one 8-bit step
+    for a, b in zip(f.planes, back.planes):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= tol
+
+
+# --------------------------------------------------------------------------- compressai
+
+def _encoder_side_reference(codec, frames: Frames, quality: int):
+    """What compress/decompress give on the encoder's side, run directly on the model."""
+    import torch
+    net = codec.model(quality)
+    rgb = torch.from_numpy(yuv_to_rgb(frames))
+    w, h = frames.width, frames.height
+    x = torch.nn.functional.pad(rgb, (0, 64 - w % 64 if w % 64 else 0, 0, 64 - h % 64 if h % 64 else 0),
+                                mode="replicate")
+    with torch.inference_mode():
+        enc = net.compress(x)
+        x_hat = net.decompress(enc["strings"], enc["shape"])["x_hat"]
+    return enc, rgb_to_yuv(x_hat[:, :, :h, :w].numpy(), frames.pix_fmt)
+
+
+@pytest.mark.parametrize("name", ["bmshj2018-factorized", "cheng2020-anchor"])
+def test_compressai_random_round_trip(name):
+    codec = keyframe_codec(name, allow_random=True, seed=3)
+    frames = make_frames("yuv420p", 64, 48, n=1)
+    blobs = codec.encode(frames, 1)
+    params = codec.params(1)
+    assert params == {"model": name, "q": 1, "metric": "mse", "weights": "random:3", "tables": params["tables"]}
+    enc, expected = _encoder_side_reference(codec, frames, 1)
+    assert blobs[0].endswith(enc["strings"][-1][0])  # the blob is compressai's strings
+    # a fresh codec object (as on the decoder) reproduces the encoder-side reconstruction exactly
+    decoder = keyframe_codec_by_id(codec.codec_id, allow_random=True, seed=3)
+    out = decoder.decode(blobs, "yuv420p", 64, 48, params)
+    assert same(out, expected)
+    assert same(out, decoder.decode(blobs, "yuv420p", 64, 48, params))
+
+
+def test_compressai_refuses_other_weights(tmp_path):
+    import torch
+    name = "bmshj2018-factorized"
+    files = []
+    for seed in (1, 2):
+        net = keyframe_codec(name, allow_random=True, seed=seed).model(1)
+        path = tmp_path / f"w{seed}.pth"
+        torch.save(net.state_dict(), path)
+        files.append(path)
+    enc = keyframe_codec(name, weights_path=files[0], weights_quality=1)
+    assert enc.quality_range == (1, 1)
+    frames = make_frames("yuv420p", 40, 24, n=1)
+    blobs = enc.encode(frames, 1)
+    params = enc.params(1)
+    assert params["weights"].startswith("sha256:")
+    ok = keyframe_codec(name, weights_path=files[0], weights_quality=1).decode(blobs, "yuv420p", 40, 24, params)
+    assert ok.planes[0].shape == (1, 24, 40)
+    with pytest.raises(ConfigError, match="not the ones"):
+        keyframe_codec(name, weights_path=files[1], weights_quality=1).decode(blobs, "yuv420p", 40, 24, params)
+    with pytest.raises(ConfigError, match="not the ones"):
+        keyframe_codec(name, allow_random=True, seed=1).decode(blobs, "yuv420p", 40, 24, params)
+    with pytest.raises(ConfigError):
+        keyframe_codec(name, weights_path=files[0], weights_quality=1).decode(blobs, "yuv420p", 40, 24, None)
+
+
+def test_compressai_needs_weights_and_fails_offline_quickly(tmp_path):
+    with pytest.raises(ConfigError, match="needs weights"):
+        keyframe_codec("cheng2020-attn").encode(make_frames("yuv420p", 16, 16, 1), 3)
+    from nervcodec.keyframes.learned import download_checkpoint
+    with pytest.raises(ConfigError, match="cannot download"):
+        download_checkpoint("http://127.0.0.1:9/cheng2020_attn-mse-3-2d07bbdf.pth.tar", tmp_path, timeout=5)
+    odd = tmp_path / "my-weights.pth"
+    odd.write_bytes(b"")
+    with pytest.raises(ConfigError, match="quality"):
+        keyframe_codec("cheng2020-attn", weights_path=odd)  # not a zoo file name, no weights_quality
