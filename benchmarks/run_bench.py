@@ -55,8 +55,9 @@ How nervcodec compares with H.264 and HEVC, measured by `nervcodec bench`.
   These are weak anchors (no B-frames, medium preset); `--preset veryslow --bframes N` gives
   strong ones.
 - **Default rate points**: nervcodec aims at four bpp targets doubling from 160 kbit / (frames x W x H),
-  with the lowest clamped to 0.02..0.2 bpp. The baseline CRF sweep starts at 32 and walks the grid
-  12, 17, ..., 47, 51 until its bpp brackets those targets.
+  with the lowest clamped to 0.02..0.2 bpp. nervcodec runs first; the baseline CRF sweep then
+  starts at 32 and walks the grid 12, 17, ..., 47, 51 until its bpp brackets both those targets
+  and the rates nervcodec reached.
 - **BD-rate / BD-PSNR**: the `bjontegaard` package (Akima), nervcodec against each baseline, over
   the overlap of the two curves. The overlap is printed next to each figure, and no figure is
   given when the curves do not overlap.

@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from nervcodec.bench import (BASELINES, BaselineSettings, BenchConfig, BenchResult, ClipResult, Point,
-                             compute_bd, decode_args, default_bpp_targets, describe, encode_args, format_table,
-                             plot_rd, pool_points, run_bench, to_json, write_outputs)
+                             compute_bd, decode_args, default_bpp_targets, describe, encode_args, format_markdown,
+                             format_table, pool_points, run_bench, write_outputs)
 from nervcodec.bench.runner import CRF_GRID, select_sweep
 from nervcodec.cli.bench import bench
 from nervcodec.errors import ConfigError
-from nervcodec.io import Frames, VideoInfo, pixel_format, read_video, write_video
+from nervcodec.io import Frames, VideoInfo, pixel_format, write_video
 from nervcodec.metrics import compare_videos
 from nervcodec.tools.ffmpeg import run_ffmpeg
 
@@ -161,6 +161,8 @@ def test_reports_json_csv_table_and_plots(tmp_path):
         assert open(files[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     table = format_table(res)
     assert "Pooled over 2 clips (frame-weighted)" in table and "BD-rate" in table and "overlap" in table
+    md = format_markdown(res)
+    assert "### a" in md and "### Pooled over 2 clips (frame-weighted)" in md and "| hevc | 27 |" in md
 
 
 # --------------------------------------------------------------------------- in-process runs
@@ -169,7 +171,7 @@ def test_reports_json_csv_table_and_plots(tmp_path):
 def test_bench_no_nerv_cli_matches_independent_measurement(clip, tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(bench, [clip, "--baseline", "all", "--crf", "30", "--crf", "40", "--no-nerv",
-                                   "--out", str(out), "--json", "--quiet"])
+                                   "--vmaf", "--out", str(out), "--json", "--quiet"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert [(p["codec"], p["crf"]) for p in data["points"]] == [("h264", 40), ("h264", 30), ("hevc", 40), ("hevc", 30)]
@@ -188,6 +190,7 @@ def test_bench_no_nerv_cli_matches_independent_measurement(clip, tmp_path):
     rep = compare_videos(clip, dec)
     assert p["psnr_rgb"] == pytest.approx(rep.psnr_rgb) and p["psnr_y"] == pytest.approx(rep.psnr_y)
     assert p["encode_seconds"] > 0 and p["decode_seconds"] > 0
+    assert all(0 < q["vmaf"] <= 100 for q in data["points"])
 
 
 def test_default_crf_sweep_brackets_the_targets(clip, tmp_path):
@@ -205,10 +208,13 @@ def test_default_crf_sweep_brackets_the_targets(clip, tmp_path):
 
 
 def test_bench_with_nervcodec_in_process(clip, tmp_path):
-    """Two nervcodec points (2 epochs: quality is poor, which exercises the no-overlap path too)."""
+    """Two nervcodec points (2 epochs: quality is poor, which exercises the no-overlap path too).
+
+    A third target is far too low for any model: it is skipped with a note, not fatal.
+    """
     out = tmp_path / "out"
     r = CliRunner().invoke(bench, [clip, "--baseline", "h264", "--crf", "30", "--crf", "45", "--model", "nerv",
-                                   "--epochs", "2", "--bpp", "0.8", "--bpp", "1.6", "--device", "cpu",
+                                   "--epochs", "2", "--bpp", "0.8", "--bpp", "1.6", "--bpp", "0.001", "--device", "cpu",
                                    "--out", str(out), "--json", "--quiet"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
@@ -223,3 +229,4 @@ def test_bench_with_nervcodec_in_process(clip, tmp_path):
     if bd["overlap_quality"] == 0:
         assert bd["bd_rate"] is None
     assert "nervcodec vs h264" in r.stderr
+    assert any("0.001 bpp skipped" in n for n in data["notes"])

@@ -5,7 +5,6 @@ Clips are generated here (a few frames, tiny sizes) so the file runs in seconds.
 from __future__ import annotations
 
 import math
-import os
 from fractions import Fraction
 
 import numpy as np

@@ -248,6 +248,8 @@ def format_markdown(result: BenchResult, heading_level: int = 3) -> str:
         if c.ms_ssim_note:
             out += [f"MS-SSIM: {c.ms_ssim_note}.", ""]
         out += _md_points(c.points, vmaf)
+        if c.notes:
+            out += [""] + [f"- {n}" for n in c.notes]
         if c.bd:
             out += [""] + _md_bd(c.bd)
     if len(result.clips) > 1:
@@ -276,7 +278,11 @@ def _draw(ax, points: Sequence[Point], metric: str, title: str) -> None:
         label = codec if codec == NERV_CODEC else f"{codec} (preset {pts[0].preset}, bf {pts[0].bframes})"
         ax.plot([p.bpp for p in pts], [getattr(p, metric) for p in pts], marker=marker, color=color, label=label)
     if rates and max(rates) / min(rates) > 8:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("bpp")
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)

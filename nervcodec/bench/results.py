@@ -82,6 +82,7 @@ class ClipResult:
     points: List[Point] = field(default_factory=list)
     bd: Dict[str, Dict[str, BDResult]] = field(default_factory=dict)  # baseline -> metric -> result
     ms_ssim_note: Optional[str] = None
+    notes: List[str] = field(default_factory=list)  # e.g. rate points that could not be made
 
     def points_of(self, codec: str) -> List[Point]:
         return sorted((p for p in self.points if p.codec == codec), key=lambda p: p.bpp)
@@ -89,7 +90,8 @@ class ClipResult:
     def describe(self) -> dict:
         return {"name": self.name, "path": self.path, "width": self.width, "height": self.height,
                 "frames": self.frames, "fps": self.fps, "pix_fmt": self.pix_fmt,
-                "bpp_targets": self.bpp_targets, "crfs": self.crfs, "ms_ssim_note": self.ms_ssim_note}
+                "bpp_targets": self.bpp_targets, "crfs": self.crfs, "ms_ssim_note": self.ms_ssim_note,
+                "notes": list(self.notes)}
 
 
 @dataclass

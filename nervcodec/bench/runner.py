@@ -15,22 +15,21 @@ Rate points
 * **Baselines** use the given CRFs, or else a sweep over the grid
   :data:`CRF_GRID` (12..47 in steps of 5, then 51) that starts at CRF 32 and
   walks to lower and higher CRFs until the measured bpp brackets the nervcodec
-  targets.  Points inside the targets' span are kept, plus the nearest one
+  targets and the rates nervcodec reached (nervcodec runs first).  Points inside the targets' span are kept, plus the nearest one
   beyond each end, so BD-rate has a baseline curve over the whole nervcodec
   range without encodes far outside it.
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..errors import ConfigError, InputError, NervCodecError
+from ..errors import ConfigError, InputError
 from ..io.video import VideoInfo
 from ..metrics.bd import BD_METHODS, BDResult, bd_delta, ms_ssim_to_db
 from ..metrics.msssim import ms_ssim_method
@@ -44,7 +43,6 @@ from .results import NERV_CODEC, BenchResult, ClipResult, Point, pool_points
 __all__ = ["BenchConfig", "CRF_GRID", "CRF_START", "BD_METRICS", "default_bpp_targets", "select_sweep",
            "run_bench", "bench_clip", "compute_bd"]
 
-log = logging.getLogger("nervcodec.bench")
 
 #: CRFs the default sweep may use, and where it starts.
 CRF_GRID: Tuple[int, ...] = (12, 17, 22, 27, 32, 37, 42, 47, 51)
@@ -162,6 +160,10 @@ def _unique_name(name: str, taken: set) -> str:
     return name
 
 
+class _EncoderMissing(ConfigError):
+    """The codec itself cannot be imported: no point in trying the other targets."""
+
+
 class _ClipRun:
     """State of one clip's run: paths, source info and the measuring of decoded outputs."""
 
@@ -254,7 +256,7 @@ class _ClipRun:
         try:
             from ..codec import EncodeConfig, decode, encode
         except ImportError as exc:
-            raise ConfigError(f"the nervcodec encoder is not available in this build ({exc}); "
+            raise _EncoderMissing(f"the nervcodec encoder is not available in this build ({exc}); "
                               f"run with --no-nerv") from None
         cfg = self.config
         kwargs = {"model": cfg.model, "bpp": target, "seed": cfg.seed, "device": cfg.device, "force": True}
@@ -334,13 +336,27 @@ def bench_clip(source: str, name: str, workdir: str, config: BenchConfig, *, out
                       fps=str(Fraction(info.fps)), pix_fmt=info.pix_fmt.name,
                       bpp_targets=sorted(targets) if config.nerv else [], crfs={},
                       ms_ssim_note=run.method.note)
+    if config.nerv:  # first, so the baseline sweep can span the rates nervcodec actually reached
+        failure: Optional[ConfigError] = None
+        for t in sorted(targets):
+            try:
+                clip.points.append(run.nerv_point(t))
+            except ConfigError as exc:
+                # One infeasible target (e.g. a rate too low for any model of this clip) should not
+                # throw away the rest of a long run; it is reported instead.  If no target works
+                # at all, the settings are wrong and that is an error.
+                if isinstance(exc, _EncoderMissing):
+                    raise
+                failure = exc
+                clip.notes.append(f"nervcodec at {t:g} bpp skipped: {exc}")
+                progress(f"[{name}] nervcodec at {t:g} bpp skipped: {exc}")
+        if failure is not None and not any(p.codec == NERV_CODEC for p in clip.points):
+            raise ConfigError(f"{name}: no nervcodec target could be encoded ({failure})")
+    span = targets + [p.bpp for p in clip.points if p.codec == NERV_CODEC]
     for codec in config.baselines:
-        pts = run.baseline_sweep(codec, targets)
+        pts = run.baseline_sweep(codec, span)
         clip.points.extend(pts)
         clip.crfs[codec] = [p.crf for p in pts if p.crf is not None]
-    if config.nerv:
-        for t in sorted(targets):
-            clip.points.append(run.nerv_point(t))
     if not config.keep_decoded:
         shutil.rmtree(run.decoded_dir, ignore_errors=True)
     clip.bd = compute_bd(clip.points, config.baselines, config.bd_method)
@@ -372,4 +388,5 @@ def run_bench(inputs: Sequence[str], config: BenchConfig, workdir: str, *, out_d
     for clip in clips:
         if clip.ms_ssim_note:
             result.notes.append(f"{clip.name}: {clip.ms_ssim_note}")
+        result.notes.extend(f"{clip.name}: {note}" for note in clip.notes)
     return result

@@ -7,7 +7,6 @@ moves to stderr) so the output can be piped into other tools.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -38,7 +37,7 @@ __all__ = ["bench"]
               help="Container of the baseline files (their whole size counts in bpp).")
 @click.option("--bpp", "bpps", type=float, multiple=True, metavar="B",
               help="nervcodec target rate in bits per pixel (repeatable). Default: four rates doubling from "
-                   "160 kbit / (frames*W*H), clamped to 0.02..0.2.")
+                   "160 kbit / (frames*W*H), the lowest clamped to 0.02..0.2.")
 @click.option("--model", type=click.Choice(["nerv", "dnerv"]), default="dnerv", show_default=True,
               help="nervcodec model family.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="nervcodec fitting epochs (default: the encoder's).")

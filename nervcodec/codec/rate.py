@@ -11,7 +11,7 @@ from ..errors import ConfigError
 
 __all__ = ["BITS_PER_PARAM", "bytes_for_bpp", "params_for_bytes"]
 
-BITS_PER_PARAM = {8: 7.6, 7: 6.6, 6: 5.6}
+BITS_PER_PARAM = {8: 6.6, 7: 5.7, 6: 4.8}
 
 
 def bytes_for_bpp(bpp: float, pixels: int) -> int:

@@ -2,7 +2,8 @@
 
 Payload layout (integers LEB128): ``tensor_count``, then for each floating
 tensor of the model's ``state_dict`` in order: ``scales`` (the number of
-(lo, step) pairs: 1, or the size of the first axis), ``lo`` and ``step`` as
+(lo, step) pairs: 1 for per-tensor, or the size of the first axis for
+per-output-channel quantization, chosen per tensor by the encoder), ``lo`` and ``step`` as
 float16 arrays, then the entropy-coded symbols (see :mod:`nervcodec.entropy`).
 Names and shapes are not stored: the decoder rebuilds the network from the
 header's configuration and checks the counts against it.
@@ -23,7 +24,8 @@ __all__ = ["pack_weights", "unpack_weights", "quantized_state"]
 
 
 def quantized_state(state: Mapping[str, torch.Tensor], bits: int) -> List[Tuple[str, QuantizedTensor]]:
-    return quantize_state(state, bits)
+    """Quantize with each tensor's scale mode chosen by its real coded size."""
+    return quantize_state(state, bits, coded_size=lambda sym: len(encode_symbols(sym)))
 
 
 def pack_weights(items: List[Tuple[str, QuantizedTensor]]) -> bytes:
@@ -48,9 +50,8 @@ def unpack_weights(data: bytes, template: Mapping[str, torch.Tensor], bits: int)
         shape = tuple(template[name].shape)
         count = int(np.prod(shape)) if shape else 1
         scales = r.varint(max(shape[0], 1) if shape else 1)
-        expected = shape[0] if len(shape) > 1 else 1
-        if scales != expected:
-            raise FormatError(f"weights section: tensor {name} has {scales} scales, expected {expected}")
+        if scales != 1 and not (len(shape) > 1 and scales == shape[0]):
+            raise FormatError(f"weights section: tensor {name} has {scales} scales, expected 1 or {shape[0]}")
         lo = np.frombuffer(r.raw(2 * scales), "<f2").astype(np.float16)
         step = np.frombuffer(r.raw(2 * scales), "<f2").astype(np.float16)
         if not (np.isfinite(lo).all() and np.isfinite(step).all()):

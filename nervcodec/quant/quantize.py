@@ -1,10 +1,17 @@
-"""Uniform affine quantization with a scale and offset per output channel.
+"""Uniform affine quantization with a scale and offset per output channel or per tensor.
 
-For a tensor whose first axis is its output channels (conv and linear weights),
-each channel ``c`` gets ``w ~ lo[c] + step[c] * q`` with integer symbols
+Each group ``g`` of a tensor (an output channel: a slice along the first axis,
+or the whole tensor) gets ``w ~ lo[g] + step[g] * q`` with integer symbols
 ``q in [0, 2^b - 1]``: 2^b - 1 steps span [min, max] exactly (the reference
 NeRV code divides by 2^b and so needs 2^b + 1 levels, one more than b bits hold).
-Tensors with one dimension (biases) use one scale for the whole tensor.
+
+Per-channel scales cut the error of channels with small ranges, but they cost
+4 bytes each and spread every channel's symbols over the whole alphabet, which
+raises their entropy.  :func:`quantize_auto` therefore codes both and keeps the
+one that is better in the rate-distortion sense (lower ``bits/weight +
+0.5 log2(MSE)``, the quantity that stays constant along a high-rate RD curve).
+On NeRV's stem, whose 'channels' are rows of 26 weights, per-tensor wins by
+20% in rate for 0.05 dB.
 
 ``lo`` and ``step`` are stored as float16, so they are rounded first (``lo``
 down, ``step`` up) and the symbols computed against the rounded values: the
@@ -13,12 +20,14 @@ bound |w - w'| <= step / 2 then holds for the values the decoder actually uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Tuple
+import math
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 
-__all__ = ["QuantizedTensor", "quantize_tensor", "dequantize_tensor", "quantize_state", "dequantize_state"]
+__all__ = ["QuantizedTensor", "quantize_tensor", "quantize_auto", "dequantize_tensor", "quantize_state",
+           "dequantize_state"]
 
 
 @dataclass(frozen=True)
@@ -53,11 +62,11 @@ def _f16_up(x: np.ndarray) -> np.ndarray:
     return h
 
 
-def quantize_tensor(w: torch.Tensor | np.ndarray, bits: int = 8) -> QuantizedTensor:
-    """Quantize one tensor (per output channel if it has more than one dimension)."""
+def quantize_tensor(w: torch.Tensor | np.ndarray, bits: int = 8, per_channel: bool = True) -> QuantizedTensor:
+    """Quantize one tensor (per output channel if asked and it has more than one dimension)."""
     a = w.detach().cpu().double().numpy() if isinstance(w, torch.Tensor) else np.asarray(w, np.float64)
     levels = (1 << bits) - 1
-    flat = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1)
+    flat = a.reshape(a.shape[0], -1) if a.ndim > 1 and per_channel else a.reshape(1, -1)
     if flat.size == 0:
         return QuantizedTensor(np.zeros(a.shape, np.int32), np.zeros(1, np.float16), np.zeros(1, np.float16), bits)
     mn, mx = flat.min(axis=1), flat.max(axis=1)
@@ -77,17 +86,43 @@ def quantize_tensor(w: torch.Tensor | np.ndarray, bits: int = 8) -> QuantizedTen
 def dequantize_tensor(qt: QuantizedTensor) -> torch.Tensor:
     """w' = lo + step * q, computed in float32 the same way on every machine."""
     q = qt.symbols
-    flat = q.reshape(q.shape[0], -1) if q.ndim > 1 and qt.lo.size == q.shape[0] and qt.lo.size > 1 \
-        else q.reshape(1, -1)
+    flat = q.reshape(qt.lo.size, -1)
     lo = qt.lo.astype(np.float32)[:, None]
     step = qt.step.astype(np.float32)[:, None]
     w = (flat.astype(np.float32) * step + lo).astype(np.float32)
     return torch.from_numpy(w.reshape(q.shape).copy())
 
 
-def quantize_state(state: Mapping[str, torch.Tensor], bits: int = 8) -> List[Tuple[str, QuantizedTensor]]:
-    """Quantize every floating tensor of a state dict, in its order (which the decoder reproduces)."""
-    return [(name, quantize_tensor(t, bits)) for name, t in state.items() if t.is_floating_point()]
+def quantize_auto(w: torch.Tensor, bits: int, coded_size: Callable[[np.ndarray], int]) -> QuantizedTensor:
+    """Per-channel or per-tensor, whichever is better in rate-distortion (see module docstring)."""
+    cands = [quantize_tensor(w, bits, per_channel=False)]
+    if w.dim() > 1 and w.shape[0] > 1:
+        cands.append(quantize_tensor(w, bits, per_channel=True))
+    if len(cands) == 1:
+        return cands[0]
+    ref = w.detach().cpu().float()
+    best, best_j = cands[0], math.inf
+    for qt in cands:
+        mse = float((dequantize_tensor(qt) - ref).square().mean())
+        bits_total = 8 * coded_size(qt.symbols) + 32 * qt.lo.size
+        j = bits_total / max(ref.numel(), 1) + 0.5 * math.log2(max(mse, 1e-30))
+        if j < best_j:
+            best, best_j = qt, j
+    return best
+
+
+def quantize_state(state: Mapping[str, torch.Tensor], bits: int = 8,
+                   coded_size: Optional[Callable[[np.ndarray], int]] = None) -> List[Tuple[str, QuantizedTensor]]:
+    """Quantize every floating tensor of a state dict, in its order (which the decoder reproduces).
+
+    With ``coded_size`` (symbols -> bytes), each tensor's mode is chosen by :func:`quantize_auto`;
+    without it, every tensor with more than one dimension is quantized per channel."""
+    out = []
+    for name, t in state.items():
+        if not t.is_floating_point():
+            continue
+        out.append((name, quantize_auto(t, bits, coded_size) if coded_size else quantize_tensor(t, bits)))
+    return out
 
 
 def dequantize_state(items: List[Tuple[str, QuantizedTensor]]) -> Dict[str, torch.Tensor]:

@@ -1,0 +1,122 @@
+"""The command line, in-process: encode -> info -> decode of tiny generated clips."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nervcodec.cli import cli
+from nervcodec.io import read_video
+
+
+def run(*args, ok=True):
+    res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert res.exit_code == 0, res.output
+    return res
+
+
+@pytest.fixture
+def nerv_file(tmp_path, clip_file):
+    src, info, frames = clip_file(width=30, height=22, frames=5)
+    out = tmp_path / "clip.nerv"
+    res = run("encode", src, out, "--model", "nerv", "--params", "3000", "--epochs", "3", "--device", "cpu",
+              "--json")
+    return src, out, json.loads(res.output), frames
+
+
+def test_encode_json_reports_size_on_disk(nerv_file):
+    src, out, report, _ = nerv_file
+    for key in ("bytes", "bpp", "psnr", "frames", "params", "seconds"):
+        assert key in report
+    assert report["bytes"] == out.stat().st_size
+    assert report["bpp"] == pytest.approx(out.stat().st_size * 8 / (30 * 22 * 5))
+    assert report["frames"] == 5
+
+
+def test_decode_restores_format_and_size(nerv_file, tmp_path):
+    src, out, report, frames = nerv_file
+    dec = tmp_path / "dec.y4m"
+    run("decode", out, "-o", dec, "--device", "cpu", "--quiet")
+    info, got = read_video(dec)
+    assert (info.width, info.height, info.num_frames, info.pix_fmt.name) == (30, 22, 5, "yuv420p")
+    assert info.fps.numerator == 30000 and info.fps.denominator == 1001
+    assert all(g.shape == f.shape for g, f in zip(got.planes, frames.planes))
+
+
+def test_reported_psnr_is_the_decoders(nerv_file, tmp_path):
+    from nervcodec.codec.quality import FrameScores
+    src, out, report, frames = nerv_file
+    dec = tmp_path / "dec.y4m"
+    run("decode", out, "-o", dec, "--quiet")
+    _, got = read_video(dec)
+    s = FrameScores(frames.pix_fmt)
+    for i in range(frames.num_frames):
+        s.add([p[i] for p in frames.planes], [p[i] for p in got.planes])
+    assert s.psnr_yuv == pytest.approx(report["psnr"], abs=1e-9)
+
+
+def test_frames_range_equals_full_decode(nerv_file, tmp_path):
+    _, out, _, _ = nerv_file
+    full, part = tmp_path / "full.y4m", tmp_path / "part.y4m"
+    run("decode", out, "-o", full, "--quiet")
+    run("decode", out, "-o", part, "--frames", "2:4", "--quiet")
+    _, a = read_video(full)
+    _, b = read_video(part)
+    assert b.num_frames == 2
+    for pa, pb in zip(a.planes, b.planes):
+        assert np.array_equal(pa[2:4], pb)
+
+
+def test_info_json(nerv_file):
+    _, out, report, _ = nerv_file
+    info = json.loads(run("info", out, "--json").output)
+    assert info["bytes"] == report["bytes"]
+    assert info["model"] == "nerv"
+    assert info["weights_bytes"] + info["header_bytes"] + info["keyframe_bytes"] == info["bytes"]
+    assert info["videos"][0]["frames"] == 5
+
+
+def test_decode_twice_identical(nerv_file, tmp_path):
+    _, out, _, _ = nerv_file
+    a, b = tmp_path / "a.y4m", tmp_path / "b.y4m"
+    run("decode", out, "-o", a, "--quiet")
+    run("decode", out, "-o", b, "--quiet")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_same_seed_same_file(tmp_path, clip_file):
+    src, _, _ = clip_file(width=16, height=16, frames=3)
+    a, b = tmp_path / "a.nerv", tmp_path / "b.nerv"
+    for out in (a, b):
+        run("encode", src, out, "--model", "nerv", "--params", "2000", "--epochs", "2", "--device", "cpu", "-q")
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["encode", "missing.y4m", "out.nerv", "--model", "nerv"], "missing.y4m"),
+    (["decode", "missing.nerv", "-o", "x.y4m"], "missing.nerv"),
+    (["info", "missing.nerv"], "missing.nerv"),
+    (["encode", "a.y4m", "out.nerv", "--params", "1000", "--bpp", "0.1"], "only one of"),
+])
+def test_errors_are_one_line(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0
+    err = res.output.strip()
+    assert "Traceback" not in err
+    assert err.count("\n") == 0, err
+    assert message in err
+
+
+def test_corrupt_file_is_one_line(nerv_file, tmp_path):
+    _, out, _, _ = nerv_file
+    data = bytearray(out.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad = tmp_path / "bad.nerv"
+    bad.write_bytes(bytes(data))
+    for args in (["info", bad], ["decode", bad, "-o", tmp_path / "x.y4m"]):
+        res = CliRunner().invoke(cli, [str(a) for a in args])
+        assert res.exit_code != 0
+        assert "damaged" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.y4m").exists()
