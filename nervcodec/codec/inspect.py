@@ -41,8 +41,7 @@ def inspect(path: str | os.PathLike) -> FileInfo:
     spec = model_spec_by_id(h.arch_id)
     kf_codec = kf_q = None
     if SECTION_KEYFRAMES in nf.sections:
-        from ..keyframes import keyframe_codec_name
-        from .keyframe_section import parse_keyframe_section
+        from .keyframe_section import keyframe_codec_name, parse_keyframe_section
         ks = parse_keyframe_section(nf.sections[SECTION_KEYFRAMES])
         kf_codec, kf_q = keyframe_codec_name(ks.codec_id), ks.quality
     w = len(nf.sections.get(SECTION_WEIGHTS, b""))

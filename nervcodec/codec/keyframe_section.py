@@ -19,12 +19,13 @@ import numpy as np
 from ..bytesio import Reader, Writer
 from ..errors import FormatError
 from ..io.video import Frames, VideoInfo
-from ..keyframes import DEFAULT_KEYFRAME_CODEC, choose_quality, keyframe_codec, keyframe_codec_by_id
+from ..keyframes import DEFAULT_KEYFRAME_CODEC, KEYFRAME_CODECS, keyframe_codec, keyframe_codec_by_id
 from .config import EncodeConfig
 from .layout import Item, Layout
 from .tiles import upsample_chroma
 
-__all__ = ["KeyframePlan", "KeyframeReader", "encode_keyframes", "KEYFRAME_SHARE", "parse_keyframe_section"]
+__all__ = ["KeyframePlan", "KeyframeReader", "encode_keyframes", "KEYFRAME_SHARE", "parse_keyframe_section",
+           "keyframe_codec_name", "build_codec"]
 
 # Share of the byte budget given to keyframes when sizing by rate.  D-NeRV's
 # reference spends 50-76% of its rate on keyframes; measured on the dev clips
@@ -44,6 +45,23 @@ class KeyframePlan:
         return self.decoded
 
 
+def keyframe_codec_name(codec_id: int) -> str:
+    for spec in KEYFRAME_CODECS.values():
+        if spec.codec_id == codec_id:
+            return spec.name
+    return f"unknown-{codec_id}"
+
+
+def build_codec(name: Optional[str] = None, codec_id: Optional[int] = None, weights: Optional[str] = None):
+    """The keyframe codec by name (encoder) or id (decoder); learned codecs get the weights file."""
+    spec_name = name if name is not None else keyframe_codec_name(codec_id if codec_id is not None else -1)
+    spec = KEYFRAME_CODECS.get(spec_name)
+    options = {"weights_path": weights} if spec is not None and spec.learned else {}
+    if name is not None:
+        return keyframe_codec(name, **options)
+    return keyframe_codec_by_id(int(codec_id), **options)
+
+
 def _keyframe_list(infos: Sequence[VideoInfo], layout: Layout) -> List[Tuple[int, int]]:
     return [(vi, f) for vi, v in enumerate(infos) for f in layout.keyframe_indices(v)]
 
@@ -61,10 +79,9 @@ def _pack(codec_id: int, params: Dict, quality: int, blobs: Sequence[bytes]) -> 
 def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
                      budget: Optional[int]) -> KeyframePlan:
     """Code the keyframes of every video, choosing the quality to fit KEYFRAME_SHARE of ``budget``."""
-    codec = keyframe_codec(cfg.keyframe_codec or DEFAULT_KEYFRAME_CODEC, weights=cfg.keyframe_weights)
+    codec = build_codec(cfg.keyframe_codec or DEFAULT_KEYFRAME_CODEC, weights=cfg.keyframe_weights)
     fmt = infos[0].pix_fmt
-    if not codec.supports(fmt):
-        raise FormatError(f"keyframe codec {codec.name} does not support {fmt.name}")
+    codec.check_format(fmt)
     if not getattr(codec, "portable", True):
         warnings.warn(f"keyframe codec {codec.name} is a hyperprior/autoregressive model whose bitstreams may not "
                       f"decode identically on another machine or device", stacklevel=2)
@@ -75,21 +92,28 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
     per_video = [Frames(tuple(p[layout.keyframe_indices(v)] for p in fr.planes), fmt)
                  for v, fr in zip(infos, frames)]
     if cfg.keyframe_quality is not None:
-        quality = cfg.keyframe_quality
+        quality = codec.check_quality(cfg.keyframe_quality)
         coded = [codec.encode(kf, quality) for kf in per_video]
     elif budget is not None:
         quality, coded = _choose(codec, per_video, int(budget * KEYFRAME_SHARE))
     else:
-        quality = codec.default_quality
+        quality = _default_quality(codec)
         coded = [codec.encode(kf, quality) for kf in per_video]
+    params = codec.params(quality)
     for vi, (v, bl) in enumerate(zip(infos, coded)):
-        dec = codec.decode(bl, fmt, v.width, v.height)
+        dec = codec.decode(bl, fmt, v.width, v.height, params)
         full = upsample_chroma(dec)
         for k, f in enumerate(layout.keyframe_indices(v)):
             decoded[(vi, f)] = full[k]
         blobs.extend(bl)
     assert len(blobs) == len(keys)
-    return KeyframePlan(_pack(codec.codec_id, codec.params(), quality, blobs), decoded, codec.name, quality)
+    return KeyframePlan(_pack(codec.codec_id, params, quality, blobs), decoded, codec.name, quality)
+
+
+def _default_quality(codec) -> int:
+    """With a parameter budget instead of a rate, keyframes get a high fixed quality (3/4 of the range)."""
+    lo, hi = codec.quality_range
+    return lo + (3 * (hi - lo)) // 4
 
 
 def _choose(codec, per_video: Sequence[Frames], target: int) -> Tuple[int, List[List[bytes]]]:
@@ -156,7 +180,7 @@ class KeyframeReader:
             raise FormatError(f"keyframes section holds {len(self.section.offsets)} keyframes, "
                               f"the layout needs {len(self.keys)}")
         self.index = {k: i for i, k in enumerate(self.keys)}
-        self.codec = keyframe_codec_by_id(self.section.codec_id, params=self.section.params, weights=weights)
+        self.codec = build_codec(codec_id=self.section.codec_id, weights=weights)
         self.cache: Dict[Tuple[int, int], np.ndarray] = {}
         self.bytes = len(data)
 
@@ -172,7 +196,7 @@ class KeyframeReader:
         for vi, fs in by_video.items():
             v = self.infos[vi]
             blobs = [self.section.blob(self.index[(vi, f)]) for f in fs]
-            full = upsample_chroma(self.codec.decode(blobs, v.pix_fmt, v.width, v.height))
+            full = upsample_chroma(self.codec.decode(blobs, v.pix_fmt, v.width, v.height, self.section.params))
             for k, f in enumerate(fs):
                 self.cache[(vi, f)] = full[k]
         # keep the cache small: only what these items use

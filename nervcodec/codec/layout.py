@@ -138,7 +138,7 @@ def plan_layout(videos: Sequence[VideoInfo], clip_len: int, time: str, allow_pat
                 if ph * pw > MAX_PATCH_AREA:
                     continue
                 waste = rows * cols * ph * pw - h * w
-                key = (rows * cols, waste)
+                key = (rows * cols, waste, max(ph, pw) / min(ph, pw))  # fewest, least padding, squarest
                 if best is None or key < best[0]:
                     best = (key, (ph, pw))
                 break

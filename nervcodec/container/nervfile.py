@@ -134,6 +134,9 @@ def _unpack_header(data: bytes) -> Header:
         raise FormatError("file header's model description is not valid JSON") from None
     if not isinstance(model, dict):
         raise FormatError("file header's model description is not an object")
+    for key, kind in (("config", dict), ("layout", dict), ("encoder", str)):
+        if not isinstance(model.get(key, kind()), kind):
+            raise FormatError(f"file header's model description has an invalid {key!r}")
     r.expect_end()
     return Header(tuple(videos), arch_id, bits, model)
 

@@ -436,7 +436,8 @@ def plan_dnerv(height: int, width: int, channels: int, params: int, clip_len: in
         key = (0.0 if err <= tolerance else err, abs(math.log(stem / rule)))
         if best is None or key < best[0]:
             best = (key, cfg)
-    if best is None or abs(dnerv_param_count(best[1]) - params) > 0.03 * params:
+    # tiny budgets cannot always be met within 3%: accept the closest model within 15%
+    if best is None or abs(dnerv_param_count(best[1]) - params) > 0.15 * params:
         closest = dnerv_param_count(best[1] if best is not None else config(1, _STEM_MIN // 2))
         raise ConfigError(f"no D-NeRV model of {width}x{height} has about {params} parameters "
                           f"(closest: {closest})")

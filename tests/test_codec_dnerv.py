@@ -1,0 +1,119 @@
+"""D-NeRV through the codec: keyframes, collections, patches, random access."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nervcodec.cli import cli
+from nervcodec.codec import EncodeConfig, decode, encode, inspect
+from nervcodec.codec import layout as layout_mod
+from nervcodec.codec.layout import Layout, plan_layout
+from nervcodec.codec.tiles import cut_items, place_tile
+from nervcodec.io import read_video
+
+
+def _enc(inputs, out, **kw):
+    cfg = dict(model="dnerv", params=6000, epochs=2, device="cpu", keyframe_codec="hevc", clip_len=4)
+    cfg.update(kw)
+    return encode(inputs, out, EncodeConfig(**cfg))
+
+
+def test_random_access_equals_full_decode(tmp_path, clip_file):
+    src, info, frames = clip_file(width=36, height=20, frames=11)
+    out = tmp_path / "a.nerv"
+    res = _enc([src], out)
+    assert res.keyframe_bytes > 0 and res.bytes == out.stat().st_size
+    decode(out, tmp_path / "full.y4m")
+    _, full = read_video(tmp_path / "full.y4m")
+    for spec, (a, b) in {"5:9": (5, 9), "10": (10, 11), "0:3": (0, 3)}.items():
+        part = tmp_path / f"p{a}.y4m"
+        decode(out, part, frames=spec)
+        _, got = read_video(part)
+        for pf, pg in zip(full.planes, got.planes):
+            assert np.array_equal(pf[a:b], pg)
+
+
+def test_info_reports_keyframes_separately(tmp_path, clip_file):
+    src, _, _ = clip_file(width=24, height=16, frames=6)
+    out = tmp_path / "k.nerv"
+    _enc([src], out)
+    res = CliRunner().invoke(cli, ["info", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    fi = json.loads(res.output)
+    assert fi["model"] == "dnerv" and fi["keyframe_codec"] == "hevc"
+    assert fi["keyframe_bytes"] > 0 and fi["weights_bytes"] > 0
+    assert fi["keyframe_bytes"] + fi["weights_bytes"] + fi["header_bytes"] == fi["bytes"]
+
+
+def test_collection_of_two_sizes_roundtrip(tmp_path, clip_file):
+    a, ia, fa = clip_file(name="first", width=32, height=24, frames=6)
+    b, ib, fb = clip_file(name="second", width=20, height=14, frames=9, seed=3)
+    out = tmp_path / "set.nerv"
+    res = _enc([a, b], out)
+    assert res.frames == 15
+    assert res.bpp == pytest.approx(out.stat().st_size * 8 / (32 * 24 * 6 + 20 * 14 * 9))
+    folder = tmp_path / "dec"
+    d = decode(out, folder)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["first.y4m", "second.y4m"] and d.frames == 15
+    for name, info in (("first", ia), ("second", ib)):
+        got_info, got = read_video(folder / f"{name}.y4m")
+        assert (got_info.width, got_info.height, got_info.num_frames) == (info.width, info.height, info.num_frames)
+    one = tmp_path / "only_second.y4m"
+    decode(out, one, video="second")
+    assert one.read_bytes() == (folder / "second.y4m").read_bytes()
+    decode(out, tmp_path / "by_index.y4m", video="1", frames="2:5")
+    _, part = read_video(tmp_path / "by_index.y4m")
+    _, whole = read_video(folder / "second.y4m")
+    assert np.array_equal(part.planes[0], whole.planes[0][2:5])
+
+
+def test_patches_stitch_exactly(clip_file):
+    _, info, frames = clip_file(width=33, height=21, frames=3)
+    lay = Layout(clip_len=1, patch_h=10, patch_w=12, time="video")
+    items = lay.items([info])
+    assert len({it.patch for it in items}) == 3 * 3
+    y, c = cut_items([frames], lay, [info], items, 12, 16)
+    fmt = info.pix_fmt
+    dest = [np.zeros_like(p[0]) for p in frames.planes]
+    for i, it in enumerate(items):
+        if it.frames[0] != 1:
+            continue
+        y0, x0 = lay.patch_origin(info, it.patch)
+        place_tile(dest, [y[i, 0], c[i, 0, 0], c[i, 0, 1]], y0, x0, fmt)
+    for d, p in zip(dest, frames.planes):
+        assert np.array_equal(d, p[1])
+
+
+def test_large_frames_use_patches_and_random_access(tmp_path, clip_file, monkeypatch):
+    monkeypatch.setattr(layout_mod, "MAX_PATCH_AREA", 20 * 16)
+    src, info, _ = clip_file(width=40, height=30, frames=5)
+    lay = plan_layout([info], 4, "video", allow_patches=True)
+    assert lay.patch_grid(info)[0] * lay.patch_grid(info)[1] > 1
+    out = tmp_path / "p.nerv"
+    _enc([src], out)
+    assert inspect(out).layout["patch"] == [lay.patch_h, lay.patch_w]
+    decode(out, tmp_path / "full.y4m")
+    decode(out, tmp_path / "part.y4m", frames="4:5")
+    _, full = read_video(tmp_path / "full.y4m")
+    _, part = read_video(tmp_path / "part.y4m")
+    for pf, pp in zip(full.planes, part.planes):
+        assert np.array_equal(pf[4:5], pp)
+
+
+def test_dnerv_same_seed_same_file(tmp_path, clip_file):
+    src, _, _ = clip_file(width=24, height=16, frames=5)
+    a, b = tmp_path / "a.nerv", tmp_path / "b.nerv"
+    _enc([src], a)
+    _enc([src], b)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_bpp_budget_includes_keyframes(tmp_path, clip_file):
+    src, info, _ = clip_file(width=48, height=32, frames=9)
+    out = tmp_path / "r.nerv"
+    res = encode([src], out, EncodeConfig(model="dnerv", bpp=6.0, epochs=1, device="cpu", clip_len=4))
+    fi = inspect(out)
+    assert fi.keyframe_bytes <= 0.5 * 6.0 * info.pixels / 8 + 1
+    assert res.bpp == pytest.approx(fi.bytes * 8 / info.pixels)
