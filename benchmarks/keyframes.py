@@ -27,7 +27,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -55,6 +55,7 @@ VARIANTS = {
                       [51 - qp for qp in (17, 22, 27, 32, 37, 42)]),
     "vvc": ("vvc (vvenc medium)", lambda: VvcCodec("medium"), [63 - qp for qp in (17, 22, 27, 32, 37, 42)]),
     "vvc-fast": ("vvc (vvenc fast)", lambda: VvcCodec("fast"), [63 - qp for qp in (17, 22, 27, 32, 37, 42)]),
+    "vvc-faster": ("vvc (vvenc faster)", lambda: VvcCodec("faster"), [63 - qp for qp in (17, 22, 27, 32, 37, 42)]),
     "av1": ("av1 (aom cpu-used 4)", lambda: Av1Codec(4), [63 - crf for crf in (12, 20, 28, 36, 44, 52)]),
     "av1-cpu6": ("av1 (aom cpu-used 6)", lambda: Av1Codec(6), [63 - crf for crf in (12, 20, 28, 36, 44, 52)]),
     "jxl": ("jxl (effort 7, per plane)", lambda: JxlCodec(7), [56, 48, 40, 32, 24, 16]),
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("clips", nargs="*", default=DEFAULT_CLIPS)
     ap.add_argument("--codecs", default="hevc,hevc-medium,vvc,av1,av1-cpu6,jxl",
                     help=f"comma-separated variants, the first is the BD anchor (known: {', '.join(VARIANTS)})")
+    ap.add_argument("--shift", type=int, default=0,
+                    help="lower every swept quality by this much (5 moves the sweeps to about 30-45 dB)")
     ap.add_argument("--json", help="write all measurements here")
     args = ap.parse_args(argv)
     names = [c.strip() for c in args.codecs.split(",") if c.strip()]
@@ -151,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not codec.available():
                 print(f"| {label} | - | not in this ffmpeg | | | |")
                 continue
-            rows = measure(codec, frames, qualities)
+            rows = measure(codec, frames, [q - args.shift for q in qualities])
             results[base][name] = rows
             for r in rows:
                 print(f"| {label} | {r['quality']} | {r['bytes_per_frame']:.0f} | {r['psnr_yuv']:.2f} | "

@@ -117,3 +117,21 @@ def test_bpp_budget_includes_keyframes(tmp_path, clip_file):
     fi = inspect(out)
     assert fi.keyframe_bytes <= 0.5 * 6.0 * info.pixels / 8 + 1
     assert res.bpp == pytest.approx(fi.bytes * 8 / info.pixels)
+
+
+def test_keyframe_positions_show_the_decoded_keyframe(tmp_path, clip_file):
+    from nervcodec.codec.keyframe_section import KeyframeReader
+    from nervcodec.codec.layout import Layout
+    from nervcodec.container import SECTION_KEYFRAMES, read_file
+    src, info, _ = clip_file(width=24, height=16, frames=7)
+    out = tmp_path / "s.nerv"
+    _enc([src], out)
+    nf = read_file(out)
+    lay = Layout.from_dict(nf.header.model["layout"])
+    assert lay.substitute
+    reader = KeyframeReader(nf.sections[SECTION_KEYFRAMES], nf.header.videos, lay)
+    decode(out, tmp_path / "d.y4m")
+    _, dec = read_video(tmp_path / "d.y4m")
+    for f in lay.keyframe_indices(nf.header.videos[0]):  # 0, 4 and 6
+        for p, kp in zip(dec.planes, reader.planes(0, f)):
+            assert np.array_equal(p[f], kp)

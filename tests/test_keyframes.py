@@ -14,7 +14,8 @@ import pytest
 from nervcodec.errors import ConfigError, FormatError, NervCodecError
 from nervcodec.io.video import Frames, pixel_format
 from nervcodec.keyframes import (DEFAULT_KEYFRAME_CODEC, KEYFRAME_CODECS, NO_KEYFRAME_CODEC_ID, Av1Codec,
-                                 HevcCodec, JxlCodec, VvcCodec, choose_quality, crop_frames, ffmpeg_has_encoder,
+                                 HevcCodec, JxlCodec, VvcCodec, choose_quality, crop_frames, default_keyframe_codec,
+                                 ffmpeg_has_encoder,
                                  keyframe_codec, keyframe_codec_by_id, pack_blobs, packed_size, pad_frames,
                                  rgb_to_yuv, unpack_blobs, yuv_to_rgb)
 
@@ -78,6 +79,12 @@ def test_registry_ids_are_golden_and_unique():
         assert isinstance(lo, int) and isinstance(hi, int) and lo < hi
 
 
+def test_default_codec_falls_back_for_formats_it_cannot_code():
+    assert default_keyframe_codec("yuv420p").name == DEFAULT_KEYFRAME_CODEC or not ffmpeg_has_encoder("libvvenc")
+    fallback = default_keyframe_codec("yuv444p12le")
+    assert fallback.supports("yuv444p12le")
+
+
 def test_registry_errors():
     with pytest.raises(ConfigError):
         keyframe_codec("mpeg1")
@@ -85,6 +92,8 @@ def test_registry_errors():
         keyframe_codec_by_id(200)
     with pytest.raises(ConfigError):
         keyframe_codec("hevc", no_such_option=1)
+    with pytest.raises(ConfigError):
+        keyframe_codec("vvc", preset="ludicrous")
 
 
 def test_portability_flags():
@@ -176,6 +185,24 @@ def test_ffmpeg_other_formats(cls, pix_fmt):
     out = codec.decode(codec.encode(frames, codec.quality_range[1] - 8), pix_fmt, 35, 21)
     assert [p.shape for p in out.planes] == [p.shape for p in frames.planes] and out.pix_fmt == frames.pix_fmt
     assert psnr_yuv(frames, out) > 38.0
+
+
+@pytest.mark.slow
+@needs("libvvenc")
+def test_vvc_near_lossless_noise_is_retried_taller():
+    """ffmpeg's libvvenc wrapper caps an access unit at width*height bytes; noise at QP 0 needs more."""
+    rng = np.random.default_rng(1)
+    fmt = pixel_format("yuv420p10le")
+    noise = Frames(tuple(rng.integers(0, 1024, (1, h, w)).astype(fmt.dtype) for h, w in fmt.plane_shapes(40, 24)),
+                   fmt)
+    frames = Frames.concat([make_frames("yuv420p10le", 40, 24, 1), noise])
+    codec = VvcCodec()
+    blobs = codec.encode(frames, 63)
+    assert blobs[0][0] == 0 and 1 <= blobs[1][0] <= 3  # plain Annex-B, then a marked taller picture
+    out = codec.decode(unpack_blobs(pack_blobs(blobs)), fmt, 40, 24)
+    assert [p.shape for p in out.planes] == [p.shape for p in frames.planes]
+    assert psnr_yuv(frames, out) > 50.0
+    assert same(out[1:2], codec.decode(blobs[1:], fmt, 40, 24))
 
 
 def test_supports():

@@ -34,6 +34,8 @@ class _Group(click.Group):
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except MemoryError:
+            _fail("out of memory (try a shorter or smaller input, a smaller model, or --batch 1)", 1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug: still one line unless debugging
@@ -88,6 +90,9 @@ def _device_option(f):
 @click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None,
               help="Weights file for a learned keyframe codec (compressai zoo checkpoint).")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (only after a successful encode).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Save the fitting state to this file every minute and on Ctrl-C (removed after success).")
+@click.option("--resume", is_flag=True, help="Continue the fit saved in --checkpoint (starts afresh if absent).")
 @click.option("--verify", is_flag=True, help="Decode the written file and report its measured quality.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -102,7 +107,8 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
                        epochs=opts["epochs"], batch=opts["batch"], lr=opts["lr"], device=opts["device"],
                        seed=opts["seed"], loss=opts["loss"], quant_bits=opts["quant_bits"], clip_len=opts["clip_len"],
                        keyframe_codec=opts["keyframe_codec"], keyframe_quality=opts["keyframe_quality"],
-                       keyframe_weights=opts["keyframe_weights"], verify=verify, force=opts["force"])
+                       keyframe_weights=opts["keyframe_weights"], verify=verify, force=opts["force"],
+                       checkpoint=opts["checkpoint"], resume=opts["resume"])
     res = do_encode(inputs, output, cfg, progress=not quiet and not as_json)
     out = res.to_dict()
     if verify:
@@ -234,5 +240,12 @@ def _add_bench() -> None:
 _add_bench()
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: temporary files removed, existing outputs kept
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
+    import signal
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     cli.main(args=list(argv) if argv is not None else None, prog_name="nervcodec")

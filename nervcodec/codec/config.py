@@ -35,6 +35,9 @@ class EncodeConfig:
     keyframe_weights: Optional[str] = None  # local weights file for learned keyframe codecs
     verify: bool = False
     force: bool = False
+    checkpoint: Optional[str] = None        # save the fitting state here now and then and on Ctrl-C
+    resume: bool = False                    # continue from ``checkpoint`` when it exists
+    checkpoint_seconds: float = 60.0        # time between checkpoint saves
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("params", "bpp", "preset") if getattr(self, n) is not None]
@@ -54,6 +57,10 @@ class EncodeConfig:
             raise ConfigError(f"quantization bits must be in 2..16, got {self.quant_bits}")
         if not 2 <= self.clip_len <= 64:
             raise ConfigError(f"clip length must be in 2..64, got {self.clip_len}")
+        if self.resume and not self.checkpoint:
+            raise ConfigError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
+        if not self.checkpoint_seconds >= 0:
+            raise ConfigError(f"the checkpoint interval must be >= 0 seconds, got {self.checkpoint_seconds}")
         if self.preset is not None and self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
 

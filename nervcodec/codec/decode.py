@@ -47,12 +47,67 @@ def load_model(nf: NervFile) -> Tuple[VideoModel, Layout]:
         raise FormatError(f"the file's model configuration is invalid ({exc})") from None
     if n > (1 << 31):
         raise FormatError("the file's model is implausibly large")
+    _check_geometry(nf, spec, config, layout)
+    _dry_run(probe, nf, layout)
     limit = 4 * len(nf.section(SECTION_WEIGHTS)) * 8 + 4096  # no coder goes below ~1/4 bit per weight here
     if n > limit * 64:
         raise FormatError("the file's model is far larger than its weights section")
     model = spec.cls(config)
     model.load_state_dict(unpack_weights(nf.section(SECTION_WEIGHTS), model.state_dict(), nf.header.quant_bits))
     return model, layout
+
+
+def _dry_run(probe: VideoModel, nf: NervFile, layout: Layout) -> None:
+    """Run the network once on meta tensors (shapes only: no memory, no arithmetic).
+
+    A configuration whose values are each plausible can still describe a network
+    that cannot run (a negative upsampling factor whose square is positive, widths
+    that do not chain); this finds it here, as a FormatError, and checks that the
+    output has the working size the layout expects.
+    """
+    fmt = nf.header.videos[0].pix_fmt
+    c, h, w = fmt.num_planes, int(probe.config.height), int(probe.config.width)
+    try:
+        with torch.device("meta"), torch.no_grad():
+            kf = torch.zeros(1, 2, c, h, w) if probe.needs_keyframes else None
+            shape = tuple(probe(torch.zeros(1, layout.clip_len), kf).shape)
+    except Exception as exc:
+        raise FormatError(f"the file's model configuration is invalid ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if shape != (1, layout.clip_len, c, h, w):
+        raise FormatError(f"the file's model makes frames of shape {shape}, not {(1, layout.clip_len, c, h, w)}")
+
+
+MAX_PATCHES = 64 * 64   # plan_layout cuts a frame into at most 64 x 64 patches
+
+
+def _check_geometry(nf: NervFile, spec, config, layout: Layout) -> None:
+    """The header's videos, layout and model must fit together before anything is sized from them.
+
+    Each of these could be parsed on its own from a damaged (but checksummed) file;
+    only together do they bound what decoding allocates: the frame planes (patch
+    grid), the model's working tiles and the keyframe tensors.
+    """
+    videos = nf.header.videos
+    fmt = videos[0].pix_fmt
+    if any(v.pix_fmt != fmt for v in videos):
+        raise FormatError("the file's videos do not share one pixel format")
+    channels = getattr(config, "channels", fmt.num_planes)
+    if channels != fmt.num_planes:
+        raise FormatError(f"the file's model makes {channels} planes, {fmt.name} has {fmt.num_planes}")
+    clip_len = getattr(config, "clip_len", getattr(spec.cls, "clip_len", 1))
+    if clip_len != layout.clip_len:
+        raise FormatError(f"the file's model works on clips of {clip_len} frames, its layout on {layout.clip_len}")
+    work_h, work_w = int(config.height), int(config.width)
+    if not (layout.patch_h <= work_h and layout.patch_w <= work_w
+            and work_h * work_w <= 64 * layout.patch_h * layout.patch_w + 65536):
+        raise FormatError(f"the file's model works at {work_w}x{work_h}, which does not fit its "
+                          f"{layout.patch_w}x{layout.patch_h} patches")
+    for v in videos:
+        rows, cols = layout.patch_grid(v)
+        if rows * cols > MAX_PATCHES:
+            raise FormatError(f"the file's video {v.name!r} ({v.width}x{v.height}) needs {rows * cols} patches "
+                              f"of {layout.patch_w}x{layout.patch_h} (at most {MAX_PATCHES})")
 
 
 def parse_frames(spec: Optional[str], num_frames: int) -> Optional[Tuple[int, int]]:
@@ -92,11 +147,35 @@ def select_video(videos: Tuple[VideoInfo, ...], which: Optional[str]) -> Optiona
     return i
 
 
-def _outputs(output: Path, videos: Tuple[VideoInfo, ...], chosen: List[int], ext: str) -> Dict[int, Path]:
-    if len(chosen) == 1 and not (output.is_dir() or str(output).endswith(os.sep)):
-        return {chosen[0]: output}
-    output.mkdir(parents=True, exist_ok=True)
-    return {i: output / f"{videos[i].name or f'video{i}'}{ext}" for i in chosen}
+def _file_name(videos: Tuple[VideoInfo, ...], i: int) -> str:
+    """A video's name as a file name inside the output folder: never a path, never a duplicate."""
+    name = videos[i].name
+    bad = not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.startswith(".")
+    if bad or any(v.name == name for v in videos[:i]):
+        return f"video{i}"
+    return name
+
+
+def _outputs(output: str | os.PathLike, videos: Tuple[VideoInfo, ...], chosen: List[int],
+             ext: str) -> Tuple[Dict[int, Path], Optional[Path]]:
+    """The file of each chosen video, and the folder that holds them (None for a single file)."""
+    text = os.fspath(output)
+    folder = Path(text)
+    if len(chosen) == 1 and not (folder.is_dir() or text.endswith(("/", os.sep))):
+        return {chosen[0]: folder}, None
+    return {i: folder / f"{_file_name(videos, i)}{ext}" for i in chosen}, folder
+
+
+WINDOW_CLIPS = 512  # clips per decoding window: the item list never grows with the video's length
+
+
+def _windows(rng: Tuple[int, int], clip_len: int, batch: int) -> List[Tuple[int, int]]:
+    """Split frames [a, b) at clip boundaries into windows of a multiple of ``batch`` clips, so that
+    the synthesis batches are the same as for one window over the whole range."""
+    a, b = rng
+    step = clip_len * batch * max(1, WINDOW_CLIPS // batch)
+    first = (a // clip_len) * clip_len
+    return [(max(s, a), min(s + step, b)) for s in range(first, b, step)]
 
 
 def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Optional[str] = None,
@@ -104,6 +183,8 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
            keyframe_weights: Optional[str] = None, progress: bool = False) -> DecodeResult:
     """Decode ``path`` into ``output`` (a file for one video; a folder for a collection)."""
     t0 = time.monotonic()
+    if batch < 1:
+        raise ConfigError(f"--batch must be at least 1, got {batch}")
     nf = read_file(path)
     dev = resolve_device(device)
     model, layout = load_model(nf)
@@ -113,23 +194,37 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
     if frames is not None and len(chosen) != 1:
         raise ConfigError("--frames needs a single video; pick one with --video NAME|INDEX")
     rng = parse_frames(frames, videos[chosen[0]].num_frames) if frames is not None else None
-    kf = None
+    kf = kf_planes = None
     if model.needs_keyframes:
         from .keyframe_section import KeyframeReader
-        kf = KeyframeReader(nf.section(SECTION_KEYFRAMES), videos, layout, weights=keyframe_weights).source
-    targets = _outputs(Path(output), videos, chosen, ".mkv" if fmt == "mkv" else ".y4m")
-    written = 0
-    for i in chosen:
-        v = videos[i]
-        items = layout.items(videos, frames=rng, video=i)
-        info = v.with_frames((rng[1] - rng[0]) if rng else v.num_frames)
-        writer = open_writer(targets[i], info, fmt)
+        reader = KeyframeReader(nf.section(SECTION_KEYFRAMES), videos, layout, weights=keyframe_weights)
+        kf, kf_planes = reader.source, reader.planes
+    targets, folder = _outputs(output, videos, chosen, ".mkv" if fmt == "mkv" else ".y4m")
+    created = folder is not None and not folder.exists()
+    if folder is not None:
         try:
-            with writer:
-                for _, f, planes in synthesize(model, layout, videos, items, dev, batch=batch, keyframes=kf,
-                                               frame_range=rng):
-                    writer.write(Frames(tuple(p[None] for p in planes), v.pix_fmt))
-                    written += 1
-        except KeyboardInterrupt:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
+    written = 0
+    try:
+        for i in chosen:
+            v = videos[i]
+            info = v.with_frames((rng[1] - rng[0]) if rng else v.num_frames)
+            with open_writer(targets[i], info, fmt) as writer:  # atomic: a failure leaves no partial file
+                for part in _windows(rng or (0, v.num_frames), layout.clip_len, batch):
+                    items = layout.items(videos, frames=part, video=i)
+                    for _, f, planes in synthesize(model, layout, videos, items, dev, batch=batch, keyframes=kf, keyframe_planes=kf_planes,
+                                                   frame_range=part):
+                        writer.write(Frames(tuple(p[None] for p in planes), v.pix_fmt))
+                        written += 1
+    except BaseException as exc:
+        if created:
+            try:
+                folder.rmdir()  # only if still empty: completed videos of a collection stay
+            except OSError:
+                pass
+        if isinstance(exc, KeyboardInterrupt):
             raise InterruptedError_("interrupted while decoding; no partial output was left") from None
+        raise
     return DecodeResult(tuple(str(targets[i]) for i in chosen), written, time.monotonic() - t0, str(dev))

@@ -1,6 +1,7 @@
 """encode: video file(s) -> a .nerv file whose size on disk is the rate."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -89,7 +90,7 @@ def _read_inputs(inputs: Sequence[str | os.PathLike]) -> Tuple[List[VideoInfo], 
 def _check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool) -> None:
     for p in inputs:
         try:
-            if Path(p).resolve() == output.resolve():
+            if Path(p).resolve() == output.resolve() or (output.exists() and os.path.samefile(p, output)):
                 raise OutputError(f"the output {output} is also an input; choose another name")
         except OSError:
             pass
@@ -100,13 +101,40 @@ def _check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"cannot write {output}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"cannot write {output}: folder {folder} is not writable")
+    try:  # really try (os.access says yes to root, even where the filesystem refuses)
+        import tempfile
+        fd, probe = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: folder {folder} is not writable ({exc.strerror or exc})") \
+            from None
+
+
+def _loss_mask(layout: Layout, infos: Sequence[VideoInfo], items) -> torch.Tensor:
+    """1 for frames the network must reproduce: real frames, minus substituted keyframes."""
+    return torch.tensor([[float(ok and not (layout.substitute and layout.is_keyframe(infos[it.video], f)))
+                          for f, ok in zip(it.frames, it.valid)] for it in items])
 
 
 def _header(infos: Sequence[VideoInfo], arch_id: int, bits: int, config: object, layout: Layout) -> Header:
     return Header(tuple(infos), arch_id, bits, {"config": config_to_dict(config), "layout": layout.to_dict(),
                                                 "encoder": f"nervcodec {__version__}"})
+
+
+def _checkpointer(cfg: EncodeConfig, inputs, output: Path, model, data, fcfg, progress: bool):
+    """The --checkpoint saver (None without one); refuses a checkpoint path that is an input or the output."""
+    if not cfg.checkpoint:
+        return None
+    from ..fit.checkpoint import Checkpointer, fit_fingerprint
+    cp = Path(cfg.checkpoint)
+    for p in [*inputs, output]:
+        if cp.resolve() == Path(p).resolve():
+            raise ConfigError(f"--checkpoint {cp} would overwrite {p}; choose another name")
+    ckpt = Checkpointer(cp, fit_fingerprint(config_to_dict(model.config), data, fcfg), cfg.checkpoint_seconds)
+    if cfg.resume and not cp.exists():
+        note(progress, f"no checkpoint at {cp} yet: starting from the beginning")
+    return ckpt
 
 
 def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: EncodeConfig, *,
@@ -123,7 +151,9 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
     if not dnerv and len({(v.width, v.height) for v in infos}) > 1:
         raise ConfigError("NeRV fits one frame size; use --model dnerv for a collection of different sizes")
     clip_len = cfg.clip_len if dnerv else 1
-    layout = plan_layout(infos, clip_len, "video" if dnerv else "global", allow_patches=dnerv)
+    # D-NeRV shows the decoded keyframes themselves at keyframe positions, so the network is
+    # not asked to reproduce them (they are masked out of the loss below).
+    layout = plan_layout(infos, clip_len, "video" if dnerv else "global", allow_patches=dnerv, substitute=dnerv)
     pixels = sum(v.pixels for v in infos)
     target_bpp = cfg.bpp if cfg.bpp is not None else (preset(cfg.preset) if cfg.preset else None)
     if cfg.params is None and target_bpp is None:
@@ -160,7 +190,7 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
         from .tiles import keyframe_tiles
         kf_tiles = to_t(keyframe_tiles(kf_plan.decoded, layout, infos, items, work_h, work_w))
     data = FitData(t=torch.from_numpy(layout.times(infos, items)), y=to_t(ys), c=None if cs is None else to_t(cs),
-                   mask=torch.tensor([[float(v) for v in it.valid] for it in items]), keyframes=kf_tiles,
+                   mask=_loss_mask(layout, infos, items), keyframes=kf_tiles,
                    max_value=fmt.max_value,
                    chroma_shift=(fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0))
     defaults = DEFAULTS.get(cfg.model, DEFAULTS["nerv"])
@@ -168,11 +198,15 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
                      loss=cfg.loss, seed=cfg.seed)
     note(progress, f"fitting {spec.name} with {n_params} parameters to {sum(v.num_frames for v in infos)} frames "
                    f"on {device} ({cfg.epochs} epochs)")
+    ckpt = _checkpointer(cfg, inputs, output, model, data, fcfg, progress)
     try:
-        with ProgressBar(progress, "fitting") as bar:
-            fres = fit(model, data, fcfg, device, progress=bar)
+        with ProgressBar(progress, "fitting") as bar, (ckpt or contextlib.nullcontext()):
+            fres = fit(model, data, fcfg, device, progress=bar, checkpoint=ckpt,
+                       resume=ckpt.load() if ckpt is not None and cfg.resume else None)
     except KeyboardInterrupt:
-        raise InterruptedError_("interrupted while fitting; nothing was written") from None
+        saved = (f"; fitting state saved in {cfg.checkpoint} (continue with --resume)"
+                 if ckpt is not None and ckpt.saved_step is not None else "")
+        raise InterruptedError_(f"interrupted while fitting; nothing was written{saved}") from None
     del data
 
     # Quantize, code, and load the dequantized weights: report what the decoder will see.
@@ -189,9 +223,11 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
     scores = FrameScores(fmt)
     kf_source = kf_plan.source if kf_plan is not None else None
     for vi, f, planes in synthesize(model, layout, infos, items, device, batch=max(fcfg.batch, 8),
-                                    keyframes=kf_source):
+                                    keyframes=kf_source, keyframe_planes=kf_plan.planes if kf_plan else None):
         scores.add([p[f] for p in frames[vi].planes], planes)
     atomic_write_bytes(output, data_bytes)
+    if ckpt is not None:
+        ckpt.remove()  # the file is written: nothing is left to resume
     size = output.stat().st_size
     return EncodeResult(
         path=str(output), bytes=size, bpp=size * 8 / pixels, psnr=scores.psnr_yuv, psnr_y=scores.psnr_y,

@@ -2,8 +2,9 @@
 
 Payload layout (integers LEB128): ``codec_id u8``, ``params`` (varint length +
 compact JSON: what the keyframe decoder needs, e.g. a learned model's name and
-weight hash), ``quality`` (varint), ``count``, ``count`` blob lengths, then the
-blobs back to back.  Blob k is the k-th keyframe in (video, frame) order with the
+weight hash), ``quality`` (varint), then the blobs as
+:func:`nervcodec.keyframes.pack_blobs` stores them: ``count``, the blobs'
+common prefix (repeated codec headers) once, then each blob's length and suffix.  Blob k is the k-th keyframe in (video, frame) order with the
 frames of each video given by :meth:`Layout.keyframe_indices`.  Because every
 blob stands alone, decoding one clip needs only its two keyframes.
 """
@@ -19,7 +20,8 @@ import numpy as np
 from ..bytesio import Reader, Writer
 from ..errors import FormatError
 from ..io.video import Frames, VideoInfo
-from ..keyframes import DEFAULT_KEYFRAME_CODEC, KEYFRAME_CODECS, keyframe_codec, keyframe_codec_by_id
+from ..keyframes import (KEYFRAME_CODECS, default_keyframe_codec, keyframe_codec, keyframe_codec_by_id,
+                         pack_blobs, unpack_blobs)
 from .config import EncodeConfig
 from .layout import Item, Layout
 from .tiles import upsample_chroma
@@ -40,9 +42,13 @@ class KeyframePlan:
     decoded: Dict[Tuple[int, int], np.ndarray]   # (video, frame) -> (C, H, W) full resolution
     codec_name: str
     quality: int
+    native: Dict[Tuple[int, int], List[np.ndarray]] = field(default_factory=dict)  # decoded planes, native format
 
     def source(self, items: Sequence[Item]) -> Dict[Tuple[int, int], np.ndarray]:
         return self.decoded
+
+    def planes(self, video: int, frame: int) -> List[np.ndarray]:
+        return self.native[(video, frame)]
 
 
 def keyframe_codec_name(codec_id: int) -> str:
@@ -68,19 +74,14 @@ def _keyframe_list(infos: Sequence[VideoInfo], layout: Layout) -> List[Tuple[int
 
 def _pack(codec_id: int, params: Dict, quality: int, blobs: Sequence[bytes]) -> bytes:
     w = Writer().u8(codec_id).blob(json.dumps(params, sort_keys=True, separators=(",", ":")).encode())
-    w.varint(quality).varint(len(blobs))
-    for b in blobs:
-        w.varint(len(b))
-    for b in blobs:
-        w.raw(b)
-    return w.getvalue()
+    return w.varint(quality).raw(pack_blobs(blobs)).getvalue()
 
 
 def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
                      budget: Optional[int]) -> KeyframePlan:
     """Code the keyframes of every video, choosing the quality to fit KEYFRAME_SHARE of ``budget``."""
-    codec = build_codec(cfg.keyframe_codec or DEFAULT_KEYFRAME_CODEC, weights=cfg.keyframe_weights)
     fmt = infos[0].pix_fmt
+    codec = build_codec(cfg.keyframe_codec or _default_name(fmt), weights=cfg.keyframe_weights)
     codec.check_format(fmt)
     if not getattr(codec, "portable", True):
         warnings.warn(f"keyframe codec {codec.name} is a hyperprior/autoregressive model whose bitstreams may not "
@@ -88,6 +89,7 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
     keys = _keyframe_list(infos, layout)
     blobs: List[bytes] = []
     decoded: Dict[Tuple[int, int], np.ndarray] = {}
+    native: Dict[Tuple[int, int], List[np.ndarray]] = {}
     # one quality for the whole collection, chosen on all keyframes together
     per_video = [Frames(tuple(p[layout.keyframe_indices(v)] for p in fr.planes), fmt)
                  for v, fr in zip(infos, frames)]
@@ -105,9 +107,15 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
         full = upsample_chroma(dec)
         for k, f in enumerate(layout.keyframe_indices(v)):
             decoded[(vi, f)] = full[k]
+            native[(vi, f)] = [p[k] for p in dec.planes]
         blobs.extend(bl)
     assert len(blobs) == len(keys)
-    return KeyframePlan(_pack(codec.codec_id, params, quality, blobs), decoded, codec.name, quality)
+    return KeyframePlan(_pack(codec.codec_id, params, quality, blobs), decoded, codec.name, quality, native)
+
+
+def _default_name(fmt) -> str:
+    c = default_keyframe_codec(fmt)
+    return c if isinstance(c, str) else c.name
 
 
 def _default_quality(codec) -> int:
@@ -140,12 +148,10 @@ class KeyframeSection:
     codec_id: int
     params: Dict
     quality: int
-    offsets: List[Tuple[int, int]]  # (start, length) of each blob in payload
-    payload: memoryview
+    blobs: List[bytes]
 
     def blob(self, k: int) -> bytes:
-        s, n = self.offsets[k]
-        return bytes(self.payload[s:s + n])
+        return self.blobs[k]
 
 
 def parse_keyframe_section(data: bytes) -> KeyframeSection:
@@ -158,15 +164,10 @@ def parse_keyframe_section(data: bytes) -> KeyframeSection:
     if not isinstance(params, dict):
         raise FormatError("keyframes section: parameters are not an object")
     quality = r.varint(1 << 16)
-    count = r.varint(min(MAX_KEYFRAMES, r.remaining))
-    lengths = [r.varint(r.remaining) for _ in range(count)]
-    if sum(lengths) != r.remaining:
-        raise FormatError("keyframes section: blob lengths do not match its size")
-    offsets, pos = [], r.pos
-    for n in lengths:
-        offsets.append((pos, n))
-        pos += n
-    return KeyframeSection(codec_id, params, quality, offsets, memoryview(data))
+    blobs = unpack_blobs(r.raw(r.remaining))
+    if len(blobs) > MAX_KEYFRAMES:
+        raise FormatError("keyframes section: too many keyframes")
+    return KeyframeSection(codec_id, params, quality, blobs)
 
 
 class KeyframeReader:
@@ -175,13 +176,15 @@ class KeyframeReader:
     def __init__(self, data: bytes, infos: Sequence[VideoInfo], layout: Layout, weights: Optional[str] = None):
         self.section = parse_keyframe_section(data)
         self.infos, self.layout = infos, layout
+        need = sum(layout.num_keyframes(v) for v in infos)  # counted before any list is built from it
+        if need != len(self.section.blobs):
+            raise FormatError(f"keyframes section holds {len(self.section.blobs)} keyframes, "
+                              f"the layout needs {need}")
         self.keys = _keyframe_list(infos, layout)
-        if len(self.keys) != len(self.section.offsets):
-            raise FormatError(f"keyframes section holds {len(self.section.offsets)} keyframes, "
-                              f"the layout needs {len(self.keys)}")
         self.index = {k: i for i, k in enumerate(self.keys)}
         self.codec = build_codec(codec_id=self.section.codec_id, weights=weights)
         self.cache: Dict[Tuple[int, int], np.ndarray] = {}
+        self.native: Dict[Tuple[int, int], List[np.ndarray]] = {}
         self.bytes = len(data)
 
     @property
@@ -196,12 +199,26 @@ class KeyframeReader:
         for vi, fs in by_video.items():
             v = self.infos[vi]
             blobs = [self.section.blob(self.index[(vi, f)]) for f in fs]
-            full = upsample_chroma(self.codec.decode(blobs, v.pix_fmt, v.width, v.height, self.section.params))
+            dec = self.codec.decode(blobs, v.pix_fmt, v.width, v.height, self.section.params)
+            full = upsample_chroma(dec)
             for k, f in enumerate(fs):
                 self.cache[(vi, f)] = full[k]
+                self.native[(vi, f)] = [p[k] for p in dec.planes]
         # keep the cache small: only what these items use
         keep = {(it.video, f) for it in items for f in it.keyframes}
         for k in list(self.cache):
             if k not in keep:
                 del self.cache[k]
+                self.native.pop(k, None)
         return self.cache
+
+    def planes(self, video: int, frame: int) -> List[np.ndarray]:
+        """The decoded keyframe in its native planes (shown as-is at keyframe positions)."""
+        if (video, frame) not in self.native:
+            if (video, frame) not in self.index:
+                raise FormatError(f"frame {frame} of video {video} is not a keyframe")
+            v = self.infos[video]
+            dec = self.codec.decode([self.section.blob(self.index[(video, frame)])], v.pix_fmt, v.width, v.height,
+                                    self.section.params)
+            return [p[0] for p in dec.planes]
+        return self.native[(video, frame)]

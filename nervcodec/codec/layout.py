@@ -45,21 +45,27 @@ class Layout:
     patch_h: int
     patch_w: int
     time: str            # "global": t = frame / total over the collection (NeRV); "video": t = f / (N - 1) per video
+    substitute: bool = False  # keyframe positions show the decoded keyframe itself, not the network's output
 
     def to_dict(self) -> Dict[str, object]:
-        return {"clip_len": self.clip_len, "patch": [self.patch_h, self.patch_w], "time": self.time}
+        return {"clip_len": self.clip_len, "patch": [self.patch_h, self.patch_w], "time": self.time,
+                "substitute": self.substitute}
 
     @staticmethod
     def from_dict(d: object) -> "Layout":
         try:
             assert isinstance(d, dict)
-            clip, (ph, pw), time = int(d["clip_len"]), d["patch"], str(d["time"])
-            ph, pw = int(ph), int(pw)
+            clip, (ph, pw), time = d["clip_len"], d["patch"], d["time"]
+            # integers and a string exactly: int() would also take 2.5, "8", True or fail on infinity
+            assert all(isinstance(x, int) and not isinstance(x, bool) for x in (clip, ph, pw))
+            assert isinstance(time, str)
+            substitute = d.get("substitute", False)
+            assert isinstance(substitute, bool)
         except (AssertionError, KeyError, TypeError, ValueError):
             raise FormatError("file header has an invalid layout") from None
         if not (1 <= clip <= 64 and 1 <= ph <= 16384 and 1 <= pw <= 16384 and time in ("global", "video")):
             raise FormatError("file header has an out-of-range layout")
-        return Layout(clip, ph, pw, time)
+        return Layout(clip, ph, pw, time, substitute)
 
     # -- geometry ---------------------------------------------------------
     def patch_grid(self, v: VideoInfo) -> Tuple[int, int]:
@@ -78,6 +84,15 @@ class Layout:
             return []
         return sorted(set(range(0, v.num_frames, self.clip_len)) | {v.num_frames - 1})
 
+    def num_keyframes(self, v: VideoInfo) -> int:
+        """len(keyframe_indices(v)), computed without building the list."""
+        if self.clip_len == 1:
+            return 0
+        return -(-v.num_frames // self.clip_len) + (1 if (v.num_frames - 1) % self.clip_len else 0)
+
+    def is_keyframe(self, v: VideoInfo, frame: int) -> bool:
+        return self.clip_len > 1 and (frame % self.clip_len == 0 or frame == v.num_frames - 1)
+
     def clip_keyframes(self, v: VideoInfo, clip: int) -> Tuple[int, int]:
         start = clip * self.clip_len
         return start, min(start + self.clip_len, v.num_frames - 1)
@@ -90,10 +105,11 @@ class Layout:
             if video is not None and vi != video:
                 continue
             rows, cols = self.patch_grid(v)
-            for c in range(self.num_clips(v)):
+            first, end = 0, self.num_clips(v)
+            if frames is not None:  # only the clips that overlap [a, b), found without a scan
+                first, end = max(first, frames[0] // self.clip_len), min(end, -(-frames[1] // self.clip_len))
+            for c in range(first, end):
                 start = c * self.clip_len
-                if frames is not None and (start + self.clip_len <= frames[0] or start >= frames[1]):
-                    continue
                 idx = tuple(min(start + j, v.num_frames - 1) for j in range(self.clip_len))
                 valid = tuple(start + j < v.num_frames for j in range(self.clip_len))
                 kf = self.clip_keyframes(v, c)
@@ -121,7 +137,8 @@ def _even_up(x: int, shift: int) -> int:
     return -(-x // m) * m
 
 
-def plan_layout(videos: Sequence[VideoInfo], clip_len: int, time: str, allow_patches: bool) -> Layout:
+def plan_layout(videos: Sequence[VideoInfo], clip_len: int, time: str, allow_patches: bool,
+                substitute: bool = False) -> Layout:
     """Patch size: the whole (largest) frame when it is small enough, else a near-even split into
     patches of at most MAX_PATCH_AREA pixels.  Patch sides are multiples of the chroma subsampling
     so patches cut chroma planes cleanly."""
@@ -147,4 +164,4 @@ def plan_layout(videos: Sequence[VideoInfo], clip_len: int, time: str, allow_pat
         ph, pw = best[1]
     ph = _even_up(ph, fmt.log2_chroma_h if fmt.has_chroma else 0)
     pw = _even_up(pw, fmt.log2_chroma_w if fmt.has_chroma else 0)
-    return Layout(clip_len, ph, pw, time)
+    return Layout(clip_len, ph, pw, time, substitute)

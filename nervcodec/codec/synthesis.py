@@ -20,6 +20,7 @@ from .tiles import keyframe_tiles, place_tile
 __all__ = ["synthesize"]
 
 KeyframeSource = Callable[[Sequence[Item]], Dict[Tuple[int, int], np.ndarray]]
+KeyframePlanes = Callable[[int, int], List[np.ndarray]]
 
 
 def _to_int(x: torch.Tensor, max_value: int, dtype: np.dtype) -> np.ndarray:
@@ -29,13 +30,15 @@ def _to_int(x: torch.Tensor, max_value: int, dtype: np.dtype) -> np.ndarray:
 @torch.no_grad()
 def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], items: Sequence[Item],
                device: torch.device, batch: int = 8, keyframes: Optional[KeyframeSource] = None,
-               frame_range: Optional[Tuple[int, int]] = None, half: bool = False
-               ) -> Iterator[Tuple[int, int, List[np.ndarray]]]:
+               frame_range: Optional[Tuple[int, int]] = None, half: bool = False,
+               keyframe_planes: Optional[KeyframePlanes] = None) -> Iterator[Tuple[int, int, List[np.ndarray]]]:
     """Yield ``(video, frame, planes)`` in order for every valid frame covered by ``items``.
 
     ``keyframes(items)`` returns the decoded full-resolution keyframes (C, H, W) those
     items need, keyed by (video, frame); it is called per batch so that a decoder only
-    decodes the keyframes of the clips it synthesises.
+    decodes the keyframes of the clips it synthesises.  When the layout says so,
+    ``keyframe_planes(video, frame)`` (the decoded keyframe in its native planes)
+    replaces the network's output at keyframe positions.
     """
     model.eval().to(device)
     fmt = infos[0].pix_fmt
@@ -78,4 +81,7 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
             it = entry["item"]
             for j, f in enumerate(it.frames):
                 if it.valid[j] and (frame_range is None or frame_range[0] <= f < frame_range[1]):
-                    yield vi, f, entry["frames"][j]
+                    if layout.substitute and keyframe_planes is not None and layout.is_keyframe(infos[vi], f):
+                        yield vi, f, keyframe_planes(vi, f)
+                    else:
+                        yield vi, f, entry["frames"][j]

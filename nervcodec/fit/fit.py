@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -97,9 +97,45 @@ def batch_loss(out: torch.Tensor, data: FitData, idx: torch.Tensor, loss: str) -
     return 0.7 * l1 + 0.3 * s, mse
 
 
+def _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, index, step, total, steps_per_epoch) -> Dict[str, Any]:
+    """The fitting state after ``step`` (= ``index`` steps into ``epoch``): tensors and plain values only."""
+    state = {"epoch": epoch, "index": index, "step": step, "total": total, "steps_per_epoch": steps_per_epoch,
+             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "generator": gen_state, "torch_rng": torch.get_rng_state(), "epoch_mse": float(epoch_mse)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, steps_per_epoch) -> tuple:
+    """Load a :func:`_snapshot` into the fit's objects; return (epoch, index in it, step)."""
+    if state.get("total") != total or state.get("steps_per_epoch") != steps_per_epoch:
+        raise ConfigError("the checkpoint belongs to a fit with another number of steps; start over")
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        epoch_mse.fill_(float(state["epoch_mse"]))
+        return int(state["epoch"]), int(state["index"]), int(state["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"the checkpoint does not fit this model ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}); start over") from None
+
+
 def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
-        progress: Optional[ProgressFn] = None, refresh_seconds: float = 0.5) -> FitResult:
-    """Fit ``model`` (in place) to ``data`` for ``cfg.epochs`` epochs."""
+        progress: Optional[ProgressFn] = None, refresh_seconds: float = 0.5,
+        checkpoint: Optional[Callable[[Callable[[], Dict[str, Any]]], None]] = None,
+        resume: Optional[Dict[str, Any]] = None) -> FitResult:
+    """Fit ``model`` (in place) to ``data`` for ``cfg.epochs`` epochs.
+
+    ``checkpoint`` (e.g. a :class:`~nervcodec.fit.checkpoint.Checkpointer`) is called after
+    every step with a function that returns the complete fitting state; ``resume`` is such
+    a state, from which the fit continues exactly where it was saved.
+    """
     torch.manual_seed(cfg.seed)
     model.to(device).train()
     data = data.to(device)
@@ -118,10 +154,16 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     epoch_mse = torch.zeros((), device=device)
     t0 = last = time.monotonic()
     step = 0
-    for _ in range(cfg.epochs):
+    start_epoch = start_i = 0
+    if resume is not None:
+        start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch)
+    for epoch in range(start_epoch, cfg.epochs):
+        gen_state = gen.get_state()  # before this epoch's order is drawn: what a checkpoint stores
         perm = torch.randperm(m, generator=gen).to(device)
-        epoch_mse.zero_()
-        for i in range(steps_per_epoch):
+        first = start_i if epoch == start_epoch else 0
+        if first == 0:
+            epoch_mse.zero_()
+        for i in range(first, steps_per_epoch):
             idx = perm[i * batch:(i + 1) * batch]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = model(data.t[idx], data.keyframes_float(idx))
@@ -142,6 +184,9 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                 run_n = 0
                 last = now
                 progress(step, total, last_psnr)
+            if checkpoint is not None:
+                checkpoint(lambda: _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, i + 1, step, total,
+                                             steps_per_epoch))
     final = -10 * math.log10(max(float(epoch_mse) / steps_per_epoch, 1e-12))
     model.eval()
     return FitResult(step, time.monotonic() - t0, final)

@@ -6,15 +6,15 @@ The ids are written in .nerv files as one byte: never renumber or reuse one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from ..errors import ConfigError, FormatError
-from .base import KeyframeCodec
-from .ffmpeg_codecs import Av1Codec, HevcCodec, JxlCodec, VvcCodec
+from .base import KeyframeCodec, PixFmtLike
+from .ffmpeg_codecs import Av1Codec, FFmpegIntraCodec, HevcCodec, JxlCodec, VvcCodec
 from .learned import CompressAICodec
 
-__all__ = ["CodecSpec", "KEYFRAME_CODECS", "DEFAULT_KEYFRAME_CODEC", "NO_KEYFRAME_CODEC_ID", "keyframe_codec",
-           "keyframe_codec_by_id"]
+__all__ = ["CodecSpec", "KEYFRAME_CODECS", "DEFAULT_KEYFRAME_CODEC", "FALLBACK_KEYFRAME_CODEC",
+           "NO_KEYFRAME_CODEC_ID", "keyframe_codec", "keyframe_codec_by_id", "default_keyframe_codec"]
 
 #: Id meaning "this file has no keyframes".
 NO_KEYFRAME_CODEC_ID = 0
@@ -60,7 +60,9 @@ KEYFRAME_CODECS: Dict[str, CodecSpec] = {
 }
 
 #: Chosen by benchmarks/keyframes.py on the dev clips (see docs/keyframes.md).
-DEFAULT_KEYFRAME_CODEC = "hevc"
+DEFAULT_KEYFRAME_CODEC = "vvc"
+#: Used when the default cannot code a pixel format (vvenc takes 4:2:0 and gray only) or is missing.
+FALLBACK_KEYFRAME_CODEC = "hevc"
 
 _BY_ID = {spec.codec_id: spec for spec in KEYFRAME_CODECS.values()}
 assert len(_BY_ID) == len(KEYFRAME_CODECS) and NO_KEYFRAME_CODEC_ID not in _BY_ID
@@ -80,3 +82,13 @@ def keyframe_codec_by_id(codec_id: int, **options: Any) -> KeyframeCodec:
     if spec is None:
         raise FormatError(f"unknown keyframe codec id {codec_id} (a newer nervcodec wrote this file?)")
     return spec.create(**options)
+
+
+def default_keyframe_codec(pix_fmt: Optional[PixFmtLike] = None) -> KeyframeCodec:
+    """The default codec for frames of ``pix_fmt``: :data:`DEFAULT_KEYFRAME_CODEC` when it can code
+    them with the ffmpeg in use, else :data:`FALLBACK_KEYFRAME_CODEC` (x265 takes every format)."""
+    codec = keyframe_codec(DEFAULT_KEYFRAME_CODEC)
+    ok = pix_fmt is None or codec.supports(pix_fmt)
+    if ok and isinstance(codec, FFmpegIntraCodec):
+        ok = codec.available()
+    return codec if ok else keyframe_codec(FALLBACK_KEYFRAME_CODEC)

@@ -16,6 +16,7 @@ container stores as JSON.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple, Type
 
@@ -122,7 +123,7 @@ def config_from_dict(config_cls: type, data: Mapping[str, Any]) -> Any:
                 raise FormatError(f"model configuration lacks {name!r}")
             continue
         v = data[name]
-        kwargs[name] = _check_value(name, v)
+        kwargs[name] = _check_typed(name, _check_value(name, v), f.type)
     try:
         return config_cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -140,6 +141,39 @@ def _check_value(name: str, v: Any) -> Any:
             raise FormatError(f"model configuration value {name} is out of range")
         return tuple(v)
     raise FormatError(f"model configuration value {name!r} has an unsupported type")
+
+
+def _check_typed(name: str, v: Any, annotation: Any) -> Any:
+    """Hold a stored value to its field's declared type (int, float, str, Tuple[int, ...], ...).
+
+    JSON does not tell 16 from 16.0, and Python would accept either almost
+    everywhere, only to fail deep inside a layer; a file's values must have the
+    types the encoder wrote.  Floats must be finite.
+    """
+    t = (annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation)))
+    t = t.replace(" ", "").replace("typing.", "")
+    scalar = {"int": int, "float": float, "str": str, "bool": bool}
+
+    def ok(x: Any, kind: str) -> bool:
+        if kind == "int":
+            return isinstance(x, int) and not isinstance(x, bool)
+        if kind == "float":
+            return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        if kind == "bool":
+            return isinstance(x, bool)
+        return isinstance(x, str)
+
+    if t in scalar:
+        if not ok(v, t):
+            raise FormatError(f"model configuration value {name!r} is not a valid {t}")
+        return float(v) if t == "float" else v
+    for prefix in ("Tuple[", "tuple["):
+        if t.startswith(prefix) and t.endswith(",...]") and t[len(prefix):-5] in scalar:
+            kind = t[len(prefix):-5]
+            if not isinstance(v, tuple) or not all(ok(x, kind) for x in v):
+                raise FormatError(f"model configuration value {name!r} is not a list of {kind}")
+            return tuple(float(x) for x in v) if kind == "float" else v
+    return v  # a type this check does not know: _check_value has bounded it
 
 
 def build_model(name: str, config: Any) -> VideoModel:

@@ -1,0 +1,233 @@
+"""Fitting and decoding speed: nervcodec's loop against a plain fp32 eager loop.
+
+In one run, the same model (same initial weights) and the same data are fitted by
+
+  (a) a reference-style loop, written the way the NeRV/D-NeRV reference code does it:
+      frames kept on the host as float tensors, one frame per step (batch 1), copied to
+      the device every step, fp32, and the loss read back with ``.item()`` every step;
+  (b) ``nervcodec.fit.fit``: frames resident on the device as integers, converted per
+      batch, bf16 autocast and a fused optimizer on CUDA, no per-step host sync.
+
+It reports frame-steps per second for both and their ratio, the PSNR after the same
+number of epochs, decode frames per second at the clip's resolution, and model FLOP
+utilisation (training FLOPs = 3 x the forward FLOPs counted by torch's FlopCounterMode)
+against the device's peak: the vendor's dense figure on known GPUs, and on a CPU the
+measured throughput of a large fp32 matrix multiply (so the CPU figure is "fraction of
+what this CPU's GEMM reaches", stated as such).
+
+    python benchmarks/speed.py CLIP [--model nerv|dnerv] [--params N] [--epochs E]
+                               [--frames N] [--device cpu|cuda] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nervcodec.codec.config import EncodeConfig
+from nervcodec.codec.encode import DEFAULTS
+from nervcodec.codec.layout import plan_layout
+from nervcodec.codec.synthesis import synthesize
+from nervcodec.codec.tiles import cut_items
+from nervcodec.fit import FitConfig, FitData, fit, resolve_device
+from nervcodec.fit.data import PLANE_WEIGHTS, split_planes
+from nervcodec.fit.fit import lr_factor
+from nervcodec.io import read_video
+from nervcodec.model.base import model_spec
+
+# Dense (no sparsity) peaks, FLOP/s: (bf16 tensor, fp32)
+GPU_PEAKS = {"H100": (989e12, 67e12), "H200": (989e12, 67e12), "A100": (312e12, 19.5e12),
+             "L4": (121e12, 30e12), "RTX 4090": (165e12, 82e12)}
+
+
+def cpu_peak(seconds: float = 2.0) -> float:
+    a = torch.randn(1024, 1024)
+    b = torch.randn(1024, 1024)
+    a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return 2 * 1024 ** 3 * n / (time.perf_counter() - t0)
+
+
+def device_peak(device: torch.device, bf16: bool) -> tuple:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, (p16, p32) in GPU_PEAKS.items():
+            if key in name:
+                return (p16 if bf16 else p32), f"{name} dense {'bf16' if bf16 else 'fp32'} spec"
+        return float("nan"), f"{name} (peak unknown)"
+    return cpu_peak(), "measured fp32 GEMM of this CPU"
+
+
+def forward_flops(model, data: FitData, device) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+    idx = torch.arange(min(2, data.num_items), device=device)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(data.t[idx], data.keyframes_float(idx))
+    per_item = fc.get_total_flops() / len(idx)
+    return per_item / data.clip_len  # per frame
+
+
+def build(clip: str, model_name: str, params: int, frames: int | None, clip_len: int):
+    info, fr = read_video(clip)
+    if frames:
+        fr = fr[:frames]
+        info = info.with_frames(fr.num_frames)
+    spec = model_spec(model_name)
+    dnerv = spec.cls.needs_keyframes
+    layout = plan_layout([info], clip_len if dnerv else 1, "video" if dnerv else "global", allow_patches=dnerv)
+    cfg = spec.plan(layout.patch_h, layout.patch_w, info.pix_fmt.num_planes, params, clip_len=clip_len)
+    items = layout.items([info])
+    h, w = int(cfg.height), int(cfg.width)
+    ys, cs = cut_items([fr], layout, [info], items, h, w)
+    kf = None
+    if dnerv:  # raw keyframes: speed does not depend on how they were coded
+        from nervcodec.codec.tiles import keyframe_tiles, upsample_chroma
+        full = upsample_chroma(fr)
+        dec = {(0, f): full[f] for f in layout.keyframe_indices(info)}
+        kf = torch.from_numpy(keyframe_tiles(dec, layout, [info], items, h, w))
+    fmt = info.pix_fmt
+    to_t = (lambda a: torch.from_numpy(a.astype(np.int16) if a.dtype != np.uint8 else a))  # noqa: E731
+    data = FitData(torch.from_numpy(layout.times([info], items)), to_t(ys), None if cs is None else to_t(cs),
+                   torch.tensor([[float(v) for v in it.valid] for it in items]), kf, fmt.max_value,
+                   (fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0))
+    return info, layout, spec, cfg, data, items
+
+
+def eager_reference(model, data: FitData, epochs: int, lr: float, device, seed: int) -> tuple:
+    """(a): the reference implementations' style, batch 1 and a host copy plus .item() per step."""
+    torch.manual_seed(seed)
+    model.to(device).train()
+    host_y = [data.y[i].float() / data.max_value for i in range(data.num_items)]
+    host_c = [data.c[i].float() / data.max_value for i in range(data.num_items)] if data.c is not None else None
+    host_k = [data.keyframes[i].float() / data.max_value for i in range(data.num_items)] \
+        if data.keyframes is not None else None
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
+    total = epochs * data.num_items
+    step, losses = 0, []
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for i in torch.randperm(data.num_items).tolist():
+            for g in opt.param_groups:
+                g["lr"] = lr * lr_factor(step, total, 0.2)
+            t = data.t[i:i + 1].to(device)
+            kf = host_k[i][None].to(device) if host_k is not None else None
+            out = model(t, kf)
+            py, pc = split_planes(out, data.chroma_shift)
+            mask = data.mask[i:i + 1].to(device)
+            err = [((py - host_y[i][None].to(device)).square().mean(dim=(-1, -2)) * mask).sum() * PLANE_WEIGHTS[0]]
+            if pc is not None:
+                tc = host_c[i][None].to(device)
+                err.append(((pc[:, :, 0] - tc[:, :, 0]).square().mean(dim=(-1, -2)) * mask).sum() * PLANE_WEIGHTS[1])
+                err.append(((pc[:, :, 1] - tc[:, :, 1]).square().mean(dim=(-1, -2)) * mask).sum() * PLANE_WEIGHTS[2])
+            loss = sum(err) / (sum(PLANE_WEIGHTS[:len(err)]) * mask.sum())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, step
+
+
+def psnr_of(model, layout, info, items, fr_planes, device) -> float:
+    from nervcodec.codec.quality import FrameScores
+    s = FrameScores(info.pix_fmt)
+    for _, f, planes in synthesize(model, layout, [info], items, device, batch=8,
+                                   keyframes=None if not model.needs_keyframes else _raw_kf(info, layout, fr_planes)):
+        s.add([p[f] for p in fr_planes], planes)
+    return s.psnr_yuv
+
+
+def _raw_kf(info, layout, fr_planes):
+    from nervcodec.codec.tiles import upsample_chroma
+    from nervcodec.io.video import Frames
+    full = upsample_chroma(Frames(tuple(fr_planes), info.pix_fmt))
+    dec = {(0, f): full[f] for f in layout.keyframe_indices(info)}
+    return lambda items: dec
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("clip")
+    ap.add_argument("--model", default="nerv", choices=["nerv", "dnerv"])
+    ap.add_argument("--params", type=int, default=150_000)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--frames", type=int, default=None, help="use only the first N frames")
+    ap.add_argument("--batch", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    device = resolve_device(args.device)
+    info, layout, spec, cfg, data, items = build(args.clip, args.model, args.params, args.frames, 8)
+    _, fr = read_video(args.clip)
+    fr_planes = [p[:info.num_frames] for p in fr.planes]
+    defaults = DEFAULTS[args.model]
+    lr = defaults["lr"]
+    batch = args.batch or defaults["batch"]
+    frames_per_item = float(data.mask.sum()) / data.num_items
+
+    torch.manual_seed(args.seed)
+    init = spec.cls(cfg).state_dict()
+    ref_model = spec.cls(cfg)
+    ref_model.load_state_dict(init)
+    ref_s, ref_steps = eager_reference(ref_model, data, args.epochs, lr, device, args.seed)
+    ref_psnr = psnr_of(ref_model, layout, info, items, fr_planes, device)
+
+    ours = spec.cls(cfg)
+    ours.load_state_dict(init)
+    fres = fit(ours, data, FitConfig(epochs=args.epochs, batch=batch, lr=lr, seed=args.seed), device)
+    our_psnr = psnr_of(ours, layout, info, items, fr_planes, device)
+
+    frame_steps = args.epochs * data.num_items * frames_per_item
+    ref_fps, our_fps = frame_steps / ref_s, frame_steps / fres.seconds
+    # decode speed at the clip's resolution, whole clip, batched
+    t0 = time.perf_counter()
+    n = sum(1 for _ in synthesize(ours, layout, [info], items, device, batch=max(batch, 8),
+                                  keyframes=None if not ours.needs_keyframes else _raw_kf(info, layout, fr_planes)))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dec_fps = n / (time.perf_counter() - t0)
+    flops_fwd = forward_flops(ours.to(device), data.to(device), device)
+    bf16 = device.type == "cuda"
+    peak, peak_src = device_peak(device, bf16)
+    result = {
+        "clip": args.clip, "model": args.model, "params": ours.num_params(), "frames": info.num_frames,
+        "size": f"{info.width}x{info.height}", "device": str(device), "cpu_threads": torch.get_num_threads(),
+        "epochs": args.epochs, "batch": batch, "machine": platform.machine(),
+        "reference": {"seconds": ref_s, "frame_steps_per_s": ref_fps, "psnr_yuv": ref_psnr},
+        "nervcodec": {"seconds": fres.seconds, "frame_steps_per_s": our_fps, "psnr_yuv": our_psnr},
+        "speedup": our_fps / ref_fps,
+        "decode_fps": dec_fps,
+        "train_flops_per_frame_step": 3 * flops_fwd,
+        "mfu_nervcodec": 3 * flops_fwd * our_fps / peak if math.isfinite(peak) else None,
+        "mfu_reference": 3 * flops_fwd * ref_fps / peak if math.isfinite(peak) else None,
+        "peak_flops": peak, "peak_source": peak_src,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{args.model} {result['params']} params, {info.num_frames} frames {result['size']}, "
+              f"{args.epochs} epochs on {device}")
+        print(f"  reference eager loop: {ref_fps:8.1f} frame-steps/s  PSNR-YUV {ref_psnr:.2f} dB")
+        print(f"  nervcodec fit:        {our_fps:8.1f} frame-steps/s  PSNR-YUV {our_psnr:.2f} dB  "
+              f"(x{result['speedup']:.2f})")
+        print(f"  decode: {dec_fps:.1f} frames/s; training FLOPs/frame-step {3 * flops_fwd / 1e9:.3f} G; "
+              f"utilisation {result['mfu_nervcodec'] or float('nan'):.1%} of {peak / 1e12:.2f} TFLOP/s "
+              f"({peak_src})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
