@@ -1,6 +1,6 @@
 """Fuzzing the .nerv readers: ``info`` and ``decode`` of damaged files either work or raise NervCodecError.
 
-Two families of mutants are made from small valid files (a NeRV and a D-NeRV one):
+Mutants are made from small valid files (NeRV 4:2:0, NeRV gray, D-NeRV), in two kinds:
 
 * raw damage (bit flips, truncation, inserted / deleted / overwritten bytes, extreme
   framing values): the CRCs are left stale, so most of it stops at a checksum;
@@ -234,7 +234,8 @@ def mutate_bytes(data: bytes, rnd: random.Random, n_ops: Optional[int] = None) -
             del b[i:i + rnd.choice([1, 1, 2, 4, 16])]
         elif op == 6:
             v = rnd.choice([0x00, 0xFF, 0x7F, 0x80, rnd.randrange(256)])
-            b[i:i + rnd.choice([1, 4])] = bytes([v]) * len(b[i:i + 4][:rnd.choice([1, 4])] or b"\0")
+            n_new, n_old = rnd.choice([1, 4]), rnd.choice([1, 4])   # 1 or 4 bytes replaced by 1 or 4 bytes
+            b[i:i + n_old] = bytes([v]) * (len(b[i:i + n_new]) or 1)
         else:
             j = rnd.randrange(len(b))
             n = rnd.choice([1, 4, 16, 64])

@@ -175,7 +175,7 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
         probe = spec.plan(layout.patch_h, layout.patch_w, channels, 100_000, clip_len=clip_len)
         overhead = len(pack(_header(infos, spec.arch_id, cfg.quant_bits, probe, layout), {SECTION_WEIGHTS: b""})) + 9
         left = budget - overhead - kf_bytes - (9 if kf_plan else 0)
-        params = params_for_bytes(left, cfg.quant_bits)
+        params = params_for_bytes(left, cfg.quant_bits, spec.name)
     config = spec.plan(layout.patch_h, layout.patch_w, channels, params, clip_len=clip_len)
     torch.manual_seed(cfg.seed)
     model = spec.cls(config)

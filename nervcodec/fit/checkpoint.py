@@ -85,6 +85,13 @@ class Checkpointer:
             raise OutputError(f"cannot write the checkpoint {self.path}: folder {folder} does not exist")
         if self.path.is_dir():
             raise OutputError(f"the checkpoint {self.path} is a directory")
+        try:  # find an unwritable folder now, not at the first save after minutes of fitting
+            import tempfile
+            fd, probe = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise OutputError(f"cannot write the checkpoint {self.path}: {exc.strerror or exc}") from None
 
     # -- loading
     def load(self) -> Optional[Dict[str, Any]]:

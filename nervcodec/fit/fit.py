@@ -7,6 +7,7 @@ refreshed.  On CUDA the forward pass runs under bf16 autocast.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from .data import PLANE_WEIGHTS, FitData, split_planes
 
 __all__ = ["FitConfig", "FitResult", "fit", "resolve_device", "batch_loss"]
 
+log = logging.getLogger("nervcodec.fit")
+
 ProgressFn = Callable[[int, int, float], None]  # (step, total_steps, psnr)
 
 
@@ -33,6 +36,7 @@ class FitConfig:
     loss: str = "l2"             # l2 | fusion
     seed: int = 0
     amp: bool = True             # bf16 autocast on CUDA (ignored on CPU)
+    compile: Optional[bool] = None  # torch.compile the model: None = on CUDA only (see _compiled)
     betas: tuple = (0.9, 0.999)
 
     def __post_init__(self) -> None:
@@ -126,6 +130,34 @@ def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, st
                           f"{str(exc).splitlines()[0] if str(exc) else ''}); start over") from None
 
 
+def _compiled(model: VideoModel, cfg: FitConfig, device: torch.device) -> Callable[..., torch.Tensor]:
+    """The forward function to train with: torch.compile'd where asked (default: CUDA only, since
+    on a 2-core CPU compiling costs more than it saves on short fits), with a fallback to eager
+    when compilation is unavailable or fails on the first call."""
+    want = cfg.compile if cfg.compile is not None else device.type == "cuda"
+    if not want or not hasattr(torch, "compile"):
+        return model
+    try:
+        compiled = torch.compile(model)
+    except Exception as exc:  # pragma: no cover - depends on the platform
+        log.warning("torch.compile unavailable (%s); fitting eagerly", exc)
+        return model
+    state = {"fn": compiled, "tried": False}
+
+    def forward(*args: Any) -> torch.Tensor:
+        if state["tried"]:
+            return state["fn"](*args)
+        state["tried"] = True
+        try:
+            return state["fn"](*args)
+        except Exception as exc:  # compilation errors surface on the first call
+            log.warning("torch.compile failed (%s: %s); fitting eagerly", type(exc).__name__,
+                        str(exc).splitlines()[0] if str(exc) else "")
+            state["fn"] = model
+            return model(*args)
+    return forward
+
+
 def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         progress: Optional[ProgressFn] = None, refresh_seconds: float = 0.5,
         checkpoint: Optional[Callable[[Callable[[], Dict[str, Any]]], None]] = None,
@@ -157,6 +189,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     start_epoch = start_i = 0
     if resume is not None:
         start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch)
+    forward = _compiled(model, cfg, device)
     for epoch in range(start_epoch, cfg.epochs):
         gen_state = gen.get_state()  # before this epoch's order is drawn: what a checkpoint stores
         perm = torch.randperm(m, generator=gen).to(device)
@@ -166,7 +199,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         for i in range(first, steps_per_epoch):
             idx = perm[i * batch:(i + 1) * batch]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                out = model(data.t[idx], data.keyframes_float(idx))
+                out = forward(data.t[idx], data.keyframes_float(idx))
             loss, mse = batch_loss(out, data, idx, cfg.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
