@@ -29,6 +29,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..bytesio import Reader, Writer
 from ..errors import ConfigError, FormatError
 from ..io.video import Frames, PixelFormat, pixel_format
 
@@ -153,34 +154,15 @@ def crop_frames(frames: Frames, width: int, height: int) -> Frames:
 
 
 def write_varint(value: int) -> bytes:
-    """Unsigned LEB128: 1 byte below 128, 2 below 16384."""
-    if value < 0:
-        raise ValueError("varint must be non-negative")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    """Unsigned LEB128 (the container's :class:`~nervcodec.bytesio.Writer` encoding)."""
+    return Writer().varint(value).getvalue()
 
 
 def read_varint(data: Union[bytes, memoryview], pos: int) -> Tuple[int, int]:
     """Read an unsigned LEB128 at ``pos``; return (value, next position)."""
-    value, shift = 0, 0
-    while True:
-        if pos >= len(data):
-            raise FormatError("keyframe data is truncated (inside a length field)")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise FormatError("keyframe data is damaged (length field too long)")
+    r = Reader(memoryview(data)[pos:], "keyframe data")
+    value = r.varint(1 << 63)
+    return value, pos + r.pos
 
 
 def _common_prefix(blobs: Sequence[bytes]) -> int:
@@ -205,38 +187,21 @@ def pack_blobs(blobs: Sequence[bytes]) -> bytes:
     """
     blobs = [bytes(b) for b in blobs]
     k = _common_prefix(blobs)
-    out = bytearray(write_varint(len(blobs)))
-    out += write_varint(k)
-    if blobs:
-        out += blobs[0][:k]
+    w = Writer().varint(len(blobs)).blob(blobs[0][:k] if blobs else b"")
     for b in blobs:
-        out += write_varint(len(b) - k)
-        out += b[k:]
-    return bytes(out)
+        w.blob(b[k:])
+    return w.getvalue()
 
 
 def unpack_blobs(data: bytes) -> List[bytes]:
     """Inverse of :func:`pack_blobs`; raises :class:`FormatError` on damaged or truncated data."""
-    view = memoryview(bytes(data))
-    count, pos = read_varint(view, 0)
-    k, pos = read_varint(view, pos)
-    if count == 0:
-        if k or pos != len(view):
-            raise FormatError("keyframe data is damaged (trailing bytes after an empty list)")
-        return []
-    if pos + k > len(view):
-        raise FormatError("keyframe data is truncated (inside the shared header)")
-    prefix = bytes(view[pos:pos + k])
-    pos += k
-    blobs = []
-    for _ in range(count):
-        n, pos = read_varint(view, pos)
-        if pos + n > len(view):
-            raise FormatError("keyframe data is truncated (inside a keyframe)")
-        blobs.append(prefix + bytes(view[pos:pos + n]))
-        pos += n
-    if pos != len(view):
-        raise FormatError(f"keyframe data is damaged ({len(view) - pos} unexpected trailing bytes)")
+    r = Reader(bytes(data), "keyframe data")
+    count = r.varint(r.remaining)       # every blob costs at least its length byte
+    prefix = r.blob()
+    if count == 0 and prefix:
+        raise FormatError("keyframe data is damaged (a shared header for an empty list)")
+    blobs = [prefix + r.blob() for _ in range(count)]
+    r.expect_end()
     return blobs
 
 
