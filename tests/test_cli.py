@@ -120,3 +120,11 @@ def test_corrupt_file_is_one_line(nerv_file, tmp_path):
         assert res.exit_code != 0
         assert "damaged" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x.y4m").exists()
+
+
+def test_demo_runs_on_the_embedded_sample(tmp_path):
+    res = run("demo", "--epochs", "1", "--device", "cpu", "--json", "--keep", tmp_path)
+    out = json.loads(res.output)
+    assert out["frames"] == 16 and out["bytes"] == (tmp_path / "sample.nerv").stat().st_size
+    assert out["bpp"] == pytest.approx(out["bytes"] * 8 / (16 * 176 * 144))
+    assert (tmp_path / "sample_decoded.y4m").exists()

@@ -188,7 +188,7 @@ def info(file: str, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--model", type=click.Choice(["dnerv", "nerv"]), default="dnerv", show_default=True)
-@click.option("--epochs", type=int, default=200, show_default=True)
+@click.option("--epochs", type=int, default=100, show_default=True)
 @click.option("--bpp", type=float, default=0.5, show_default=True)
 @_device_option
 @click.option("--keep", type=click.Path(file_okay=False), default=None, help="Keep the .nerv and decoded y4m here.")
