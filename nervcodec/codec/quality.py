@@ -1,19 +1,19 @@
 """Per-frame PSNR on native planes, averaged over frames (the codec convention)."""
 from __future__ import annotations
 
-import math
 from typing import List, Sequence
 
 import numpy as np
 
 from ..io.video import PixelFormat
+from ..metrics.psnr import YUV_WEIGHTS, frame_psnr
 
 __all__ = ["FrameScores", "plane_psnr"]
 
 
 def plane_psnr(a: np.ndarray, b: np.ndarray, max_value: int) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else 10 * math.log10(max_value ** 2 / mse)
+    """PSNR of one plane, the same function (and 100 dB cap) as :mod:`nervcodec.metrics` uses."""
+    return float(frame_psnr(a[None], b[None], max_value)[0])
 
 
 class FrameScores:
@@ -27,7 +27,7 @@ class FrameScores:
     def add(self, ref: Sequence[np.ndarray], dec: Sequence[np.ndarray]) -> None:
         p = [plane_psnr(r, d, self.fmt.max_value) for r, d in zip(ref, dec)]
         self.y.append(p[0])
-        self.yuv.append((6 * p[0] + p[1] + p[2]) / 8 if len(p) == 3 else p[0])
+        self.yuv.append(float(np.dot(YUV_WEIGHTS, p) / sum(YUV_WEIGHTS)) if len(p) == 3 else p[0])
 
     @property
     def psnr_y(self) -> float:
