@@ -31,7 +31,7 @@ from .weights import pack_weights, quantized_state, unpack_weights
 __all__ = ["EncodeResult", "encode", "DEFAULTS"]
 
 # Model-specific defaults for batch size (items per step) and learning rate.
-DEFAULTS = {"nerv": {"batch": 4, "lr": 5e-3}, "dnerv": {"batch": 2, "lr": 2e-3}}
+DEFAULTS = {"nerv": {"batch": 4, "lr": 5e-3}, "dnerv": {"batch": 2, "lr": 4e-3}}
 
 
 @dataclass(frozen=True)
