@@ -26,16 +26,13 @@ import math
 import platform
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
-from nervcodec.codec.config import EncodeConfig
-from nervcodec.codec.encode import DEFAULTS
+from nervcodec.codec.encode import DEFAULTS, build_fit_data
 from nervcodec.codec.layout import plan_layout
 from nervcodec.codec.synthesis import synthesize
-from nervcodec.codec.tiles import cut_items
+from nervcodec.codec.tiles import upsample_chroma
 from nervcodec.fit import FitConfig, FitData, fit, resolve_device
 from nervcodec.fit.data import PLANE_WEIGHTS, split_planes
 from nervcodec.fit.fit import lr_factor
@@ -87,19 +84,11 @@ def build(clip: str, model_name: str, params: int, frames: int | None, clip_len:
     layout = plan_layout([info], clip_len if dnerv else 1, "video" if dnerv else "global", allow_patches=dnerv)
     cfg = spec.plan(layout.patch_h, layout.patch_w, info.pix_fmt.num_planes, params, clip_len=clip_len)
     items = layout.items([info])
-    h, w = int(cfg.height), int(cfg.width)
-    ys, cs = cut_items([fr], layout, [info], items, h, w)
-    kf = None
+    dec = None
     if dnerv:  # raw keyframes: speed does not depend on how they were coded
-        from nervcodec.codec.tiles import keyframe_tiles, upsample_chroma
         full = upsample_chroma(fr)
         dec = {(0, f): full[f] for f in layout.keyframe_indices(info)}
-        kf = torch.from_numpy(keyframe_tiles(dec, layout, [info], items, h, w))
-    fmt = info.pix_fmt
-    to_t = (lambda a: torch.from_numpy(a.astype(np.int16) if a.dtype != np.uint8 else a))  # noqa: E731
-    data = FitData(torch.from_numpy(layout.times([info], items)), to_t(ys), None if cs is None else to_t(cs),
-                   torch.tensor([[float(v) for v in it.valid] for it in items]), kf, fmt.max_value,
-                   (fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0))
+    data = build_fit_data([fr], [info], layout, items, int(cfg.height), int(cfg.width), dec)
     return info, layout, spec, cfg, data, items
 
 
@@ -150,7 +139,6 @@ def psnr_of(model, layout, info, items, fr_planes, device) -> float:
 
 
 def _raw_kf(info, layout, fr_planes):
-    from nervcodec.codec.tiles import upsample_chroma
     from nervcodec.io.video import Frames
     full = upsample_chroma(Frames(tuple(fr_planes), info.pix_fmt))
     dec = {(0, f): full[f] for f in layout.keyframe_indices(info)}

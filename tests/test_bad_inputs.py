@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np

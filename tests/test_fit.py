@@ -1,7 +1,6 @@
 """The fitting loop: schedule, progress, determinism, and the torch.compile fallback."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

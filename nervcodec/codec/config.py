@@ -1,8 +1,8 @@
 """Frozen configuration of an encode, built once by the CLI (or a script) and passed down."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Optional
 
 from ..errors import ConfigError
 

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -25,10 +24,10 @@ from .progress import ProgressBar, note
 from .quality import FrameScores
 from .rate import bytes_for_bpp, params_for_bytes
 from .synthesis import synthesize
-from .tiles import cut_items, upsample_chroma
+from .tiles import cut_items, keyframe_tiles
 from .weights import pack_weights, quantized_state, unpack_weights
 
-__all__ = ["EncodeResult", "encode", "DEFAULTS"]
+__all__ = ["EncodeResult", "encode", "DEFAULTS", "build_fit_data"]
 
 # Model-specific defaults for batch size (items per step) and learning rate.
 DEFAULTS = {"nerv": {"batch": 4, "lr": 5e-3}, "dnerv": {"batch": 2, "lr": 4e-3}}
@@ -111,6 +110,19 @@ def _check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool
             from None
 
 
+def build_fit_data(frames: Sequence[Frames], infos: Sequence[VideoInfo], layout: Layout, items, work_h: int,
+                   work_w: int, keyframes: Optional[Dict[Tuple[int, int], np.ndarray]] = None) -> FitData:
+    """The training items as tensors: integer targets cut to the working size, times, loss mask and
+    (for D-NeRV) keyframe tiles from the full-resolution decoded keyframes ``(video, frame) -> (C, H, W)``."""
+    fmt = infos[0].pix_fmt
+    to_t = (lambda a: torch.from_numpy(a.astype(np.int16) if a.dtype != np.uint8 else a))  # noqa: E731
+    ys, cs = cut_items(frames, layout, infos, items, work_h, work_w)
+    kf = to_t(keyframe_tiles(keyframes, layout, infos, items, work_h, work_w)) if keyframes is not None else None
+    return FitData(t=torch.from_numpy(layout.times(infos, items)), y=to_t(ys), c=None if cs is None else to_t(cs),
+                   mask=_loss_mask(layout, infos, items), keyframes=kf, max_value=fmt.max_value,
+                   chroma_shift=(fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0))
+
+
 def _loss_mask(layout: Layout, infos: Sequence[VideoInfo], items) -> torch.Tensor:
     """1 for frames the network must reproduce: real frames, minus substituted keyframes."""
     return torch.tensor([[float(ok and not (layout.substitute and layout.is_keyframe(infos[it.video], f)))
@@ -183,16 +195,8 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
 
     items = layout.items(infos)
     work_h, work_w = int(config.height), int(config.width)
-    ys, cs = cut_items(frames, layout, infos, items, work_h, work_w)
-    to_t = (lambda a: torch.from_numpy(a.astype(np.int16) if a.dtype != np.uint8 else a))  # noqa: E731
-    kf_tiles = None
-    if kf_plan is not None:
-        from .tiles import keyframe_tiles
-        kf_tiles = to_t(keyframe_tiles(kf_plan.decoded, layout, infos, items, work_h, work_w))
-    data = FitData(t=torch.from_numpy(layout.times(infos, items)), y=to_t(ys), c=None if cs is None else to_t(cs),
-                   mask=_loss_mask(layout, infos, items), keyframes=kf_tiles,
-                   max_value=fmt.max_value,
-                   chroma_shift=(fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0))
+    data = build_fit_data(frames, infos, layout, items, work_h, work_w,
+                          kf_plan.decoded if kf_plan is not None else None)
     defaults = DEFAULTS.get(cfg.model, DEFAULTS["nerv"])
     fcfg = FitConfig(epochs=cfg.epochs, batch=cfg.batch or defaults["batch"], lr=cfg.lr or defaults["lr"],
                      loss=cfg.loss, seed=cfg.seed)

@@ -13,7 +13,6 @@ conditioned on keyframes cD and min((c + 1) D, N - 1).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 
 class ProgressBar:
@@ -34,7 +33,7 @@ class ProgressBar:
         self.close()
 
 
-def note(enabled: bool, message: str) -> Optional[None]:
+def note(enabled: bool, message: str) -> None:
+    """One line of status on stderr when progress output is on."""
     if enabled:
         print(message, file=sys.stderr)
-    return None

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..model.base import VideoModel
