@@ -34,6 +34,34 @@ def test_encode_json_reports_size_on_disk(nerv_file):
     assert report["frames"] == 5
 
 
+def test_verify_decodes_the_file_from_disk(tmp_path, clip_file):
+    src, _, _ = clip_file(width=30, height=22, frames=5)
+    out = tmp_path / "v.nerv"
+    report = json.loads(run("encode", src, out, "--model", "nerv", "--params", "3000", "--epochs", "2",
+                            "--device", "cpu", "--verify", "--json").output)
+    v = report["verify"]
+    assert v["frames"] == 5
+    # The same per-frame 6:1:1 PSNR on the native planes as the encoder's own figure, now from the file.
+    assert v["psnr_yuv"] == pytest.approx(report["psnr"], abs=1e-6)
+    assert np.isfinite(v["psnr_rgb"]) and 5 < v["psnr_rgb"] < 100
+    text = run("encode", src, out, "--model", "nerv", "--params", "3000", "--epochs", "1", "--device", "cpu",
+               "--verify", "--quiet", "--force").output
+    assert text == ""  # --quiet prints nothing, verify included
+    text = run("encode", src, out, "--model", "nerv", "--params", "3000", "--epochs", "1", "--device", "cpu",
+               "--verify", "--force").output
+    assert "verified: decoded from disk, PSNR-RGB" in text
+
+
+def test_verify_a_collection_pools_over_its_videos(tmp_path, clip_file):
+    a, _, _ = clip_file(name="first", width=24, height=16, frames=6)
+    b, _, _ = clip_file(name="second", width=20, height=14, frames=5, seed=3)
+    out = tmp_path / "set.nerv"
+    report = json.loads(run("encode", a, b, out, "--params", "6000", "--epochs", "1", "--device", "cpu",
+                            "--keyframe-codec", "hevc", "--clip-len", "4", "--verify", "--json").output)
+    assert report["verify"]["frames"] == 11
+    assert report["verify"]["psnr_yuv"] == pytest.approx(report["psnr"], abs=1e-6)
+
+
 def test_decode_restores_format_and_size(nerv_file, tmp_path):
     src, out, report, frames = nerv_file
     dec = tmp_path / "dec.y4m"

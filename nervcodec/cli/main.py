@@ -128,7 +128,9 @@ def _verify(output: str, inputs: Sequence[str], device: str, quiet: bool) -> dic
     from ..codec import decode as do_decode
     from ..metrics import measure_pair
     with tempfile.TemporaryDirectory(prefix="nervcodec-verify-") as tmp:
-        res = do_decode(output, Path(tmp) / "out", device=device)
+        # one video -> a y4m file; a collection -> a folder with one y4m per video (a trailing separator says folder)
+        target = os.path.join(tmp, "out.y4m") if len(inputs) == 1 else os.path.join(tmp, "out") + os.sep
+        res = do_decode(output, target, device=device)
         results = []
         for src, dec in zip(inputs, res.outputs):
             results.append(measure_pair(src, dec))
