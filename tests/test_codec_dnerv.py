@@ -135,3 +135,36 @@ def test_keyframe_positions_show_the_decoded_keyframe(tmp_path, clip_file):
     for f in lay.keyframe_indices(nf.header.videos[0]):  # 0, 4 and 6
         for p, kp in zip(dec.planes, reader.planes(0, f)):
             assert np.array_equal(p[f], kp)
+
+
+def test_keyframe_share_moves_bytes_between_keyframes_and_weights(tmp_path, clip_file):
+    src, info, _ = clip_file(width=64, height=48, frames=9)
+    budget = int(6.0 * 64 * 48 * 9 / 8)
+    runs = {}
+    for share in (0.3, 0.7):
+        out = tmp_path / f"s{share}.nerv"
+        res = _enc([src], out, params=None, bpp=6.0, epochs=1, keyframe_share=share)
+        fi = inspect(out)
+        assert 0 < fi.keyframe_bytes <= share * budget
+        runs[share] = (fi.keyframe_bytes, res.params, fi.keyframe_quality)
+    assert runs[0.7][0] > runs[0.3][0] and runs[0.7][2] > runs[0.3][2]  # better keyframes ...
+    assert runs[0.7][1] < runs[0.3][1]                                  # ... and a smaller network
+
+
+def test_fixed_keyframe_quality_is_written(tmp_path, clip_file):
+    src, _, _ = clip_file(width=32, height=24, frames=5)
+    out = tmp_path / "q.nerv"
+    _enc([src], out, params=None, bpp=12.0, epochs=1, keyframe_quality=30)
+    assert inspect(out).keyframe_quality == 30
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(bpp=0.5, keyframe_share=0.0), "between 0 and 1"),
+    (dict(bpp=0.5, keyframe_share=1.0), "between 0 and 1"),
+    (dict(params=5000, keyframe_share=0.5), "with --bpp or --preset"),
+    (dict(bpp=0.5, keyframe_share=0.5, keyframe_quality=30), "only one of --keyframe-share"),
+])
+def test_keyframe_share_is_validated(kw, message):
+    from nervcodec.errors import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        EncodeConfig(**kw)

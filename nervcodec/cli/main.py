@@ -87,6 +87,8 @@ def _device_option(f):
 @click.option("--clip-len", type=int, default=8, show_default=True, help="D-NeRV clip length (keyframe interval).")
 @click.option("--keyframe-codec", default=None, help="Keyframe codec (D-NeRV) [default: measured best].")
 @click.option("--keyframe-quality", type=int, default=None, help="Keyframe quality [chosen by the rate planner].")
+@click.option("--keyframe-share", type=float, default=None,
+              help="Share of the --bpp budget spent on keyframes, 0..1 [0.5]; the planner picks the quality to fit.")
 @click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None,
               help="Weights file for a learned keyframe codec (compressai zoo checkpoint).")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (only after a successful encode).")
@@ -107,6 +109,7 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
                        epochs=opts["epochs"], batch=opts["batch"], lr=opts["lr"], device=opts["device"],
                        seed=opts["seed"], loss=opts["loss"], quant_bits=opts["quant_bits"], clip_len=opts["clip_len"],
                        keyframe_codec=opts["keyframe_codec"], keyframe_quality=opts["keyframe_quality"],
+                       keyframe_share=opts["keyframe_share"],
                        keyframe_weights=opts["keyframe_weights"], verify=verify, force=opts["force"],
                        checkpoint=opts["checkpoint"], resume=opts["resume"])
     res = do_encode(inputs, output, cfg, progress=not quiet and not as_json)

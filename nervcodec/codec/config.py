@@ -32,6 +32,7 @@ class EncodeConfig:
     clip_len: int = 8             # D-NeRV clip length (keyframe interval)
     keyframe_codec: Optional[str] = None   # None = the default codec
     keyframe_quality: Optional[int] = None  # None = chosen by the rate planner
+    keyframe_share: Optional[float] = None  # share of a --bpp budget for keyframes; None = KEYFRAME_SHARE
     keyframe_weights: Optional[str] = None  # local weights file for learned keyframe codecs
     verify: bool = False
     force: bool = False
@@ -57,6 +58,12 @@ class EncodeConfig:
             raise ConfigError(f"quantization bits must be in 2..16, got {self.quant_bits}")
         if not 2 <= self.clip_len <= 64:
             raise ConfigError(f"clip length must be in 2..64, got {self.clip_len}")
+        if self.keyframe_share is not None and not 0.0 < self.keyframe_share < 1.0:
+            raise ConfigError(f"--keyframe-share must be between 0 and 1 (exclusive), got {self.keyframe_share}")
+        if self.keyframe_share is not None and self.params is not None:
+            raise ConfigError("--keyframe-share divides a rate budget: use it with --bpp or --preset, not --params")
+        if self.keyframe_share is not None and self.keyframe_quality is not None:
+            raise ConfigError("give only one of --keyframe-share and --keyframe-quality")
         if self.resume and not self.checkpoint:
             raise ConfigError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
         if not self.checkpoint_seconds >= 0:

@@ -29,11 +29,14 @@ from .tiles import upsample_chroma
 __all__ = ["KeyframePlan", "KeyframeReader", "encode_keyframes", "KEYFRAME_SHARE", "parse_keyframe_section",
            "keyframe_codec_name", "build_codec"]
 
-# Share of the byte budget given to keyframes when sizing by rate.  D-NeRV's
-# reference spends 50-76% of its rate on keyframes (at 0.02-0.1 bpp).  At 0.5 bpp
-# on people_qcif_48f a 50% share made the keyframes 44.7 dB while the frames
-# between them reached 33-35 dB: the network was starved, so we give it more.
-KEYFRAME_SHARE = 0.35
+# Share of the byte budget given to keyframes when sizing by rate (``--keyframe-share``
+# overrides it).  D-NeRV's reference spends 50-76% of its rate on keyframes.  Measured
+# here (D-NeRV, VVC keyframes, keyframe substitution, 150 epochs on a CPU, PSNR-RGB of
+# the decoded file; docs/benchmarks.md): people 0.5 bpp 31.66 / 33.72 / 34.59 / 34.02 /
+# 34.74 dB at shares of 23 / 33 / 46 / 50 / 76%; people 1.0 bpp 33.96 / 35.09 / 36.33 /
+# 36.00 at 34 / 50 / 53 / 69%; carphone 0.5 bpp 34.23 / 34.17 / 34.97 at 20 / 35 / 52%.
+# Half was never far from the best; longer fits make the network stronger and may want less.
+KEYFRAME_SHARE = 0.5
 MAX_KEYFRAMES = 1 << 22
 
 
@@ -80,7 +83,7 @@ def _pack(codec_id: int, params: Dict, quality: int, blobs: Sequence[bytes]) -> 
 
 def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
                      budget: Optional[int]) -> KeyframePlan:
-    """Code the keyframes of every video, choosing the quality to fit KEYFRAME_SHARE of ``budget``."""
+    """Code the keyframes of every video, choosing the quality to fit their share of ``budget``."""
     fmt = infos[0].pix_fmt
     codec = build_codec(cfg.keyframe_codec or _default_name(fmt), weights=cfg.keyframe_weights)
     codec.check_format(fmt)
@@ -98,7 +101,8 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
         quality = codec.check_quality(cfg.keyframe_quality)
         coded = [codec.encode(kf, quality) for kf in per_video]
     elif budget is not None:
-        quality, coded = _choose(codec, per_video, int(budget * KEYFRAME_SHARE))
+        share = cfg.keyframe_share if cfg.keyframe_share is not None else KEYFRAME_SHARE
+        quality, coded = _choose(codec, per_video, int(budget * share))
     else:
         quality = _default_quality(codec)
         coded = [codec.encode(kf, quality) for kf in per_video]
