@@ -297,6 +297,9 @@ def test_writer_rejects_mismatched_frames_and_bad_targets(tmp_path):
     clip = make_clip("yuv420p", 8, 8, 1)
     with pytest.raises(OutputError, match="output format"):
         open_writer(tmp_path / "x.avi", info_for(clip))
+    with pytest.raises(OutputError, match=r"numbered sequence.*frames/%05d\.png \(one frame gives frames/00001\.png\)"):
+        open_writer(tmp_path / "x.png", info_for(clip))
+    assert not (tmp_path / "x.png").exists()
     with pytest.raises(OutputError, match="does not exist"):
         open_writer(tmp_path / "missing" / "x.y4m", info_for(clip))
     with open_writer(tmp_path / "x.y4m", info_for(clip)) as w:

@@ -380,6 +380,9 @@ def infer_format(path: str, fmt: Optional[str] = None) -> str:
         return "y4m"
     if ext == ".mkv":
         return "mkv"
+    if ext == ".png":
+        raise OutputError(f"{path}: PNG output is a numbered sequence; give a pattern like "
+                          f"frames/{DEFAULT_PNG_PATTERN} (one frame gives frames/{DEFAULT_PNG_PATTERN % 1})")
     raise OutputError(f"{path}: cannot tell the output format from the name; use .y4m, .mkv, "
                       f"a folder/ or a pattern like out/{DEFAULT_PNG_PATTERN}")
 
