@@ -111,14 +111,14 @@ def replace_block(doc: str, block: str, section: Optional[str] = None) -> str:
     return f"{doc.rstrip()}\n\n## {title}\n\n{begin}\n{block.rstrip()}\n{end}\n"
 
 
-def render(result, argv: Sequence[str], out_dir: str, doc_path: str, heading_level: int = 3) -> str:
+def render(result, argv: Sequence[str], out_dir: str, doc_path: str) -> str:
     """The generated block: provenance, the tables and links to the plots."""
     rel = os.path.relpath(out_dir, os.path.dirname(os.path.abspath(doc_path)))
     lines = [
         f"Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} on {platform.machine()} "
         f"({os.cpu_count()} CPU cores) by `python benchmarks/run_bench.py {' '.join(argv)}`.",
         "",
-        format_markdown(result, heading_level=heading_level).rstrip(),
+        format_markdown(result, heading_level=4).rstrip(),
         "",
         f"RD plots: [{rel}/rd_psnr_rgb.png]({rel}/rd_psnr_rgb.png) and [{rel}/rd_ms_ssim.png]({rel}/rd_ms_ssim.png); "
         f"raw numbers in `{rel}/results.json` and `{rel}/results.csv`.",
@@ -176,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NervCodecError as exc:
         print(f"run_bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    block = render(result, argv, args.out, args.doc, heading_level=4)
+    block = render(result, argv, args.out, args.doc)
     print(block)
     if not args.no_doc:
         doc = open(args.doc, encoding="utf-8").read() if os.path.exists(args.doc) else DOC_SKELETON

@@ -84,10 +84,7 @@ def build(clip: str, model_name: str, params: int, frames: int | None, clip_len:
     layout = plan_layout([info], clip_len if dnerv else 1, "video" if dnerv else "global", allow_patches=dnerv)
     cfg = spec.plan(layout.patch_h, layout.patch_w, info.pix_fmt.num_planes, params, clip_len=clip_len)
     items = layout.items([info])
-    dec = None
-    if dnerv:  # raw keyframes: speed does not depend on how they were coded
-        full = upsample_chroma(fr)
-        dec = {(0, f): full[f] for f in layout.keyframe_indices(info)}
+    dec = _raw_keyframes(info, layout, fr.planes) if dnerv else None
     data = build_fit_data([fr], [info], layout, items, int(cfg.height), int(cfg.width), dec)
     return info, layout, spec, cfg, data, items
 
@@ -133,15 +130,23 @@ def psnr_of(model, layout, info, items, fr_planes, device) -> float:
     from nervcodec.codec.quality import FrameScores
     s = FrameScores(info.pix_fmt)
     for _, f, planes in synthesize(model, layout, [info], items, device, batch=8,
-                                   keyframes=None if not model.needs_keyframes else _raw_kf(info, layout, fr_planes)):
+                                   keyframes=_keyframe_source(model, info, layout, fr_planes)):
         s.add([p[f] for p in fr_planes], planes)
     return s.psnr_yuv
 
 
-def _raw_kf(info, layout, fr_planes):
+def _raw_keyframes(info, layout, fr_planes) -> dict:
+    """The source frames at the keyframe positions, uncoded: speed does not depend on how they were coded."""
     from nervcodec.io.video import Frames
     full = upsample_chroma(Frames(tuple(fr_planes), info.pix_fmt))
-    dec = {(0, f): full[f] for f in layout.keyframe_indices(info)}
+    return {(0, f): full[f] for f in layout.keyframe_indices(info)}
+
+
+def _keyframe_source(model, info, layout, fr_planes):
+    """What :func:`synthesize` takes as ``keyframes``: None for NeRV, else a lookup of the raw keyframes."""
+    if not model.needs_keyframes:
+        return None
+    dec = _raw_keyframes(info, layout, fr_planes)
     return lambda items: dec
 
 
@@ -183,7 +188,7 @@ def main(argv=None) -> int:
     # decode speed at the clip's resolution, whole clip, batched
     t0 = time.perf_counter()
     n = sum(1 for _ in synthesize(ours, layout, [info], items, device, batch=max(batch, 8),
-                                  keyframes=None if not ours.needs_keyframes else _raw_kf(info, layout, fr_planes)))
+                                  keyframes=_keyframe_source(ours, info, layout, fr_planes)))
     if device.type == "cuda":
         torch.cuda.synchronize()
     dec_fps = n / (time.perf_counter() - t0)

@@ -32,6 +32,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
+from nervcodec.bytesio import Reader, Writer
 from nervcodec.container import MAGIC
 from nervcodec.errors import NervCodecError
 
@@ -86,67 +87,31 @@ class Framed:
 # --------------------------------------------------------------------------- header fields
 
 
-def _read_varint(b: bytes, pos: int) -> Tuple[int, int]:
-    v = shift = 0
-    while True:
-        c = b[pos]
-        pos += 1
-        v |= (c & 0x7F) << shift
-        if not c & 0x80:
-            return v, pos
-        shift += 7
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        c = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(c | 0x80)
-        else:
-            out.append(c)
-            return bytes(out)
-
-
 def header_fields(hb: bytes) -> List[list]:
     """The header as a list of [kind, name, value] (kind: u8, varint, blob) in file order."""
-    fields: List[list] = []
-    pos = 0
-    n = hb[pos]
-    pos += 1
-    fields.append(["u8", "video_count", n])
+    r = Reader(hb, "header")
+    n = r.u8()
+    fields: List[list] = [["u8", "video_count", n]]
     for i in range(n):
-        ln, pos = _read_varint(hb, pos)
-        fields.append(["blob", f"name{i}", hb[pos:pos + ln]])
-        pos += ln
-        for name in ("width", "height"):
-            v, pos = _read_varint(hb, pos)
-            fields.append(["varint", f"{name}{i}", v])
-        fields.append(["u8", f"pix_fmt{i}", hb[pos]])
-        pos += 1
-        for name in ("fps_num", "fps_den", "frames"):
-            v, pos = _read_varint(hb, pos)
-            fields.append(["varint", f"{name}{i}", v])
-    fields.append(["u8", "arch_id", hb[pos]])
-    fields.append(["u8", "quant_bits", hb[pos + 1]])
-    pos += 2
-    ln, pos = _read_varint(hb, pos)
-    fields.append(["blob", "model", hb[pos:pos + ln]])
-    assert pos + ln == len(hb)
+        fields.append(["blob", f"name{i}", r.blob()])
+        fields += [["varint", f"{name}{i}", r.varint(1 << 63)] for name in ("width", "height")]
+        fields.append(["u8", f"pix_fmt{i}", r.u8()])
+        fields += [["varint", f"{name}{i}", r.varint(1 << 63)] for name in ("fps_num", "fps_den", "frames")]
+    fields += [["u8", "arch_id", r.u8()], ["u8", "quant_bits", r.u8()], ["blob", "model", r.blob()]]
+    r.expect_end()
     return fields
 
 
 def pack_fields(fields: List[list]) -> bytes:
-    out = bytearray()
+    w = Writer()
     for kind, _, v in fields:
         if kind == "u8":
-            out.append(v & 0xFF)
+            w.u8(v & 0xFF)
         elif kind == "varint":
-            out += _varint(v)
+            w.varint(v)
         else:
-            out += _varint(len(v)) + v
-    return bytes(out)
+            w.blob(v)
+    return w.getvalue()
 
 
 EXTREME_INTS = [0, 1, 2, 3, 7, 8, 15, 16, 17, 127, 128, 255, 256, 16383, 16384, 16385, 65535, 65536,
@@ -347,7 +312,7 @@ def mutant_section(data: bytes, rnd: random.Random) -> bytes:
     if rnd.random() < 0.2 and len(payload) > 2:
         # overwrite a run at a random place with a varint / float16 extreme: lengths, scales, counts
         pos = rnd.randrange(len(payload))
-        extreme = rnd.choice([_varint(_extreme_int(rnd)), b"\x00\x7c", b"\x00\xfc", b"\x00\x7e", b"\xff\x7b",
+        extreme = rnd.choice([Writer().varint(_extreme_int(rnd)).getvalue(), b"\x00\x7c", b"\x00\xfc", b"\x00\x7e", b"\xff\x7b",
                               b"\x00\x00", b"\xff\xff\xff\xff\x0f", bytes([rnd.randrange(8)])])
         payload = payload[:pos] + extreme + payload[pos + rnd.choice([0, 1, len(extreme)]):]
     else:

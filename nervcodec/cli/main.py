@@ -131,9 +131,7 @@ def _verify(output: str, inputs: Sequence[str], device: str, quiet: bool) -> dic
     from ..codec import decode as do_decode
     from ..metrics import measure_pair
     with tempfile.TemporaryDirectory(prefix="nervcodec-verify-") as tmp:
-        # one video -> a y4m file; a collection -> a folder with one y4m per video (a trailing separator says folder)
-        target = os.path.join(tmp, "out.y4m") if len(inputs) == 1 else os.path.join(tmp, "out") + os.sep
-        res = do_decode(output, target, device=device)
+        res = do_decode(output, tmp + os.sep, device=device)  # a folder: one y4m per video, collection or not
         results = []
         for src, dec in zip(inputs, res.outputs):
             results.append(measure_pair(src, dec))

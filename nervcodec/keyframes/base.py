@@ -43,8 +43,8 @@ __all__ = [
     "unpack_blobs",
     "packed_size",
     "choose_quality",
-    "write_varint",
-    "read_varint",
+    "join_streams",
+    "split_streams",
 ]
 
 ParamValue = Union[int, str]
@@ -153,16 +153,20 @@ def crop_frames(frames: Frames, width: int, height: int) -> Frames:
 # --------------------------------------------------------------------------- blob packing
 
 
-def write_varint(value: int) -> bytes:
-    """Unsigned LEB128 (the container's :class:`~nervcodec.bytesio.Writer` encoding)."""
-    return Writer().varint(value).getvalue()
+def join_streams(streams: Sequence[bytes]) -> bytes:
+    """Several bitstreams of one keyframe in one blob: each but the last behind its LEB128 length,
+    the last running to the end of the blob."""
+    w = Writer()
+    for s in streams[:-1]:
+        w.blob(s)
+    return w.raw(streams[-1]).getvalue()
 
 
-def read_varint(data: Union[bytes, memoryview], pos: int) -> Tuple[int, int]:
-    """Read an unsigned LEB128 at ``pos``; return (value, next position)."""
-    r = Reader(memoryview(data)[pos:], "keyframe data")
-    value = r.varint(1 << 63)
-    return value, pos + r.pos
+def split_streams(blob: bytes, count: int, what: str = "keyframe") -> List[bytes]:
+    """Inverse of :func:`join_streams` for ``count`` streams; a truncated blob raises :class:`FormatError`."""
+    r = Reader(blob, what)
+    streams = [r.blob() for _ in range(count - 1)]
+    return streams + [r.raw(r.remaining)]
 
 
 def _common_prefix(blobs: Sequence[bytes]) -> int:

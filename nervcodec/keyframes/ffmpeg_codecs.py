@@ -43,8 +43,8 @@ import numpy as np
 from ..errors import ConfigError, FormatError, InputError, ToolError
 from ..io.video import Frames, PixelFormat, pixel_format
 from ..tools.ffmpeg import run_ffmpeg
-from .base import (KeyframeCodec, ParamValue, PixFmtLike, as_pixel_format, crop_frames, pad_frames,
-                   read_varint, write_varint)
+from .base import (KeyframeCodec, ParamValue, PixFmtLike, as_pixel_format, crop_frames, join_streams, pad_frames,
+                   split_streams)
 
 __all__ = ["FFmpegIntraCodec", "HevcCodec", "VvcCodec", "Av1Codec", "JxlCodec", "ffmpeg_has_encoder",
            "ffmpeg_has_decoder"]
@@ -473,15 +473,7 @@ class JxlCodec(FFmpegIntraCodec):
 
         streams = _parallel_map(one, jobs)
         k = fmt.num_planes
-        blobs = []
-        for i in range(frames.num_frames):
-            parts = streams[i * k:(i + 1) * k]
-            blob = bytearray()
-            for s in parts[:-1]:
-                blob += write_varint(len(s)) + s
-            blob += parts[-1]
-            blobs.append(bytes(blob))
-        return blobs
+        return [join_streams(streams[i * k:(i + 1) * k]) for i in range(frames.num_frames)]
 
     def decode(self, blobs: Sequence[bytes], pix_fmt: PixFmtLike, width: int, height: int,
                params: Optional[Mapping[str, ParamValue]] = None) -> Frames:
@@ -490,16 +482,10 @@ class JxlCodec(FFmpegIntraCodec):
         grey = self._grey_format(fmt)
         jobs = []
         for blob in blobs:
-            pos = 0
-            for k, shape in enumerate(shapes):
-                if k < len(shapes) - 1:
-                    n, pos = read_varint(blob, pos)
-                else:
-                    n = len(blob) - pos
-                if n <= 0 or pos + n > len(blob):
-                    raise FormatError("jxl keyframe is truncated or damaged")
-                jobs.append((bytes(blob[pos:pos + n]), shape))
-                pos += n
+            streams = split_streams(blob, len(shapes), "jxl keyframe")
+            if not all(streams):
+                raise FormatError("jxl keyframe is truncated or damaged (an empty plane)")
+            jobs.extend(zip(streams, shapes))
         decoder = self._decoder()
         if decoder is None:
             raise ToolError("the ffmpeg in use has no libjxl decoder")

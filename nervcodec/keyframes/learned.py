@@ -57,7 +57,7 @@ import numpy as np
 
 from ..errors import ConfigError, FormatError, InputError
 from ..io.video import Frames, PixelFormat
-from .base import KeyframeCodec, ParamValue, PixFmtLike, as_pixel_format, read_varint, write_varint
+from .base import KeyframeCodec, ParamValue, PixFmtLike, as_pixel_format, join_streams, split_streams
 
 __all__ = ["CompressAICodec", "LEARNED_MODELS", "yuv_to_rgb", "rgb_to_yuv", "file_sha256"]
 
@@ -396,12 +396,7 @@ class CompressAICodec(KeyframeCodec):
                 if tuple(out["shape"]) != expect or len(out["strings"]) != self.info.strings:
                     raise ConfigError(f"{self.name} produced an unexpected latent layout "
                                       f"({tuple(out['shape'])}, {len(out['strings'])} strings)")
-                strings = [s[0] for s in out["strings"]]
-                blob = bytearray()
-                for s in strings[:-1]:
-                    blob += write_varint(len(s)) + s
-                blob += strings[-1]
-                blobs.append(bytes(blob))
+                blobs.append(join_streams([s[0] for s in out["strings"]]))
         return blobs
 
     def _check_params(self, params: Optional[Mapping[str, ParamValue]]) -> int:
@@ -440,14 +435,7 @@ class CompressAICodec(KeyframeCodec):
         images = []
         with torch.inference_mode():
             for blob in blobs:
-                strings, pos = [], 0
-                for _ in range(self.info.strings - 1):
-                    n, pos = read_varint(blob, pos)
-                    if pos + n > len(blob):
-                        raise FormatError(f"{self.name} keyframe is truncated")
-                    strings.append([bytes(blob[pos:pos + n])])
-                    pos += n
-                strings.append([bytes(blob[pos:])])
+                strings = [[st] for st in split_streams(blob, self.info.strings, f"{self.name} keyframe")]
                 try:
                     x_hat = net.decompress(strings, shape)["x_hat"]
                 except Exception as exc:  # the entropy decoder rejects damaged data in many ways
