@@ -29,12 +29,14 @@ import time
 
 import torch
 
-from nervcodec.codec.encode import DEFAULTS, build_fit_data
+from nervcodec.codec.fitting import build_fit_data
 from nervcodec.codec.layout import plan_layout
 from nervcodec.codec.synthesis import synthesize
 from nervcodec.codec.tiles import upsample_chroma
-from nervcodec.fit import FitConfig, FitData, fit, resolve_device
-from nervcodec.fit.data import PLANE_WEIGHTS, split_planes
+from nervcodec.device import resolve_device
+from nervcodec.fit import FitConfig, FitData, fit
+from nervcodec.fit.data import PLANE_WEIGHTS
+from nervcodec.model.planes import split_planes
 from nervcodec.fit.fit import lr_factor
 from nervcodec.io import read_video
 from nervcodec.model.base import model_spec
@@ -166,9 +168,8 @@ def main(argv=None) -> int:
     info, layout, spec, cfg, data, items = build(args.clip, args.model, args.params, args.frames, 8)
     _, fr = read_video(args.clip)
     fr_planes = [p[:info.num_frames] for p in fr.planes]
-    defaults = DEFAULTS[args.model]
-    lr = defaults["lr"]
-    batch = args.batch or defaults["batch"]
+    lr = spec.lr
+    batch = args.batch or spec.batch
     frames_per_item = float(data.mask.sum()) / data.num_items
 
     torch.manual_seed(args.seed)

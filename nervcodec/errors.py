@@ -15,6 +15,8 @@ __all__ = [
     "ConfigError",
     "OutputError",
     "InterruptedError_",
+    "FitDivergedError",
+    "NervCodecWarning",
 ]
 
 
@@ -62,3 +64,16 @@ class InterruptedError_(NervCodecError):
     """The user interrupted a long operation (Ctrl-C); nothing partial was left behind."""
 
     exit_code = 130
+
+
+class FitDivergedError(NervCodecError):
+    """The fit diverged (non-finite loss or weights): nothing was written; a lower learning rate helps."""
+
+    exit_code = 7
+
+
+class NervCodecWarning(UserWarning):
+    """Something worked but deserves the user's attention (e.g. a fit that ended worse than it started).
+
+    The command line always shows these, even when it hides other libraries' warnings.
+    """

@@ -120,7 +120,7 @@ def test_bpp_budget_includes_keyframes(tmp_path, clip_file):
 
 
 def test_keyframe_positions_show_the_decoded_keyframe(tmp_path, clip_file):
-    from nervcodec.codec.keyframe_section import KeyframeReader
+    from nervcodec.codec.keyframes import KeyframeReader
     from nervcodec.codec.layout import Layout
     from nervcodec.container import SECTION_KEYFRAMES, read_file
     src, info, _ = clip_file(width=24, height=16, frames=7)

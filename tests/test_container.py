@@ -3,7 +3,8 @@ from fractions import Fraction
 
 import pytest
 
-from nervcodec.container import (MAGIC, SECTION_KEYFRAMES, SECTION_WEIGHTS, Header, atomic_write_bytes, pack,
+from nervcodec.fsutil import atomic_write_bytes
+from nervcodec.container import (MAGIC, SECTION_KEYFRAMES, SECTION_WEIGHTS, Header, pack,
                                  read_file, unpack, write_file)
 from nervcodec.errors import FormatError
 from nervcodec.io.video import VideoInfo, pixel_format

@@ -157,7 +157,7 @@ def test_encode_failing_while_writing_keeps_existing_output(tmp_path, clip_file,
     src = clip_file(width=12, height=8, frames=2)[0]
     out = tmp_path / "out.nerv"
     out.write_bytes(OLD)
-    nf_mod = importlib.import_module("nervcodec.container.nervfile")
+    nf_mod = importlib.import_module("nervcodec.fsutil")
 
     def boom(*a, **kw):
         raise KeyboardInterrupt if where == "fsync" else OSError(28, "No space left on device")

@@ -18,6 +18,7 @@ from ..bench.baselines import BASELINES, CONTAINERS, X264_PRESETS
 from ..bench.report import format_table, to_json, write_outputs
 from ..bench.runner import BenchConfig, run_bench
 from ..errors import NervCodecError
+from ..model import model_names
 
 __all__ = ["bench"]
 
@@ -38,7 +39,7 @@ __all__ = ["bench"]
 @click.option("--bpp", "bpps", type=float, multiple=True, metavar="B",
               help="nervcodec target rate in bits per pixel (repeatable). Default: four rates doubling from "
                    "160 kbit / (frames*W*H), the lowest clamped to 0.02..0.2.")
-@click.option("--model", type=click.Choice(["nerv", "dnerv"]), default="dnerv", show_default=True,
+@click.option("--model", type=click.Choice(model_names()), default="dnerv", show_default=True,
               help="nervcodec model family.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="nervcodec fitting epochs (default: the encoder's).")
 @click.option("--device", default="auto", show_default=True, help="Device for nervcodec: auto, cpu, cuda, cuda:N.")

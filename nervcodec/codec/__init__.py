@@ -1,7 +1,31 @@
-"""encode / decode / info: the codec's public functions."""
-from .config import EncodeConfig, PRESETS
+"""encode / decode / info: the codec's public functions.
+
+The encoder's names are imported on first use (PEP 562), so that
+``import nervcodec.codec.decode`` pulls in only what decoding needs: no fitting
+code, no optimizer.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .config import PRESETS, EncodeConfig
 from .decode import DecodeResult, decode
-from .encode import EncodeResult, encode
 from .inspect import FileInfo, inspect
 
-__all__ = ["EncodeConfig", "PRESETS", "EncodeResult", "encode", "DecodeResult", "decode", "FileInfo", "inspect"]
+_LAZY = {"EncodeResult": ".encoder", "encode": ".encoder", "VerifyResult": ".verification", "verify": ".verification"}
+
+__all__ = ["EncodeConfig", "PRESETS", "EncodeResult", "encode", "DecodeResult", "decode", "FileInfo", "inspect",
+           "VerifyResult", "verify"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))

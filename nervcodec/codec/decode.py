@@ -9,15 +9,14 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, NervFile, read_file
+from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, NervFile, read_file, read_model_header, unpack_weights
+from ..device import resolve_device
 from ..errors import ConfigError, FormatError, InterruptedError_, OutputError
-from ..fit import resolve_device
 from ..io import open_writer
 from ..io.video import Frames, VideoInfo
-from ..model.base import VideoModel, config_from_dict, model_spec_by_id
+from ..model import VideoModel
 from .layout import Layout
 from .synthesis import synthesize
-from .weights import unpack_weights
 
 __all__ = ["DecodeResult", "decode", "load_model", "parse_frames", "select_video"]
 
@@ -35,10 +34,9 @@ class DecodeResult:
 
 def load_model(nf: NervFile) -> Tuple[VideoModel, Layout]:
     """Rebuild the network from the header and load its dequantized weights."""
-    spec = model_spec_by_id(nf.header.arch_id)
-    model_info = nf.header.model
-    config = config_from_dict(spec.config_cls, model_info.get("config"))
-    layout = Layout.from_dict(model_info.get("layout"))
+    mh = read_model_header(nf.header)
+    spec, config = mh.spec, mh.config
+    layout = Layout.from_dict(mh.layout)
     try:
         with torch.device("meta"):
             probe = spec.cls(config)
@@ -196,7 +194,7 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
     rng = parse_frames(frames, videos[chosen[0]].num_frames) if frames is not None else None
     kf = kf_planes = None
     if model.needs_keyframes:
-        from .keyframe_section import KeyframeReader
+        from .keyframes import KeyframeReader
         reader = KeyframeReader(nf.section(SECTION_KEYFRAMES), videos, layout, weights=keyframe_weights)
         kf, kf_planes = reader.source, reader.planes
     targets, folder = _outputs(output, videos, chosen, ".mkv" if fmt == "mkv" else ".y4m")

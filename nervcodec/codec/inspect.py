@@ -5,9 +5,9 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, read_file
-from ..container.nervfile import SECTION_NAMES
-from ..model.base import model_spec_by_id
+from ..container import SECTION_KEYFRAMES, SECTION_NAMES, SECTION_WEIGHTS, parse_keyframe_section, read_file
+from ..model import model_spec_by_id
+from .keyframes import keyframe_codec_name
 
 __all__ = ["FileInfo", "inspect"]
 
@@ -41,7 +41,6 @@ def inspect(path: str | os.PathLike) -> FileInfo:
     spec = model_spec_by_id(h.arch_id)
     kf_codec = kf_q = None
     if SECTION_KEYFRAMES in nf.sections:
-        from .keyframe_section import keyframe_codec_name, parse_keyframe_section
         ks = parse_keyframe_section(nf.sections[SECTION_KEYFRAMES])
         kf_codec, kf_q = keyframe_codec_name(ks.codec_id), ks.quality
     w = len(nf.sections.get(SECTION_WEIGHTS, b""))

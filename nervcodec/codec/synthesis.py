@@ -2,22 +2,29 @@
 
 Used by the decoder and by the encoder (to report the PSNR of exactly what the
 decoder will produce).
+
+Synthesis runs with TF32 off: cuDNN allows TF32 for float32 convolutions by
+default, which rounds their inputs to 10 mantissa bits, so a GPU decode would
+differ from a CPU decode by more than float rounding (about 0.5% of 8-bit samples
+one code value off, in an emulation).  With TF32 off the devices differ only by
+the order of float32 additions (docs/reliability.md states the guarantee).
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from ..fit.data import split_planes
 from ..io.video import VideoInfo
 from ..model.base import VideoModel
+from ..model.planes import split_planes
 from .layout import Item, Layout
 from .tiles import keyframe_tiles, place_tile
 
-__all__ = ["synthesize"]
+__all__ = ["synthesize", "full_precision"]
 
 KeyframeSource = Callable[[Sequence[Item]], Dict[Tuple[int, int], np.ndarray]]
 KeyframePlanes = Callable[[int, int], List[np.ndarray]]
@@ -25,6 +32,18 @@ KeyframePlanes = Callable[[int, int], List[np.ndarray]]
 
 def _to_int(x: torch.Tensor, max_value: int, dtype: np.dtype) -> np.ndarray:
     return torch.round(x.float().clamp(0, 1) * max_value).to(torch.int32).cpu().numpy().astype(dtype)
+
+
+@contextlib.contextmanager
+def full_precision() -> Iterator[None]:
+    """float32 convolutions and matrix products without TF32 (restored afterwards)."""
+    old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
 @torch.no_grad()
@@ -56,7 +75,8 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
             assert keyframes is not None
             tiles = keyframe_tiles(keyframes(chunk), layout, infos, chunk, work_h, work_w)
             kf = torch.from_numpy(tiles.astype(np.float32)).to(device) / fmt.max_value
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=half and device.type == "cuda"):
+        with full_precision(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                              enabled=half and device.type == "cuda"):
             out = model(t, kf)
         py, pc = split_planes(out.float(), shift)
         ys = _to_int(py, fmt.max_value, fmt.dtype)

@@ -1,6 +1,17 @@
-"""The .nerv file: magic, version, header, checksummed sections.  See docs/format.md."""
-from .nervfile import (MAGIC, VERSION, SECTION_WEIGHTS, SECTION_KEYFRAMES, PIXEL_FORMAT_CODES, Header, NervFile,
-                       pack, unpack, read_file, write_file, atomic_write_bytes)
+"""The bitstream: everything docs/format.md describes, byte by byte, lives in this package.
 
-__all__ = ["MAGIC", "VERSION", "SECTION_WEIGHTS", "SECTION_KEYFRAMES", "PIXEL_FORMAT_CODES", "Header", "NervFile",
-           "pack", "unpack", "read_file", "write_file", "atomic_write_bytes"]
+* :mod:`.nervfile`: magic, version, binary header, checksummed sections;
+* :mod:`.model_header`: the header's model JSON (configuration, layout, encoder);
+* :mod:`.weights`: the weights section (scales + entropy-coded integer symbols);
+* :mod:`.keyframes`: the keyframes section (codec id, parameters, blobs).
+"""
+from .nervfile import (MAGIC, VERSION, SECTION_WEIGHTS, SECTION_KEYFRAMES, SECTION_NAMES, PIXEL_FORMAT_CODES,
+                       Header, NervFile, pack, unpack, read_file, write_file)
+from .model_header import ModelHeader, make_header, read_model_header
+from .weights import pack_weights, unpack_weights
+from .keyframes import KeyframeSection, pack_keyframe_section, parse_keyframe_section
+
+__all__ = ["MAGIC", "VERSION", "SECTION_WEIGHTS", "SECTION_KEYFRAMES", "SECTION_NAMES", "PIXEL_FORMAT_CODES",
+           "Header", "NervFile", "pack", "unpack", "read_file", "write_file", "ModelHeader", "make_header",
+           "read_model_header", "pack_weights", "unpack_weights", "KeyframeSection", "pack_keyframe_section",
+           "parse_keyframe_section"]

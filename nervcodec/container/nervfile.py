@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -31,11 +30,12 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
 
 from ..bytesio import Reader, Writer
-from ..errors import FormatError, OutputError
+from ..errors import FormatError
+from ..fsutil import atomic_write_bytes
 from ..io.video import PIXEL_FORMATS, VideoInfo
 
-__all__ = ["MAGIC", "VERSION", "SECTION_WEIGHTS", "SECTION_KEYFRAMES", "PIXEL_FORMAT_CODES", "Header", "NervFile",
-           "pack", "unpack", "read_file", "write_file", "atomic_write_bytes"]
+__all__ = ["MAGIC", "VERSION", "SECTION_WEIGHTS", "SECTION_KEYFRAMES", "SECTION_NAMES", "PIXEL_FORMAT_CODES",
+           "Header", "NervFile", "pack", "unpack", "read_file", "write_file"]
 
 MAGIC = b"\x89NERV\r\n\x1a"
 VERSION = (1, 0)
@@ -206,38 +206,8 @@ def read_file(path: str | os.PathLike) -> NervFile:
     return unpack(data)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it.
-
-    A failure or interruption leaves no partial file and leaves an existing
-    ``path`` untouched.
-    """
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {p}: folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write in {folder}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from None
-        raise
-
-
 def write_file(path: str | os.PathLike, header: Header, sections: Mapping[int, bytes]) -> int:
-    """Write atomically; return the file's size in bytes."""
+    """Write the file atomically (see :mod:`nervcodec.fsutil`); return its size in bytes."""
     data = pack(header, sections)
     atomic_write_bytes(path, data)
     return len(data)

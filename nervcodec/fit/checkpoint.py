@@ -16,11 +16,10 @@ A fingerprint of the fitting problem (model configuration, fitting settings and
 the training data itself) is stored with it: resuming with another input or other
 settings is refused instead of silently mixing two fits.
 
-Ctrl-C while a checkpointed fit runs does not stop mid-step: the first SIGINT is
-noted, the current step finishes, the checkpoint is saved and then the fit stops
-with :class:`KeyboardInterrupt`.  A second Ctrl-C stops at once (keeping the last
-saved checkpoint).  SIGTERM is treated the same way when the process turned it into
-an exception (the ``nervcodec`` command does).
+Ctrl-C does not stop a fit mid-step (see :class:`nervcodec.fit.fit.StopFlag`): the
+current step finishes, the fitting loop asks the checkpointer to save, and then the
+fit stops with :class:`KeyboardInterrupt`.  A second Ctrl-C stops at once (keeping
+the last saved checkpoint).
 """
 from __future__ import annotations
 
@@ -28,8 +27,6 @@ import hashlib
 import io
 import json
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
@@ -37,6 +34,7 @@ from typing import Any, Callable, Dict, Optional
 import torch
 
 from ..errors import ConfigError, FormatError, OutputError
+from ..fsutil import atomic_write_bytes, check_writable
 
 __all__ = ["Checkpointer", "fit_fingerprint", "CHECKPOINT_VERSION"]
 
@@ -67,31 +65,20 @@ def fit_fingerprint(model_config: Dict[str, Any], data: Any, fit_cfg: Any) -> st
 class Checkpointer:
     """Saves the fit's state every ``every_seconds`` and when Ctrl-C is pressed; loads it for ``--resume``.
 
-    Use as a context manager around :func:`~nervcodec.fit.fit` (it defers SIGINT while
-    inside) and pass it as ``checkpoint=``.  Called after each step with a function
-    that builds the state; it decides whether to save and whether to stop.
+    Pass it to :func:`~nervcodec.fit.fit` as ``checkpoint=``.  Called after each step
+    with a function that builds the state and whether the fit is about to stop; it
+    saves when one is due or when the fit stops.
     """
 
     def __init__(self, path: str | os.PathLike, fingerprint: str, every_seconds: float = 60.0):
         self.path = Path(path)
         self.fingerprint = fingerprint
         self.every = float(every_seconds)
-        self.stop_requested = False
         self.saved_step: Optional[int] = None
         self._last = time.monotonic()
-        self._old_handlers: Dict[int, Any] = {}
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        if not folder.is_dir():
-            raise OutputError(f"cannot write the checkpoint {self.path}: folder {folder} does not exist")
         if self.path.is_dir():
             raise OutputError(f"the checkpoint {self.path} is a directory")
-        try:  # find an unwritable folder now, not at the first save after minutes of fitting
-            import tempfile
-            fd, probe = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as exc:
-            raise OutputError(f"cannot write the checkpoint {self.path}: {exc.strerror or exc}") from None
+        check_writable(self.path, "the checkpoint")  # now, not at the first save after minutes of fitting
 
     # -- loading
     def load(self) -> Optional[Dict[str, Any]]:
@@ -115,7 +102,6 @@ class Checkpointer:
 
     # -- saving
     def save(self, state: Dict[str, Any]) -> None:
-        from ..container import atomic_write_bytes
         buf = io.BytesIO()
         torch.save({"kind": _KIND, "version": CHECKPOINT_VERSION, "fingerprint": self.fingerprint,
                     "state": state}, buf)
@@ -132,31 +118,7 @@ class Checkpointer:
             import warnings
             warnings.warn(f"could not remove the checkpoint {self.path}: {exc.strerror or exc}", stacklevel=2)
 
-    def __call__(self, snapshot: Callable[[], Dict[str, Any]]) -> None:
-        """After each step: save when due or when asked to stop, then stop if asked."""
-        if self.stop_requested or time.monotonic() - self._last >= self.every:
+    def __call__(self, snapshot: Callable[[], Dict[str, Any]], stopping: bool = False) -> None:
+        """After each step: save when one is due, or when the fit is about to stop."""
+        if stopping or time.monotonic() - self._last >= self.every:
             self.save(snapshot())
-        if self.stop_requested:
-            raise KeyboardInterrupt
-
-    # -- Ctrl-C: finish the step, save, stop
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.stop_requested:  # a second Ctrl-C: stop now, keep the last saved checkpoint
-            raise KeyboardInterrupt
-        self.stop_requested = True
-
-    def __enter__(self) -> "Checkpointer":
-        self._last = time.monotonic()
-        self._old_handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            self._old_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_sigint)
-            # SIGTERM (a scheduler preempting the job) too, where someone turned it into an exception
-            # (the command line does); its default is to die on the spot, which we leave alone.
-            if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
-                self._old_handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_sigint)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old_handlers.items():
-            signal.signal(sig, old)
-        self._old_handlers = {}

@@ -1,9 +1,8 @@
-"""Training items held on the device, and the mapping from model output to native planes.
+"""Training items held on the device.
 
-The model predicts every plane at full resolution (Y, U, V, or Y alone for
-gray).  Chroma planes of a subsampled format are obtained by averaging the
-predicted chroma over each 2x2 (4:2:0) or 2x1 (4:2:2) block, so the loss is
-computed against the source's own planes with no colour conversion.
+The model predicts every plane at full resolution; :func:`nervcodec.model.planes.split_planes`
+maps its output to the source's native planes, so the loss is computed against the
+source's own planes with no colour conversion.
 
 The loss weights the planes by how much each contributes to the RGB error of
 the decoded video under BT.601 (sum of squared coefficients of Y, U and V in
@@ -16,9 +15,8 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
-__all__ = ["FitData", "PLANE_WEIGHTS", "split_planes"]
+__all__ = ["FitData", "PLANE_WEIGHTS"]
 
 PLANE_WEIGHTS = (4.06, 4.22, 3.21)
 
@@ -61,17 +59,3 @@ class FitData:
         if self.keyframes is None:
             return None
         return self.keyframes[idx].float() / self.max_value
-
-
-def split_planes(out: torch.Tensor, chroma_shift: Tuple[int, int]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """(B, D, C, h, w) model output -> luma (B, D, h, w) and chroma at native size (B, D, 2, hc, wc)."""
-    y = out[:, :, 0]
-    if out.shape[2] == 1:
-        return y, None
-    c = out[:, :, 1:3]
-    sy, sx = chroma_shift
-    if sy or sx:
-        b, d, _, h, w = c.shape
-        c = F.avg_pool2d(c.reshape(b * d * 2, 1, h, w), kernel_size=(1 << sy, 1 << sx))
-        c = c.reshape(b, d, 2, c.shape[-2], c.shape[-1])
-    return y, c

@@ -2,24 +2,42 @@
 
 Everything in the inner loop stays on the device: the items are gathered by
 index tensors, converted to float per batch, and the running loss is
-accumulated on the device and read back only when the progress display is
-refreshed.  On CUDA the forward pass runs under bf16 autocast.
+accumulated on the device and read back only every ``refresh_seconds`` (for the
+progress display and the divergence check).  On CUDA the forward pass runs
+under bf16 autocast.
+
+Failure modes handled here, so that no caller sees a crash:
+
+* Divergence: a non-finite loss (or non-finite weights at the end) stops the fit
+  with :class:`~nervcodec.errors.FitDivergedError`, which says to lower the
+  learning rate.  It is checked at each refresh (at most ``refresh_seconds`` of
+  wasted steps) rather than after every step, which would force a device-host
+  synchronisation per step.
+* Ctrl-C (and SIGTERM where the process turned it into an exception): while the
+  loop runs, the signal only sets a flag; the current step finishes, a checkpoint
+  is saved if one is in use, and the fit stops with ``KeyboardInterrupt``.  An
+  exception raised at a random point could be swallowed by code that ignores
+  exceptions (a ``__del__``, a callback) and the fit would go on; a second
+  Ctrl-C still stops at once.
 """
 from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FitDivergedError
 from ..model.base import VideoModel
-from .data import PLANE_WEIGHTS, FitData, split_planes
+from ..model.planes import split_planes
+from .data import PLANE_WEIGHTS, FitData
 
-__all__ = ["FitConfig", "FitResult", "fit", "resolve_device", "batch_loss"]
+__all__ = ["FitConfig", "FitResult", "fit", "batch_loss", "StopFlag", "evaluate_psnr"]
 
 log = logging.getLogger("nervcodec.fit")
 
@@ -48,17 +66,35 @@ class FitResult:
     steps: int
     seconds: float
     final_psnr: float            # PSNR of the plane-weighted MSE over the last epoch (float model)
+    start_psnr: float = float("nan")  # the same measure of the model as it started (nan when resumed)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but no CUDA device is available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}") from None
+class StopFlag:
+    """While entered (on the main thread), SIGINT, and SIGTERM where someone turned it into an
+    exception (the command line does), set ``requested`` instead of raising; a second signal
+    raises ``KeyboardInterrupt`` at once.  Elsewhere it does nothing."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "StopFlag":
+        self.requested = False
+        if threading.current_thread() is threading.main_thread():
+            self._old[signal.SIGINT] = signal.signal(signal.SIGINT, self._handler)
+            if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+                self._old[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
@@ -79,22 +115,31 @@ def _ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 1 - ssim(x[:, None], y[:, None], data_range=1.0, size_average=True, win_size=win)
 
 
-def batch_loss(out: torch.Tensor, data: FitData, idx: torch.Tensor, loss: str) -> tuple:
-    """(loss, weighted mse) for the items ``idx`` given the model output."""
+def _errors(out: torch.Tensor, data: FitData, idx: torch.Tensor) -> tuple:
+    """Per-plane errors of the items ``idx`` against the model output, with their loss weights."""
     py, pc = split_planes(out.float(), data.chroma_shift)
-    mask = data.mask[idx]                           # (B, D)
-    denom = mask.sum().clamp_min(1.0)
     ty = data.y[idx].float() / data.max_value
     err = [(py - ty, PLANE_WEIGHTS[0])]
     if pc is not None:
         tc = data.c[idx].float() / data.max_value
         err.append((pc[:, :, 0] - tc[:, :, 0], PLANE_WEIGHTS[1]))
         err.append((pc[:, :, 1] - tc[:, :, 1], PLANE_WEIGHTS[2]))
+    return py, ty, err
+
+
+def _weighted_mean(err: list, mask: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     wsum = sum(w for _, w in err)
-    mse = sum(w * (e.square().mean(dim=(-1, -2)) * mask).sum() for e, w in err) / (wsum * denom)
+    return sum(w * (fn(e).mean(dim=(-1, -2)) * mask).sum() for e, w in err) / (wsum * mask.sum().clamp_min(1.0))
+
+
+def batch_loss(out: torch.Tensor, data: FitData, idx: torch.Tensor, loss: str) -> tuple:
+    """(loss, weighted mse) for the items ``idx`` given the model output."""
+    py, ty, err = _errors(out, data, idx)
+    mask = data.mask[idx]                           # (B, D)
+    mse = _weighted_mean(err, mask, torch.square)
     if loss == "l2":
         return mse, mse
-    l1 = sum(w * (e.abs().mean(dim=(-1, -2)) * mask).sum() for e, w in err) / (wsum * denom)
+    l1 = _weighted_mean(err, mask, torch.abs)
     keep = mask.reshape(-1) > 0
     s = _ssim_loss(py.reshape(-1, *py.shape[-2:])[keep], ty.reshape(-1, *ty.shape[-2:])[keep])
     return 0.7 * l1 + 0.3 * s, mse
@@ -157,15 +202,44 @@ def _compiled(model: VideoModel, cfg: FitConfig, device: torch.device) -> Callab
     return forward
 
 
+@torch.no_grad()
+def evaluate_psnr(forward: Callable[..., torch.Tensor], data: FitData, batch: int, use_amp: bool) -> float:
+    """PSNR of the plane-weighted MSE of ``forward`` over every item of ``data`` (what the loss measures)."""
+    device = data.t.device
+    total = torch.zeros((), device=device)
+    frames = torch.zeros((), device=device)
+    for start in range(0, data.num_items, batch):
+        idx = torch.arange(start, min(start + batch, data.num_items), device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = forward(data.t[idx], data.keyframes_float(idx))
+        mask = data.mask[idx]
+        mse = _weighted_mean(_errors(out, data, idx)[2], mask, torch.square)
+        n = mask.sum()
+        total += mse * n.clamp_min(1.0)
+        frames += n
+    return _psnr(float(total) / max(float(frames), 1.0))
+
+
+def _psnr(mse: float) -> float:
+    return -10 * math.log10(max(mse, 1e-12)) if math.isfinite(mse) else float("nan")
+
+
+def _diverged(step: int, total: int, lr: float) -> FitDivergedError:
+    return FitDivergedError(f"the fit diverged (non-finite loss at step {step} of {total}) with a peak learning "
+                            f"rate of {lr:g}; lower --lr and try again")
+
+
 def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         progress: Optional[ProgressFn] = None, refresh_seconds: float = 0.5,
-        checkpoint: Optional[Callable[[Callable[[], Dict[str, Any]]], None]] = None,
+        checkpoint: Optional[Callable[[Callable[[], Dict[str, Any]], bool], None]] = None,
         resume: Optional[Dict[str, Any]] = None) -> FitResult:
     """Fit ``model`` (in place) to ``data`` for ``cfg.epochs`` epochs.
 
     ``checkpoint`` (e.g. a :class:`~nervcodec.fit.checkpoint.Checkpointer`) is called after
-    every step with a function that returns the complete fitting state; ``resume`` is such
-    a state, from which the fit continues exactly where it was saved.
+    every step with a function that returns the complete fitting state and whether the fit
+    is about to stop; ``resume`` is such a state, from which the fit continues exactly where
+    it was saved.  Raises :class:`FitDivergedError` on a non-finite loss and
+    ``KeyboardInterrupt`` after the step during which Ctrl-C was pressed.
     """
     torch.manual_seed(cfg.seed)
     model.to(device).train()
@@ -180,45 +254,59 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     use_amp = cfg.amp and device.type == "cuda"
     run_mse = torch.zeros((), device=device)
+    run_loss = torch.zeros((), device=device)
     run_n = 0
-    last_psnr = float("nan")
     epoch_mse = torch.zeros((), device=device)
     t0 = last = time.monotonic()
     step = 0
     start_epoch = start_i = 0
+    start_psnr = float("nan")
+    forward = _compiled(model, cfg, device)
     if resume is not None:
         start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch)
-    forward = _compiled(model, cfg, device)
-    for epoch in range(start_epoch, cfg.epochs):
-        gen_state = gen.get_state()  # before this epoch's order is drawn: what a checkpoint stores
-        perm = torch.randperm(m, generator=gen).to(device)
-        first = start_i if epoch == start_epoch else 0
-        if first == 0:
-            epoch_mse.zero_()
-        for i in range(first, steps_per_epoch):
-            idx = perm[i * batch:(i + 1) * batch]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                out = forward(data.t[idx], data.keyframes_float(idx))
-            loss, mse = batch_loss(out, data, idx, cfg.loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            d = mse.detach()
-            run_mse += d
-            epoch_mse += d
-            run_n += 1
-            now = time.monotonic()
-            if progress is not None and (now - last >= refresh_seconds or step == total):
-                last_psnr = -10 * math.log10(max(float(run_mse) / run_n, 1e-12))
-                run_mse.zero_()
-                run_n = 0
-                last = now
-                progress(step, total, last_psnr)
-            if checkpoint is not None:
-                checkpoint(lambda: _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, i + 1, step, total,
-                                             steps_per_epoch))
-    final = -10 * math.log10(max(float(epoch_mse) / steps_per_epoch, 1e-12))
+    else:
+        start_psnr = evaluate_psnr(model, data, batch, use_amp)
+        model.train()
+    with StopFlag() as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            gen_state = gen.get_state()  # before this epoch's order is drawn: what a checkpoint stores
+            perm = torch.randperm(m, generator=gen).to(device)
+            first = start_i if epoch == start_epoch else 0
+            if first == 0:
+                epoch_mse.zero_()
+            for i in range(first, steps_per_epoch):
+                idx = perm[i * batch:(i + 1) * batch]
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    out = forward(data.t[idx], data.keyframes_float(idx))
+                loss, mse = batch_loss(out, data, idx, cfg.loss)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                d = mse.detach()
+                run_mse += d
+                run_loss += loss.detach()
+                epoch_mse += d
+                run_n += 1
+                now = time.monotonic()
+                if now - last >= refresh_seconds or step == total:
+                    mean_mse, mean_loss = float(run_mse) / run_n, float(run_loss) / run_n
+                    if not (math.isfinite(mean_mse) and math.isfinite(mean_loss)):
+                        raise _diverged(step, total, cfg.lr)
+                    run_mse.zero_()
+                    run_loss.zero_()
+                    run_n = 0
+                    last = now
+                    if progress is not None:
+                        progress(step, total, _psnr(mean_mse))
+                if checkpoint is not None:
+                    checkpoint(lambda: _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, i + 1, step, total,
+                                                 steps_per_epoch), stop.requested)
+                if stop.requested:
+                    raise KeyboardInterrupt
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise _diverged(step, total, cfg.lr)
+    final = _psnr(float(epoch_mse) / steps_per_epoch)
     model.eval()
-    return FitResult(step, time.monotonic() - t0, final)
+    return FitResult(step, time.monotonic() - t0, final, start_psnr)

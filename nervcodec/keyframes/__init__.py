@@ -14,8 +14,8 @@ Typical use (see docs/keyframes.md)::
 Importing this package does not import torch: the learned codecs load it on
 first use.
 """
-from .base import (KeyframeCodec, ParamValue, as_pixel_format, choose_quality, crop_frames, pack_blobs,
-                   packed_size, pad_frames, unpack_blobs)
+from ..container.keyframes import pack_blobs, packed_size, unpack_blobs
+from .base import KeyframeCodec, ParamValue, as_pixel_format, choose_quality, crop_frames, pad_frames
 from .ffmpeg_codecs import (Av1Codec, FFmpegIntraCodec, HevcCodec, JxlCodec, VvcCodec, ffmpeg_has_decoder,
                             ffmpeg_has_encoder)
 from .learned import LEARNED_MODELS, CompressAICodec, rgb_to_yuv, yuv_to_rgb

@@ -15,11 +15,8 @@ which one is in use:
   (written in the file next to ``codec_id``);
 * decoding that is the exact inverse in shape and pixel format.
 
-It also holds :func:`pack_blobs` / :func:`unpack_blobs`, a compact
-serialisation of a list of blobs that stores their common prefix once.  Every
-self-contained intra bitstream repeats the same headers (HEVC VPS/SPS/PPS, the
-AV1 sequence header, the JPEG XL image header): for a QCIF keyframe of about
-1-3 kB these are 3-10% of its size, and they are now paid once per file.
+How the blobs are stored in the file (their common prefix once) is the
+container's business: :mod:`nervcodec.container.keyframes`.
 """
 from __future__ import annotations
 
@@ -30,6 +27,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..bytesio import Reader, Writer
+from ..container.keyframes import packed_size
 from ..errors import ConfigError, FormatError
 from ..io.video import Frames, PixelFormat, pixel_format
 
@@ -41,7 +39,6 @@ __all__ = [
     "crop_frames",
     "pack_blobs",
     "unpack_blobs",
-    "packed_size",
     "choose_quality",
     "join_streams",
     "split_streams",
@@ -167,51 +164,6 @@ def split_streams(blob: bytes, count: int, what: str = "keyframe") -> List[bytes
     r = Reader(blob, what)
     streams = [r.blob() for _ in range(count - 1)]
     return streams + [r.raw(r.remaining)]
-
-
-def _common_prefix(blobs: Sequence[bytes]) -> int:
-    if len(blobs) < 2:
-        return 0
-    first = blobs[0]
-    n = min(len(b) for b in blobs)
-    for i in range(n):
-        c = first[i]
-        if any(b[i] != c for b in blobs[1:]):
-            return i
-    return n
-
-
-def pack_blobs(blobs: Sequence[bytes]) -> bytes:
-    """Serialise keyframe blobs compactly: ``count, prefix_len, prefix, (len_i, suffix_i)*``.
-
-    All integers are LEB128 varints.  The longest common prefix of the blobs
-    (repeated codec headers) is stored once; blob ``i`` is ``prefix + suffix_i``.
-    Random access is kept: any blob is rebuilt from the prefix and its own
-    suffix, and the suffix offsets follow from the length fields alone.
-    """
-    blobs = [bytes(b) for b in blobs]
-    k = _common_prefix(blobs)
-    w = Writer().varint(len(blobs)).blob(blobs[0][:k] if blobs else b"")
-    for b in blobs:
-        w.blob(b[k:])
-    return w.getvalue()
-
-
-def unpack_blobs(data: bytes) -> List[bytes]:
-    """Inverse of :func:`pack_blobs`; raises :class:`FormatError` on damaged or truncated data."""
-    r = Reader(bytes(data), "keyframe data")
-    count = r.varint(r.remaining)       # every blob costs at least its length byte
-    prefix = r.blob()
-    if count == 0 and prefix:
-        raise FormatError("keyframe data is damaged (a shared header for an empty list)")
-    blobs = [prefix + r.blob() for _ in range(count)]
-    r.expect_end()
-    return blobs
-
-
-def packed_size(blobs: Sequence[bytes]) -> int:
-    """Bytes :func:`pack_blobs` would write: what the keyframes really cost in the file."""
-    return len(pack_blobs(blobs))
 
 
 # --------------------------------------------------------------------------- rate control

@@ -26,7 +26,7 @@ from torch import nn
 from ..errors import ConfigError, FormatError
 
 __all__ = ["VideoModel", "ModelSpec", "register_model", "model_spec", "model_spec_by_id", "MODEL_SPECS",
-           "build_model", "config_to_dict", "config_from_dict"]
+           "build_model", "config_to_dict", "config_from_dict", "model_names"]
 
 
 class VideoModel(nn.Module):
@@ -54,7 +54,14 @@ class VideoModel(nn.Module):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered architecture: stable name and numeric id (both written in files), config type and planner."""
+    """Everything nervcodec knows about one architecture, in one place.
+
+    ``name`` is the stable name users type (``--model NAME``; the command line builds
+    its choices from the registry) and ``arch_id`` the stable number written in files.
+    ``batch`` and ``lr`` are the fitting defaults (items per step, peak learning
+    rate), and ``bits_per_param`` the measured entropy-coded size of one weight at each
+    quantization bit depth, which the rate planner divides a byte budget by.
+    """
 
     name: str
     arch_id: int
@@ -62,7 +69,14 @@ class ModelSpec:
     config_cls: type
     # plan(height, width, channels, params, **options) -> config of about `params` parameters
     plan: Callable[..., Any]
+    batch: int
+    lr: float
+    bits_per_param: Mapping[int, float]
     description: str = ""
+
+    def bits_per_weight(self, bits: int) -> float:
+        """Coded bits of one ``bits``-bit weight: measured where known, else a conservative guess."""
+        return float(self.bits_per_param.get(bits, bits - 0.4))
 
 
 MODEL_SPECS: Dict[str, ModelSpec] = {}
@@ -75,8 +89,12 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def model_names() -> Tuple[str, ...]:
+    """The registered models' names, in registration order (the command line's choices)."""
+    return tuple(MODEL_SPECS)
+
+
 def model_spec(name: str) -> ModelSpec:
-    _load_builtin()
     try:
         return MODEL_SPECS[name]
     except KeyError:
@@ -84,20 +102,10 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def model_spec_by_id(arch_id: int) -> ModelSpec:
-    _load_builtin()
     for s in MODEL_SPECS.values():
         if s.arch_id == arch_id:
             return s
     raise FormatError(f"the file uses model id {arch_id}, which this version of nervcodec does not know")
-
-
-def _load_builtin() -> None:
-    # importing the modules registers them; kept lazy so base has no import cycle
-    from . import nerv  # noqa: F401
-    try:
-        from . import dnerv  # noqa: F401
-    except ImportError:  # pragma: no cover - during development only
-        pass
 
 
 def config_to_dict(config: Any) -> Dict[str, Any]:

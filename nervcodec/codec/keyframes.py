@@ -10,24 +10,22 @@ blob stands alone, decoding one clip needs only its two keyframes.
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..bytesio import Reader, Writer
+from ..container.keyframes import pack_keyframe_section, parse_keyframe_section
 from ..errors import FormatError
 from ..io.video import Frames, VideoInfo
-from ..keyframes import (KEYFRAME_CODECS, default_keyframe_codec, keyframe_codec, keyframe_codec_by_id,
-                         pack_blobs, unpack_blobs)
+from ..keyframes import KEYFRAME_CODECS, default_keyframe_codec, keyframe_codec, keyframe_codec_by_id
 from .config import EncodeConfig
 from .layout import Item, Layout
 from .tiles import upsample_chroma
 
-__all__ = ["KeyframePlan", "KeyframeReader", "encode_keyframes", "KEYFRAME_SHARE", "parse_keyframe_section",
-           "keyframe_codec_name", "build_codec"]
+__all__ = ["KeyframePlan", "KeyframeReader", "encode_keyframes", "KEYFRAME_SHARE", "keyframe_codec_name",
+           "build_codec"]
 
 # Share of the byte budget given to keyframes when sizing by rate (``--keyframe-share``
 # overrides it).  D-NeRV's reference spends 50-76% of its rate on keyframes.  Measured
@@ -37,10 +35,9 @@ __all__ = ["KeyframePlan", "KeyframeReader", "encode_keyframes", "KEYFRAME_SHARE
 # 36.00 at 34 / 50 / 53 / 69%; carphone 0.5 bpp 34.23 / 34.17 / 34.97 at 20 / 35 / 52%.
 # Half was never far from the best; longer fits make the network stronger and may want less.
 KEYFRAME_SHARE = 0.5
-MAX_KEYFRAMES = 1 << 22
 
 
-@dataclass
+@dataclass(frozen=True)
 class KeyframePlan:
     section: bytes
     decoded: Dict[Tuple[int, int], np.ndarray]   # (video, frame) -> (C, H, W) full resolution
@@ -74,11 +71,6 @@ def build_codec(name: Optional[str] = None, codec_id: Optional[int] = None, weig
 
 def _keyframe_list(infos: Sequence[VideoInfo], layout: Layout) -> List[Tuple[int, int]]:
     return [(vi, f) for vi, v in enumerate(infos) for f in layout.keyframe_indices(v)]
-
-
-def _pack(codec_id: int, params: Dict, quality: int, blobs: Sequence[bytes]) -> bytes:
-    w = Writer().u8(codec_id).blob(json.dumps(params, sort_keys=True, separators=(",", ":")).encode())
-    return w.varint(quality).raw(pack_blobs(blobs)).getvalue()
 
 
 def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
@@ -115,7 +107,7 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
             native[(vi, f)] = [p[k] for p in dec.planes]
         blobs.extend(bl)
     assert len(blobs) == len(keys)
-    return KeyframePlan(_pack(codec.codec_id, params, quality, blobs), decoded, codec.name, quality, native)
+    return KeyframePlan(pack_keyframe_section(codec.codec_id, params, quality, blobs), decoded, codec.name, quality, native)
 
 
 def _default_name(fmt) -> str:
@@ -148,33 +140,6 @@ def _choose(codec, per_video: Sequence[Frames], target: int) -> Tuple[int, List[
     return best
 
 
-@dataclass
-class KeyframeSection:
-    codec_id: int
-    params: Dict
-    quality: int
-    blobs: List[bytes]
-
-    def blob(self, k: int) -> bytes:
-        return self.blobs[k]
-
-
-def parse_keyframe_section(data: bytes) -> KeyframeSection:
-    r = Reader(data, "keyframes section")
-    codec_id = r.u8()
-    try:
-        params = json.loads(r.blob(1 << 16).decode())
-    except (UnicodeDecodeError, ValueError):
-        raise FormatError("keyframes section: parameters are not valid JSON") from None
-    if not isinstance(params, dict):
-        raise FormatError("keyframes section: parameters are not an object")
-    quality = r.varint(1 << 16)
-    blobs = unpack_blobs(r.raw(r.remaining))
-    if len(blobs) > MAX_KEYFRAMES:
-        raise FormatError("keyframes section: too many keyframes")
-    return KeyframeSection(codec_id, params, quality, blobs)
-
-
 class KeyframeReader:
     """Decodes keyframes on demand (with a cache), for random access."""
 
@@ -203,7 +168,7 @@ class KeyframeReader:
             by_video.setdefault(vi, []).append(f)
         for vi, fs in by_video.items():
             v = self.infos[vi]
-            blobs = [self.section.blob(self.index[(vi, f)]) for f in fs]
+            blobs = [self.section.blobs[self.index[(vi, f)]] for f in fs]
             dec = self.codec.decode(blobs, v.pix_fmt, v.width, v.height, self.section.params)
             full = upsample_chroma(dec)
             for k, f in enumerate(fs):
@@ -223,7 +188,7 @@ class KeyframeReader:
             if (video, frame) not in self.index:
                 raise FormatError(f"frame {frame} of video {video} is not a keyframe")
             v = self.infos[video]
-            dec = self.codec.decode([self.section.blob(self.index[(video, frame)])], v.pix_fmt, v.width, v.height,
+            dec = self.codec.decode([self.section.blobs[self.index[(video, frame)]]], v.pix_fmt, v.width, v.height,
                                     self.section.params)
             return [p[0] for p in dec.planes]
         return self.native[(video, frame)]

@@ -18,14 +18,9 @@ import torch
 from ..bytesio import Reader, Writer
 from ..entropy import decode_symbols, encode_symbols
 from ..errors import FormatError
-from ..quant import QuantizedTensor, dequantize_tensor, quantize_state
+from ..quant import QuantizedTensor, dequantize_tensor
 
-__all__ = ["pack_weights", "unpack_weights", "quantized_state"]
-
-
-def quantized_state(state: Mapping[str, torch.Tensor], bits: int) -> List[Tuple[str, QuantizedTensor]]:
-    """Quantize with each tensor's scale mode chosen by its real coded size."""
-    return quantize_state(state, bits, coded_size=lambda sym: len(encode_symbols(sym)))
+__all__ = ["pack_weights", "unpack_weights"]
 
 
 def pack_weights(items: List[Tuple[str, QuantizedTensor]]) -> bytes:

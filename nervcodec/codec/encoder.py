@@ -1,0 +1,89 @@
+"""encode: video file(s) -> a .nerv file whose size on disk is the rate.
+
+Four typed stages, each a function of frozen inputs that a test can call alone:
+
+    plan     (inputs, layout, keyframes, model config, byte budget)   codec/plan.py
+    fit      -> float weights                                          codec/fitting.py
+    code     -> integer symbols -> sections -> the file's bytes        codec/coding.py
+    write    -> the file on disk (atomic); its size is the rate        here
+
+and, with ``verify``, a decode of the written file measured against the sources.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+from ..fsutil import atomic_write_bytes
+from .coding import CodedFile, code
+from .config import EncodeConfig
+from .fitting import FittedModel, fit_model
+from .plan import EncodePlan, plan
+from .verification import VerifyResult, verify
+
+__all__ = ["EncodeResult", "encode", "write"]
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    path: str
+    bytes: int
+    bpp: float                 # from the file's size on disk
+    psnr: float                # PSNR-YUV (6:1:1, per-frame mean) of what the decoder will produce
+    psnr_y: float
+    frames: int
+    params: int
+    seconds: float
+    fit_seconds: float
+    model: str
+    weights_bytes: int
+    keyframe_bytes: int
+    header_bytes: int
+    device: str
+    epochs: int
+    videos: Tuple[str, ...] = ()
+    keyframe_codec: Optional[str] = None
+    target_bpp: Optional[float] = None
+    warnings: Tuple[str, ...] = ()
+    verify: Optional[VerifyResult] = None
+
+    def to_dict(self) -> Dict[str, object]:
+        out: Dict[str, object] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        out["verify"] = self.verify.to_dict() if self.verify is not None else None
+        return out
+
+
+def write(plan: EncodePlan, coded: CodedFile) -> int:
+    """Stage 4: write the file atomically; return its size on disk (the rate)."""
+    atomic_write_bytes(plan.output, coded.data)
+    return plan.output.stat().st_size
+
+
+def _result(plan: EncodePlan, fitted: FittedModel, coded: CodedFile, size: int, seconds: float,
+            checked: Optional[VerifyResult]) -> EncodeResult:
+    kf = plan.keyframes
+    return EncodeResult(
+        path=str(plan.output), bytes=size, bpp=size * 8 / plan.pixels, psnr=coded.psnr, psnr_y=coded.psnr_y,
+        frames=plan.num_frames, params=fitted.params, seconds=seconds, fit_seconds=fitted.result.seconds,
+        model=plan.spec.name, weights_bytes=coded.weights_bytes, keyframe_bytes=coded.keyframe_bytes,
+        header_bytes=size - coded.weights_bytes - coded.keyframe_bytes, device=str(plan.device),
+        epochs=plan.fit.epochs, videos=tuple(v.name for v in plan.infos), keyframe_codec=kf.codec_name if kf else None,
+        target_bpp=plan.target_bpp, warnings=fitted.warnings, verify=checked)
+
+
+def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: EncodeConfig, *,
+           progress: bool = False) -> EncodeResult:
+    """Plan, fit, code and write ``output`` (then decode and measure it with ``cfg.verify``)."""
+    t0 = time.monotonic()
+    planned = plan(inputs, output, cfg)
+    fitted = fit_model(planned, progress)
+    coded = code(planned, fitted)
+    size = write(planned, coded)
+    if fitted.checkpoint is not None:
+        fitted.checkpoint.remove()  # the file is written: nothing is left to resume
+    seconds = time.monotonic() - t0
+    checked = verify(Path(output), planned.inputs, cfg.device) if cfg.verify else None
+    return _result(planned, fitted, coded, size, seconds, checked)

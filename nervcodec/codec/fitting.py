@@ -1,0 +1,116 @@
+"""Encode stage 2, fit: the planned model fitted to the planned items -> float weights.
+
+Builds the training items (integer targets, times, loss mask, keyframe tiles),
+runs :func:`nervcodec.fit.fit` with the --checkpoint saver when asked, and checks
+the outcome: a diverged fit raises (from the fitting loop), and a fit that ends
+far below the quality its model started from warns.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, InterruptedError_, NervCodecWarning
+from ..fit import FitData, FitResult, fit
+from ..fit.checkpoint import Checkpointer, fit_fingerprint
+from ..io.video import Frames, VideoInfo
+from ..model import VideoModel, config_to_dict
+from .layout import Layout
+from .plan import EncodePlan
+from .progress import ProgressBar, note
+from .tiles import cut_items, keyframe_tiles
+
+__all__ = ["FittedModel", "fit_model", "build_fit_data", "build_model", "WORSE_THAN_START_DB"]
+
+# A fit that ends this much below the PSNR of the model it started from has gone wrong
+# (for D-NeRV the start is the keyframe cross-fade, which any working fit improves on).
+WORSE_THAN_START_DB = 1.0
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """Stage 2's output: the fitted float weights (on the CPU) and how the fit went."""
+
+    state: Dict[str, torch.Tensor]
+    params: int
+    result: FitResult
+    warnings: Tuple[str, ...] = ()
+    checkpoint: Optional[Checkpointer] = None   # removed once the file is written
+
+
+def build_fit_data(frames: Sequence[Frames], infos: Sequence[VideoInfo], layout: Layout, items, work_h: int,
+                   work_w: int, keyframes: Optional[Dict[Tuple[int, int], np.ndarray]] = None) -> FitData:
+    """The training items as tensors: integer targets cut to the working size, times, loss mask and
+    (for D-NeRV) keyframe tiles from the full-resolution decoded keyframes ``(video, frame) -> (C, H, W)``."""
+    fmt = infos[0].pix_fmt
+    to_t = (lambda a: torch.from_numpy(a.astype(np.int16) if a.dtype != np.uint8 else a))  # noqa: E731
+    ys, cs = cut_items(frames, layout, infos, items, work_h, work_w)
+    kf = to_t(keyframe_tiles(keyframes, layout, infos, items, work_h, work_w)) if keyframes is not None else None
+    return FitData(t=torch.from_numpy(layout.times(infos, items)), y=to_t(ys), c=None if cs is None else to_t(cs),
+                   mask=_loss_mask(layout, infos, items), keyframes=kf, max_value=fmt.max_value,
+                   chroma_shift=(fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0))
+
+
+def _loss_mask(layout: Layout, infos: Sequence[VideoInfo], items) -> torch.Tensor:
+    """1 for frames the network must reproduce: real frames, minus substituted keyframes."""
+    return torch.tensor([[float(ok and not (layout.substitute and layout.is_keyframe(infos[it.video], f)))
+                          for f, ok in zip(it.frames, it.valid)] for it in items])
+
+
+def build_model(plan: EncodePlan) -> VideoModel:
+    """The planned network with its seeded initial weights."""
+    torch.manual_seed(plan.cfg.seed)
+    return plan.spec.cls(plan.config)
+
+
+def _checkpointer(plan: EncodePlan, model: VideoModel, data: FitData, progress: bool) -> Optional[Checkpointer]:
+    """The --checkpoint saver (None without one); refuses a checkpoint path that is an input or the output."""
+    cfg = plan.cfg
+    if not cfg.checkpoint:
+        return None
+    cp = Path(cfg.checkpoint)
+    for p in [*plan.inputs, plan.output]:
+        if cp.resolve() == Path(p).resolve():
+            raise ConfigError(f"--checkpoint {cp} would overwrite {p}; choose another name")
+    ckpt = Checkpointer(cp, fit_fingerprint(config_to_dict(model.config), data, plan.fit), cfg.checkpoint_seconds)
+    if cfg.resume and not cp.exists():
+        note(progress, f"no checkpoint at {cp} yet: starting from the beginning")
+    return ckpt
+
+
+def _quality_warnings(plan: EncodePlan, res: FitResult) -> Tuple[str, ...]:
+    if not (math.isfinite(res.start_psnr) and res.final_psnr < res.start_psnr - WORSE_THAN_START_DB):
+        return ()
+    start = "the keyframe cross-fade it started from" if plan.keyframes is not None else "its initial model"
+    msg = (f"the fit ended at {res.final_psnr:.2f} dB, below {start} ({res.start_psnr:.2f} dB): the learning "
+           f"rate may be too high (--lr {plan.fit.lr:g})")
+    warnings.warn(msg, NervCodecWarning, stacklevel=3)
+    return (msg,)
+
+
+def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
+    """Stage 2: fit the planned model; Ctrl-C gives :class:`InterruptedError_` (after saving a checkpoint)."""
+    model = build_model(plan)
+    n_params = model.num_params()
+    items = plan.layout.items(plan.infos)
+    data = build_fit_data(plan.frames, plan.infos, plan.layout, items, int(plan.config.height),
+                          int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None)
+    note(progress, f"fitting {plan.spec.name} with {n_params} parameters to {plan.num_frames} frames "
+                   f"on {plan.device} ({plan.fit.epochs} epochs)")
+    ckpt = _checkpointer(plan, model, data, progress)
+    try:
+        with ProgressBar(progress, "fitting") as bar:
+            res = fit(model, data, plan.fit, plan.device, progress=bar, checkpoint=ckpt,
+                      resume=ckpt.load() if ckpt is not None and plan.cfg.resume else None)
+    except KeyboardInterrupt:
+        saved = (f"; fitting state saved in {plan.cfg.checkpoint} (continue with --resume)"
+                 if ckpt is not None and ckpt.saved_step is not None else "")
+        raise InterruptedError_(f"interrupted while fitting; nothing was written{saved}") from None
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return FittedModel(state, n_params, res, _quality_warnings(plan, res), ckpt)

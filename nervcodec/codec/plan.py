@@ -1,0 +1,148 @@
+"""Encode stage 1, plan: inputs, layout, keyframes, model configuration and byte budget.
+
+Everything the later stages need is decided here, before any fitting starts, so
+that a bad output name, an unreadable input or an impossible rate fails in
+seconds.  D-NeRV's keyframes are coded here too: their decoded pixels condition
+the network and their bytes come off the budget before the network is sized.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..container import SECTION_WEIGHTS, make_header, pack
+from ..device import resolve_device
+from ..errors import ConfigError, InputError, OutputError
+from ..fit import FitConfig
+from ..fsutil import check_writable
+from ..io import read_video
+from ..io.video import Frames, VideoInfo
+from ..model import ModelSpec, model_spec
+from .config import EncodeConfig, preset
+from .keyframes import KeyframePlan, encode_keyframes
+from .layout import Layout, plan_layout
+from .rate import bytes_for_bpp, params_for_bytes
+
+__all__ = ["EncodePlan", "plan", "read_inputs", "check_output"]
+
+SECTION_FRAMING = 9  # type u8 + length u32 + crc u32 per section (docs/format.md)
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    """What will be fitted, to what, how, and within which budget (stage 1's output)."""
+
+    cfg: EncodeConfig
+    inputs: Tuple[str, ...]
+    output: Path
+    spec: ModelSpec
+    device: torch.device
+    infos: Tuple[VideoInfo, ...]
+    frames: Tuple[Frames, ...]
+    layout: Layout
+    keyframes: Optional[KeyframePlan]   # D-NeRV: coded keyframes, their section and decoded pixels
+    config: Any                         # the model's frozen configuration
+    fit: FitConfig
+    target_bpp: Optional[float]         # None when sized by --params
+    budget: Optional[int]               # bytes of the whole file, from target_bpp
+
+    @property
+    def pixels(self) -> int:
+        return sum(v.pixels for v in self.infos)
+
+    @property
+    def num_frames(self) -> int:
+        return sum(v.num_frames for v in self.infos)
+
+    @property
+    def keyframe_bytes(self) -> int:
+        return len(self.keyframes.section) if self.keyframes is not None else 0
+
+
+def _unique_names(infos: Sequence[VideoInfo]) -> List[VideoInfo]:
+    seen: Dict[str, int] = {}
+    out = []
+    for v in infos:
+        base = v.name or "video"
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.append(v if n == 0 and v.name else VideoInfo(v.width, v.height, v.pix_fmt, v.fps, v.num_frames,
+                                                         name=base if n == 0 else f"{base}_{n}", extra=v.extra))
+    return out
+
+
+def read_inputs(inputs: Sequence[str | os.PathLike]) -> Tuple[Tuple[VideoInfo, ...], Tuple[Frames, ...]]:
+    """Read every input video; a collection must share one pixel format; names are made unique."""
+    if not inputs:
+        raise InputError("no input video given")
+    if len(inputs) > 255:
+        raise InputError("at most 255 videos in one file")
+    infos, frames = [], []
+    for p in inputs:
+        info, fr = read_video(p)
+        infos.append(info.with_frames(fr.num_frames))
+        frames.append(fr)
+    fmts = {v.pix_fmt.name for v in infos}
+    if len(fmts) > 1:
+        raise InputError(f"all videos of a collection must share one pixel format, got {', '.join(sorted(fmts))}")
+    return tuple(_unique_names(infos)), tuple(frames)
+
+
+def check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool) -> None:
+    """Refuse, before any work, an output that is an input, exists without --force, or cannot be written."""
+    for p in inputs:
+        try:
+            if Path(p).resolve() == output.resolve() or (output.exists() and os.path.samefile(p, output)):
+                raise OutputError(f"the output {output} is also an input; choose another name")
+        except OSError:
+            pass
+    if output.exists() and not force:
+        raise OutputError(f"{output} exists; use --force to replace it (it is replaced only after a successful encode)")
+    if output.is_dir():
+        raise OutputError(f"{output} is a directory")
+    check_writable(output)
+
+
+def _param_budget(cfg: EncodeConfig, spec: ModelSpec, infos: Sequence[VideoInfo], layout: Layout,
+                  kf: Optional[KeyframePlan], budget: int, clip_len: int) -> int:
+    """Parameters the byte budget leaves after the header (measured on a packed probe) and keyframes."""
+    channels = infos[0].pix_fmt.num_planes
+    probe = spec.plan(layout.patch_h, layout.patch_w, channels, 100_000, clip_len=clip_len)
+    header = make_header(infos, spec, cfg.quant_bits, probe, layout.to_dict())
+    overhead = len(pack(header, {SECTION_WEIGHTS: b""})) + SECTION_FRAMING
+    kf_bytes = len(kf.section) + SECTION_FRAMING if kf is not None else 0
+    return params_for_bytes(budget - overhead - kf_bytes, cfg.quant_bits, spec)
+
+
+def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: EncodeConfig) -> EncodePlan:
+    """Stage 1: check the output, read the inputs, cut them into items, code the keyframes, size the model."""
+    output = Path(output)
+    check_output(output, inputs, cfg.force)
+    spec = model_spec(cfg.model)
+    device = resolve_device(cfg.device)
+    infos, frames = read_inputs(inputs)
+    keyframed = spec.cls.needs_keyframes
+    if not keyframed and len({(v.width, v.height) for v in infos}) > 1:
+        raise ConfigError(f"{spec.name} fits one frame size; use --model dnerv for a collection of different sizes")
+    clip_len = cfg.clip_len if keyframed else 1
+    # A keyframe-conditioned model shows the decoded keyframes themselves at keyframe positions,
+    # so the network is not asked to reproduce them (they are masked out of the loss).
+    layout = plan_layout(infos, clip_len, "video" if keyframed else "global", allow_patches=keyframed,
+                         substitute=keyframed)
+    pixels = sum(v.pixels for v in infos)
+    target_bpp = cfg.bpp if cfg.bpp is not None else (preset(cfg.preset) if cfg.preset else None)
+    if cfg.params is None and target_bpp is None:
+        target_bpp = preset("medium")
+    budget = bytes_for_bpp(target_bpp, pixels) if target_bpp is not None else None
+    kf = encode_keyframes(infos, frames, layout, cfg, budget) if keyframed else None
+    params = cfg.params if cfg.params is not None else _param_budget(cfg, spec, infos, layout, kf, budget, clip_len)
+    config = spec.plan(layout.patch_h, layout.patch_w, infos[0].pix_fmt.num_planes, params, clip_len=clip_len)
+    fit = FitConfig(epochs=cfg.epochs, batch=cfg.batch or spec.batch, lr=cfg.lr or spec.lr, loss=cfg.loss,
+                    seed=cfg.seed)
+    return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,
+                      infos=infos, frames=frames, layout=layout, keyframes=kf, config=config, fit=fit,
+                      target_bpp=target_bpp, budget=budget)
