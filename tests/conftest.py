@@ -40,3 +40,21 @@ def clip_file(tmp_path: Path):
         write_video(path, info, fr)
         return path, info, fr
     return _make
+
+
+def make_moving_clip(width: int = 48, height: int = 32, frames: int = 17, speed: float = 1.5,
+                     name: str = "moving") -> tuple[VideoInfo, Frames]:
+    """A sinusoidal pattern translating by ``speed`` pixels per frame (yuv420p, no noise).
+
+    A keyframe cross-fade ghosts on it; a model that learns the motion does much better.
+    """
+    fmt = pixel_format("yuv420p")
+    planes = []
+    for k, (ph, pw) in enumerate(fmt.plane_shapes(width, height)):
+        yy, xx = np.mgrid[0:ph, 0:pw].astype(np.float64)
+        t = np.arange(frames, dtype=np.float64)[:, None, None]
+        x = xx * (width / pw) - speed * t
+        y = yy * (height / ph) - 0.5 * speed * t
+        base = 0.5 + 0.35 * np.sin(2 * np.pi * x / 16 + k) * np.cos(2 * np.pi * y / 20)
+        planes.append(np.clip(np.rint(base * 255), 0, 255).astype(np.uint8))
+    return VideoInfo(width, height, fmt, Fraction(25), frames, name=name), Frames(tuple(planes), fmt)

@@ -31,7 +31,8 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():  # the command's warning settings end with the command
+                return super().invoke(ctx)
         except NervCodecError as exc:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
@@ -44,6 +45,11 @@ class _Group(click.Group):
             if os.environ.get(DEBUG_ENV):
                 raise
             _fail(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for details)", 70)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each, like errors (no source line, no file name)."""
+    click.echo(f"nervcodec: warning: {message}", err=True)
 
 
 def _fail(message: str, code: int) -> None:
@@ -65,6 +71,7 @@ def cli(verbose: bool) -> None:
         warnings.simplefilter("ignore", UserWarning)
         warnings.filterwarnings("default", message=".*may not decode.*")
     warnings.filterwarnings("default", category=NervCodecWarning)  # ours are always worth reading
+    warnings.showwarning = _show_warning
 
 
 def _device_option(f):
