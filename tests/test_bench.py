@@ -50,23 +50,23 @@ def clip(tmp_path_factory):
 def test_registry_and_seed_paper_commands():
     assert set(BASELINES) == {"h264", "hevc"}
     s = BaselineSettings()
+    # ffmpeg-python (the adapter's build_args) writes -map and -f first, then the other output options sorted
+    # by name; ffmpeg does not care about their order within one output.
     assert encode_args("h264", "in.y4m", "out.mp4", 28, s) == [
-        "-i", "in.y4m", "-map", "0:v:0", "-an", "-sn", "-dn",
-        "-c:v", "libx264", "-preset", "medium", "-bf", "0", "-crf", "28",
-        "-pix_fmt", "yuv420p", "-f", "mp4", "out.mp4"]
+        "-i", "in.y4m", "-map", "0:v:0", "-f", "mp4", "-an", "-bf", "0", "-c:v", "libx264", "-crf", "28",
+        "-dn", "-pix_fmt", "yuv420p", "-preset", "medium", "-sn", "out.mp4"]
     assert encode_args("hevc", "in.y4m", "out.mp4", 38, s) == [
-        "-i", "in.y4m", "-map", "0:v:0", "-an", "-sn", "-dn",
-        "-c:v", "libx265", "-preset", "medium", "-x265-params", "bframes=0", "-crf", "38",
-        "-pix_fmt", "yuv420p", "-f", "mp4", "out.mp4"]
+        "-i", "in.y4m", "-map", "0:v:0", "-f", "mp4", "-an", "-c:v", "libx265", "-crf", "38", "-dn",
+        "-pix_fmt", "yuv420p", "-preset", "medium", "-sn", "-x265-params", "bframes=0", "out.mp4"]
 
 
 def test_stronger_anchor_settings_and_containers():
     s = BaselineSettings(preset="veryslow", bframes=3, container="raw")
     h264 = encode_args("h264", "a", "b.264", 20, s)
     assert h264[h264.index("-preset") + 1] == "veryslow" and h264[h264.index("-bf") + 1] == "3"
-    assert h264[-3:] == ["-f", "h264", "b.264"]
+    assert h264[h264.index("-f") + 1] == "h264" and h264[-1] == "b.264"
     hevc = encode_args("hevc", "a", "b.265", 20, s)
-    assert hevc[hevc.index("-x265-params") + 1] == "bframes=3" and hevc[-3:-1] == ["-f", "hevc"]
+    assert hevc[hevc.index("-x265-params") + 1] == "bframes=3" and hevc[hevc.index("-f") + 1] == "hevc"
     assert describe("hevc", s) == "-c:v libx265 -preset veryslow -x265-params bframes=3 -crf CRF -pix_fmt yuv420p (raw)"
 
 

@@ -259,7 +259,7 @@ def test_png_sequence_written_into_folder_and_pattern(tmp_path):
     deep = make_clip("yuv444p10le", 5, 3, 2)
     write_video(tmp_path / "deep" / "f_%03d.png", info_for(deep), deep)
     assert sorted(os.listdir(tmp_path / "deep")) == ["f_001.png", "f_002.png"]
-    with open_video(tmp_path / "deep" / "f_%03d.png") as r:  # ffmpeg reads the pattern back (RGB -> 4:4:4)
+    with open_video(tmp_path / "deep" / "f_%03d.png") as r:  # the PNG reader reads the pattern back (RGB -> 4:4:4)
         assert (r.info.num_frames, r.info.pix_fmt.name) == (2, "yuv444p12le")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "frames"]  # temporary folders are gone
     with pytest.raises(OutputError, match="frame-number"):

@@ -256,7 +256,13 @@ def test_compare_videos_rejects_mismatched_inputs(tmp_path):
 def test_vmaf_args_put_distorted_first_and_escape_the_log_path():
     args = vmaf_args("dist.y4m", "ref.y4m", "/tmp/a:b/v.json", threads=2)
     assert args[:4] == ["-i", "dist.y4m", "-i", "ref.y4m"]
-    assert "log_path=/tmp/a\\\\:b/v.json" in args[args.index("-lavfi") + 1]
+    graph = args[args.index("-filter_complex") + 1]
+    assert graph.startswith("[0:v][1:v]libvmaf=") and graph.endswith("[s0]")
+    assert args[args.index("-map") + 1] == "[s0]" and args[-3:] == ["-f", "null", "-"]
+    assert "log_path=/tmp/a\\\\:b/v.json" in graph and "n_threads=2" in graph
+    # ffmpeg-python escapes the option values as escape_filter_value does (two levels).
+    odd = "/tmp/x:y,z'q[1];/v.json"
+    assert "log_path=" + escape_filter_value(odd) + ":" in vmaf_args("d", "r", odd)[5]
     assert escape_filter_value("a,b") == "a\\,b"
 
 

@@ -11,9 +11,11 @@ with yuv420p output.  ``preset`` and ``bframes`` make stronger anchors
 (``veryslow``, B-frames on) one option away, and :func:`describe` prints the
 exact settings so a reader of the results knows which anchor they face.
 
-Builders return argument lists *without* the ffmpeg binary; the adapter in
-:mod:`nervcodec.tools.ffmpeg` adds it.  Nothing here runs anything, which is
-what lets tests check the commands exactly.
+Builders return argument lists *without* the ffmpeg binary, compiled by the
+adapter's :func:`~nervcodec.tools.ffmpeg.build_args` (ffmpeg-python, which writes
+the output options sorted by name); the adapter adds the binary when it runs
+them.  Nothing here runs anything, which is what lets tests check the commands
+exactly.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
 
 from ..errors import ConfigError
+from ..tools.ffmpeg import SWS_FLAGS, build_args
 
 __all__ = [
     "X264_PRESETS", "CONTAINERS", "BaselineSettings", "Baseline", "BASELINES", "get_baseline",
@@ -105,6 +108,13 @@ def output_name(codec: str, crf: int, settings: BaselineSettings) -> str:
     return f"{codec}_crf{crf}{ext}"
 
 
+def _as_options(args: List[str]) -> Dict[str, str]:
+    """``["-c:v", "libx264", "-crf", "28"]`` -> ``{"c:v": "libx264", "crf": "28"}`` (codec arguments are pairs)."""
+    if len(args) % 2 or not all(a.startswith("-") for a in args[::2]) or len(set(args[::2])) != len(args) // 2:
+        raise ValueError(f"codec arguments must be distinct -option value pairs, got {args}")
+    return {k[1:]: v for k, v in zip(args[::2], args[1::2])}
+
+
 def encode_args(codec: str, source: str, output: str, crf: int,
                 settings: BaselineSettings = BaselineSettings()) -> List[str]:
     """Full ffmpeg arguments encoding the first video stream of ``source`` at ``crf`` into ``output``.
@@ -113,9 +123,10 @@ def encode_args(codec: str, source: str, output: str, crf: int,
     """
     base = get_baseline(codec)
     _, muxer = CONTAINERS[settings.container][base.name]
-    return ["-i", str(source), "-map", "0:v:0", "-an", "-sn", "-dn",
-            *base.codec_args(crf, settings.preset, settings.bframes),
-            "-pix_fmt", settings.pix_fmt, "-f", muxer, str(output)]
+    options: Dict[str, object] = {"an": None, "sn": None, "dn": None,
+                                  **_as_options(base.codec_args(crf, settings.preset, settings.bframes)),
+                                  "pix_fmt": settings.pix_fmt, "f": muxer}
+    return build_args(str(source), str(output), streams=["0:v:0"], output_options=options)
 
 
 def decode_args(encoded: str, output_y4m: str, pix_fmt: str) -> List[str]:
@@ -125,8 +136,9 @@ def decode_args(encoded: str, output_y4m: str, pix_fmt: str) -> List[str]:
     plane by plane with the source; for 8-bit 4:2:0 sources it is no conversion
     at all.  ``-strict -1`` is required for y4m deeper than 8 bits.
     """
-    return ["-i", str(encoded), "-map", "0:v:0", "-sws_flags", "accurate_rnd+full_chroma_int+bitexact",
-            "-pix_fmt", pix_fmt, "-strict", "-1", "-f", "yuv4mpegpipe", str(output_y4m)]
+    return build_args(str(encoded), str(output_y4m), streams=["0:v:0"],
+                      output_options={"sws_flags": SWS_FLAGS, "pix_fmt": pix_fmt, "strict": -1,
+                                      "f": "yuv4mpegpipe"})
 
 
 def describe(codec: str, settings: BaselineSettings) -> str:

@@ -1,9 +1,14 @@
 """Streaming video readers: our own y4m parser for .y4m, ffmpeg piping y4m for everything else.
 
-Everything ffmpeg can open (mp4, mkv, avi, image sequences, ...) is decoded as
+PNG sequences (a folder of PNGs or a pattern like ``frames/%05d.png``) have their
+own reader in :mod:`nervcodec.io.png`: imageio reads the files (ffmpeg's PNG
+decoder only palette and 16-bit colour ones) and ffmpeg converts the colours,
+with the same flags and pixel-format choice as below.
+Everything else ffmpeg can open (mp4, mkv, avi, other image sequences, ...) is decoded as
 ``ffmpeg -i IN -map 0:V:0 -fps_mode cfr -f yuv4mpegpipe -strict -1 -pix_fmt PF pipe:``
 and parsed by :mod:`nervcodec.io.y4m`, so size and rational frame rate come out
-exactly as ffmpeg knows them and both paths share one validator.
+exactly as ffmpeg knows them and both paths share one validator.  The command
+lines are compiled by :func:`~nervcodec.tools.ffmpeg.build_args` (ffmpeg-python).
 
 Choices worth knowing:
 
@@ -36,12 +41,12 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import InputError, ToolError, ToolNotFoundError
-from ..tools.ffmpeg import FFmpegProcess, run_ffmpeg, start_ffmpeg
+from ..errors import ConfigError, InputError, ToolError, ToolNotFoundError
+from ..tools.ffmpeg import SWS_FLAGS, FFmpegProcess, build_args, run_ffmpeg, start_ffmpeg
 from . import y4m
 from .video import Frames, PixelFormat, VideoInfo, pixel_format
 
@@ -253,7 +258,8 @@ def _input_error(path: str, exc: ToolError, doing: str) -> InputError:
 
 def probe(path: str) -> ProbeResult:
     """One ffmpeg run without decoding: stream description plus the packet count (``-c copy``)."""
-    args = ["-loglevel", "info", "-stats", "-i", path, "-map", "0:V:0", "-c", "copy", "-f", "null", "-"]
+    args = build_args(path, "-", streams=["0:V:0"], output_options={"c": "copy", "f": "null"},
+                      global_args=["-loglevel", "info", "-stats"])
     try:
         _, stderr = run_ffmpeg(args, what=f"probing {path}", capture_stderr=True)
     except ToolNotFoundError:
@@ -265,7 +271,7 @@ def probe(path: str) -> ProbeResult:
 
 _DEPTH_RE = re.compile(r"p(\d+)(?:le|be)?$")
 _NAMED_DEPTH = {"p010": 10, "p012": 12, "p016": 16, "p210": 10, "p212": 12, "p216": 16, "p410": 10, "p412": 12,
-                "p416": 16, "y210": 10, "y212": 12, "xv30": 10, "xv36": 12, "v30x": 10, "x2rgb10": 10,
+                "p416": 16, "ya16": 16, "y210": 10, "y212": 12, "xv30": 10, "xv36": 12, "v30x": 10, "x2rgb10": 10,
                 "x2bgr10": 10, "rgb48": 16, "bgr48": 16, "rgba64": 16, "bgra64": 16, "ayuv64": 16}
 
 
@@ -372,17 +378,16 @@ class FFmpegVideoReader(VideoReader):
             return None
         return rate if rate > 0 else None
 
-    def _decode_args(self, output: str, fmt: str) -> List[str]:
-        args = ["-i", self._path, "-map", "0:V:0", "-fps_mode", "cfr"]
+    def _decode_args(self, output: str, fmt: str, global_args: Sequence[str] = ()) -> List[str]:
+        options: Dict[str, object] = {"fps_mode": "cfr", "sws_flags": SWS_FLAGS, "pix_fmt": self.out_fmt.name,
+                                      "strict": -1, "f": fmt}
         if self.forced_rate is not None:
-            args += ["-r", f"{self.forced_rate.numerator}/{self.forced_rate.denominator}"]
-        args += ["-sws_flags", "accurate_rnd+full_chroma_int+bitexact",
-                 "-pix_fmt", self.out_fmt.name, "-strict", "-1", "-f", fmt, output]
-        return args
+            options["r"] = self.forced_rate
+        return build_args(self._path, output, streams=["0:V:0"], output_options=options, global_args=global_args)
 
     def _count_by_decoding(self) -> int:
         """Fallback frame count: decode once with the real settings into the null muxer."""
-        args = ["-loglevel", "info", "-stats", *self._decode_args("-", "null")]
+        args = self._decode_args("-", "null", global_args=["-loglevel", "info", "-stats"])
         try:
             _, stderr = run_ffmpeg(args, what=f"counting frames of {self._path}", capture_stderr=True)
         except ToolNotFoundError:
@@ -508,20 +513,31 @@ def _name_of(path: str) -> str:
     return p.stem
 
 
-def open_video(path: "str | os.PathLike[str]") -> VideoReader:
-    """Open any video for streaming reads: our parser for y4m (by content), ffmpeg for the rest.
+def open_video(path: "str | os.PathLike[str]", fps: "Optional[Union[Fraction, int, float, str]]" = None) -> VideoReader:
+    """Open any video for streaming reads: our parser for y4m (by content), imageio + ffmpeg for a
+    PNG sequence (a folder of PNGs or a pattern like ``frames/%05d.png``), ffmpeg for the rest.
+
+    ``fps`` (e.g. ``25``, ``"30000/1001"``) is the frame rate of a PNG sequence, which the
+    files do not store (default 25, as ffmpeg's image2).  Any other input has its own rate,
+    so giving ``fps`` for it is a :class:`ConfigError` rather than a silent retiming.
 
     Missing, empty or undecodable inputs and inputs without frames raise a one-line
     :class:`InputError`.
     """
+    from .png import PNGSequenceReader, is_png_sequence, parse_fps, sequence_name
+
     path = os.fspath(path)
+    rate = None if fps is None else parse_fps(fps)
+    if is_png_sequence(path):
+        return PNGSequenceReader(path, sequence_name(path), rate)
+    if rate is not None:
+        raise ConfigError(f"{path}: --fps applies only to PNG-sequence inputs (a folder or a pattern like "
+                          f"frames/%05d.png); this input has its own frame rate")
     name = _name_of(path)
     is_pattern = "%" in os.path.basename(path)
     if not os.path.exists(path):
         if not is_pattern:
             raise InputError(f"{path}: file not found")
-    elif os.path.isdir(path):
-        raise InputError(f"{path}: is a folder, not a video file")
     elif not os.path.isfile(path):
         raise InputError(f"{path}: is not a regular file")
     else:

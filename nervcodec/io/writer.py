@@ -1,4 +1,14 @@
-"""Atomic video writers: y4m (our own), lossless FFV1 in Matroska, and PNG sequences (via ffmpeg).
+"""Atomic video writers: y4m (our own), lossless FFV1 in Matroska, and PNG sequences.
+
+PNG sequences: ffmpeg converts the colours and imageio writes the files.  The
+YUV->RGB conversion must be the one every other part of nervcodec uses, so the
+frames go to ffmpeg as y4m (which carries the pixel format and the colour range)
+and come back as raw ``rgb24`` / ``rgb48le`` samples, with the same swscale flags
+as before; imageio (``imageio.v3.imwrite``) then writes one PNG per frame, which
+keeps the file handling (names, numbering, the temporary folder) in Python.
+imageio's PNG plugin (Pillow) cannot write 16-bit colour, so frames deeper than
+8 bits are written as 16-bit RGB PNGs by ffmpeg's PNG encoder from the same raw
+samples.  Either way the pixels equal those of the former all-ffmpeg writer.
 
 Every writer puts its output in a temporary file (or folder) *next to* the target
 and moves it into place with :func:`os.replace` only when :meth:`VideoWriter.close`
@@ -8,18 +18,20 @@ already there stays untouched until the new one is complete.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import secrets
 import shutil
 from fractions import Fraction
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, Dict, List, Optional, Tuple
 
+import imageio.v3 as iio
 import numpy as np
 
 from ..errors import OutputError, ToolError
-from ..tools.ffmpeg import FFmpegProcess, start_ffmpeg
+from ..tools.ffmpeg import SWS_FLAGS, FFmpegProcess, Options, build_args, run_ffmpeg, start_ffmpeg
 from . import y4m
 from .reader import FPS_TAG
 from .video import Frames, VideoInfo
@@ -212,15 +224,21 @@ class _FFmpegPipeWriter(VideoWriter):
 
     _proc: Optional[FFmpegProcess]
 
-    def _input_args(self) -> List[str]:
+    def _input_options(self) -> Dict[str, object]:
         i = self.info
-        args = ["-f", "rawvideo", "-pix_fmt", i.pix_fmt.name, "-s", f"{i.width}x{i.height}",
-                "-framerate", _rate(i.fps), "-i", "pipe:", "-map", "0:v:0", "-fps_mode", "passthrough"]
+        return {"f": "rawvideo", "pix_fmt": i.pix_fmt.name, "s": f"{i.width}x{i.height}", "framerate": _rate(i.fps)}
+
+    def _output_options(self) -> Dict[str, object]:
+        options: Dict[str, object] = {"fps_mode": "passthrough"}
         if self._full_range:
             # Label full-range frames as such (setparams converts nothing), so an RGB conversion expands
             # the right range.  An encoder must then be told the same range, or ffmpeg would convert.
-            args += ["-vf", "setparams=range=pc"]
-        return args
+            options["vf"] = "setparams=range=pc"
+        return options
+
+    def _args(self, output: str, options: Options) -> List[str]:
+        return build_args("pipe:", output, input_options=self._input_options(), streams=["0:v:0"],
+                          output_options={**self._output_options(), **options})
 
     @property
     def _full_range(self) -> bool:
@@ -262,13 +280,12 @@ class FFV1Writer(_FFmpegPipeWriter):
         super().__init__(path, info)
         self._proc = None
         self._tmp: Optional[str] = _create_temp_file(path, ".mkv")
-        args = self._input_args()
+        options: Dict[str, object] = {"c:v": "ffv1", "level": 3, "g": 1, "slicecrc": 1,
+                                      "metadata:s:v:0": f"{FPS_TAG}={_rate(info.fps)}", "f": "matroska"}
         if self._full_range:
-            args += ["-color_range", "pc"]
-        args += ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slicecrc", "1",
-                 "-metadata:s:v:0", f"{FPS_TAG}={_rate(info.fps)}", "-f", "matroska", self._tmp]
+            options["color_range"] = "pc"
         try:
-            self._start(args)
+            self._start(self._args(self._tmp, options))
         except BaseException:
             _remove_quietly(self._tmp)
             raise
@@ -310,39 +327,75 @@ def _nearest_existing_dir(folder: str) -> str:
     return cur
 
 
-class PNGSequenceWriter(_FFmpegPipeWriter):
-    """One PNG per frame (8-bit -> rgb24, deeper -> rgb48be), numbered from 1 as ffmpeg does.
+class PNGSequenceWriter(VideoWriter):
+    """One PNG per frame (8-bit -> 8-bit RGB, deeper -> 16-bit RGB), numbered from 1 as ffmpeg does.
 
+    ffmpeg converts each batch of frames (y4m in, raw RGB out); imageio writes the
+    8-bit files, ffmpeg's PNG encoder the 16-bit ones (see the module notes).
     Frames go into a hidden temporary folder beside the target folder and are moved
     in on close, so an aborted run adds no files and overwrites none.  The target
     folder (and missing parents) is created only on a successful close.
     """
 
+    #: Frames per ffmpeg conversion (and at most about this many bytes of RGB).
+    CHUNK_FRAMES = 16
+    CHUNK_BYTES = 48 * 1024 * 1024
+
     def __init__(self, path: str, info: VideoInfo):
         super().__init__(path, info)
-        self._proc = None
         self.folder, self.pattern = _png_target(path)
+        y4m.format_header(info)  # validate the stream before creating anything on disk
+        self.deep = info.pix_fmt.bit_depth > 8
+        self.rgb_fmt = "rgb48le" if self.deep else "rgb24"
+        self._dtype = np.dtype("<u2") if self.deep else np.dtype(np.uint8)
         base = _nearest_existing_dir(self.folder)
         try:
             self._tmp: Optional[str] = _mkdtemp(base)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write in {base}: {exc.strerror or exc}") from None
-        rgb = "rgb24" if info.pix_fmt.bit_depth <= 8 else "rgb48be"
-        args = self._input_args() + ["-sws_flags", "accurate_rnd+full_chroma_int+bitexact", "-pix_fmt", rgb,
-                                     "-c:v", "png", "-start_number", "1", "-f", "image2",
-                                     os.path.join(self._tmp, self.pattern)]
-        try:
-            self._start(args)
-        except BaseException:
-            _remove_quietly(self._tmp)
-            raise
+
+    def _to_rgb(self, frames: Frames) -> np.ndarray:
+        """ffmpeg's conversion of a batch to (N, H, W, 3) RGB samples (uint8, or uint16 for deep formats)."""
+        buf = io.BytesIO()
+        y4m.Y4MWriter(buf, self.info).write(frames)
+        args = build_args("pipe:", "pipe:", input_options={"f": "yuv4mpegpipe"}, streams=["0:v:0"],
+                          output_options={"fps_mode": "passthrough", "sws_flags": SWS_FLAGS,
+                                          "pix_fmt": self.rgb_fmt, "f": "rawvideo"})
+        raw = run_ffmpeg(args, what=f"converting frames to RGB for {self.path}", input=buf.getvalue(),
+                         capture_stdout=True)
+        n, w, h = frames.num_frames, self.info.width, self.info.height
+        if len(raw) != n * h * w * 3 * self._dtype.itemsize:
+            raise ToolError(f"ffmpeg returned {len(raw)} bytes of {self.rgb_fmt} for {n} frames of {w}x{h}")
+        return np.frombuffer(raw, self._dtype).reshape(n, h, w, 3)
+
+    def _write_files(self, rgb: np.ndarray, first: int) -> None:
+        """Write frames numbered ``first``, ``first + 1``, ... into the temporary folder."""
+        assert self._tmp is not None
+        if not self.deep:
+            for k, frame in enumerate(rgb):
+                iio.imwrite(os.path.join(self._tmp, self.pattern % (first + k)), frame, extension=".png")
+            return
+        # 16-bit RGB: imageio's Pillow plugin cannot write it, ffmpeg's PNG encoder can.
+        h, w = rgb.shape[1:3]
+        args = build_args("pipe:", os.path.join(self._tmp, self.pattern),
+                          input_options={"f": "rawvideo", "pix_fmt": self.rgb_fmt, "s": f"{w}x{h}"},
+                          streams=["0:v:0"],
+                          output_options={"fps_mode": "passthrough", "pix_fmt": "rgb48be", "c:v": "png",
+                                          "start_number": first, "f": "image2"})
+        run_ffmpeg(args, what=f"writing PNG files for {self.path}", input=np.ascontiguousarray(rgb).tobytes())
+
+    def _write(self, frames: Frames) -> None:
+        per_frame = self.info.width * self.info.height * 3 * self._dtype.itemsize
+        step = max(1, min(self.CHUNK_FRAMES, self.CHUNK_BYTES // per_frame))
+        for lo in range(0, frames.num_frames, step):
+            part = frames[lo:lo + step]
+            self._write_files(self._to_rgb(part), self.frames_written + lo + 1)
 
     def _commit(self) -> None:
         assert self._tmp is not None
-        self._finish_process()
         names = sorted(os.listdir(self._tmp))
         if len(names) != self.frames_written:
-            raise ToolError(f"ffmpeg wrote {len(names)} PNG files for {self.frames_written} frames")
+            raise ToolError(f"{len(names)} PNG files were written for {self.frames_written} frames")
         os.makedirs(self.folder, exist_ok=True)
         for name in names:
             os.replace(os.path.join(self._tmp, name), os.path.join(self.folder, name))
@@ -350,7 +403,6 @@ class PNGSequenceWriter(_FFmpegPipeWriter):
         self._tmp = None
 
     def _discard(self) -> None:
-        self._kill()
         _remove_quietly(self._tmp)
         self._tmp = None
 

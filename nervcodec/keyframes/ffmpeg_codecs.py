@@ -30,6 +30,9 @@ Why these choices:
   is fitted with pixel losses against these decoded frames.
 * Refused sizes and options make ffmpeg fail (a :class:`ToolError` with its
   stderr); an empty output without a failure is treated the same way.
+* Command lines are compiled by :func:`~nervcodec.tools.ffmpeg.build_args`
+  (ffmpeg-python) from option mappings; encoder settings are the mapping
+  returned by each class's ``_encoder_options``.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ import numpy as np
 
 from ..errors import ConfigError, FormatError, InputError, ToolError
 from ..io.video import Frames, PixelFormat, pixel_format
-from ..tools.ffmpeg import run_ffmpeg
+from ..tools.ffmpeg import build_args, run_ffmpeg
 from .base import (KeyframeCodec, ParamValue, PixFmtLike, as_pixel_format, crop_frames, join_streams, pad_frames,
                    split_streams)
 
@@ -119,7 +122,7 @@ class FFmpegIntraCodec(KeyframeCodec):
     Subclasses say which encoder and streams to use (class attributes), which
     pixel format is handed to the encoder for a given input format
     (:meth:`_coded_format`), what size the encoder needs (:meth:`_coded_size`)
-    and the encoder arguments for a quality (:meth:`_encoder_args`).
+    and the encoder options for a quality (:meth:`_encoder_options`).
     """
 
     encoder: str = ""
@@ -147,7 +150,8 @@ class FFmpegIntraCodec(KeyframeCodec):
         """Padded size the encoder accepts (default: whole chroma samples)."""
         return (_round_up(width, 1 << fmt.log2_chroma_w), _round_up(height, 1 << fmt.log2_chroma_h))
 
-    def _encoder_args(self, quality: int, coded: PixelFormat) -> List[str]:
+    def _encoder_options(self, quality: int, coded: PixelFormat) -> Dict[str, object]:
+        """Output options of the encoder for ``quality``, e.g. ``{"c:v": "libx265", "preset": "slow"}``."""
         raise NotImplementedError
 
     # -- availability -------------------------------------------------------------------
@@ -217,8 +221,9 @@ class FFmpegIntraCodec(KeyframeCodec):
         raise AssertionError("unreachable")
 
     def _encode_one(self, raw: bytes, coded: PixelFormat, width: int, height: int, quality: int) -> bytes:
-        args = ["-f", "rawvideo", "-pix_fmt", coded.name, "-s", f"{width}x{height}", "-r", "25", "-i", "-",
-                "-frames:v", "1", *self._encoder_args(quality, coded), "-f", self.muxer, "-"]
+        args = build_args("-", "-", input_options={"f": "rawvideo", "pix_fmt": coded.name, "s": f"{width}x{height}",
+                                                   "r": 25},
+                          output_options={"frames:v": 1, **self._encoder_options(quality, coded), "f": self.muxer})
         out = run_ffmpeg(args, what=f"encoding a keyframe with {self.encoder}", input=raw, capture_stdout=True)
         if not out:
             raise ToolError(f"{self.encoder} wrote nothing for a {width}x{height} {coded.name} keyframe")
@@ -254,8 +259,8 @@ class FFmpegIntraCodec(KeyframeCodec):
         decoder = self._decoder()
         if decoder is None:
             raise ToolError(f"the ffmpeg in use has no decoder for {self.name} ({', '.join(self.decoders)})")
-        args = ["-c:v", decoder, "-f", self.demuxer, "-i", "-", "-fps_mode", "passthrough",
-                "-f", "rawvideo", "-pix_fmt", coded.name, "-"]
+        args = build_args("-", "-", input_options={"c:v": decoder, "f": self.demuxer},
+                          output_options={"fps_mode": "passthrough", "f": "rawvideo", "pix_fmt": coded.name})
         out = run_ffmpeg(args, what=f"decoding {self.name} keyframes", input=stream, capture_stdout=True)
         try:
             return Frames.from_bytes(out, coded, width, height, count)
@@ -305,11 +310,11 @@ class HevcCodec(FFmpegIntraCodec):
         w, h = super()._coded_size(width, height, fmt)
         return max(w, 16), max(h, 16)
 
-    def _encoder_args(self, quality: int, coded: PixelFormat) -> List[str]:
+    def _encoder_options(self, quality: int, coded: PixelFormat) -> Dict[str, object]:
         qp = 51 - quality
-        return ["-c:v", "libx265", "-preset", self.preset, "-tune", "psnr",
-                "-x265-params", f"qp={qp}:info=0:log-level=error:keyint=1:aud=0:hash=0"
-                                f":cbqpoffs={CHROMA_QP_OFFSET}:crqpoffs={CHROMA_QP_OFFSET}"]
+        return {"c:v": "libx265", "preset": self.preset, "tune": "psnr",
+                "x265-params": f"qp={qp}:info=0:log-level=error:keyint=1:aud=0:hash=0"
+                               f":cbqpoffs={CHROMA_QP_OFFSET}:crqpoffs={CHROMA_QP_OFFSET}"}
 
 
 class VvcCodec(FFmpegIntraCodec):
@@ -356,12 +361,12 @@ class VvcCodec(FFmpegIntraCodec):
     def _coded_size(self, width: int, height: int, fmt: PixelFormat) -> Tuple[int, int]:
         return max(_round_up(width, 8), 32), max(_round_up(height, 8), 32)
 
-    def _encoder_args(self, quality: int, coded: PixelFormat) -> List[str]:
+    def _encoder_options(self, quality: int, coded: PixelFormat) -> Dict[str, object]:
         # Chroma QP offset -6: nervcodec is judged by RGB error, to which the (quarter-size) chroma
         # planes contribute about 60%; on people_qcif_48f keyframes this gives +0.6 dB of RGB-weighted
         # PSNR at equal bytes (see CHROMA_QP_OFFSET).
-        return ["-c:v", "libvvenc", "-preset", self.preset, "-qp", str(63 - quality), "-qpa", "0",
-                "-vvenc-params", f"CbQpOffset={CHROMA_QP_OFFSET}:CrQpOffset={CHROMA_QP_OFFSET}"]
+        return {"c:v": "libvvenc", "preset": self.preset, "qp": 63 - quality, "qpa": 0,
+                "vvenc-params": f"CbQpOffset={CHROMA_QP_OFFSET}:CrQpOffset={CHROMA_QP_OFFSET}"}
 
 
 class Av1Codec(FFmpegIntraCodec):
@@ -389,9 +394,9 @@ class Av1Codec(FFmpegIntraCodec):
     def _coded_format(self, fmt: PixelFormat) -> Optional[PixelFormat]:
         return fmt
 
-    def _encoder_args(self, quality: int, coded: PixelFormat) -> List[str]:
-        return ["-c:v", "libaom-av1", "-usage", "allintra", "-still-picture", "1", "-cpu-used", str(self.cpu_used),
-                "-crf", str(63 - quality), "-tune", "psnr", "-threads", "1"]
+    def _encoder_options(self, quality: int, coded: PixelFormat) -> Dict[str, object]:
+        return {"c:v": "libaom-av1", "usage": "allintra", "still-picture": 1, "cpu-used": self.cpu_used,
+                "crf": 63 - quality, "tune": "psnr", "threads": 1}
 
 
 class JxlCodec(FFmpegIntraCodec):
@@ -433,8 +438,8 @@ class JxlCodec(FFmpegIntraCodec):
     def _coded_size(self, width: int, height: int, fmt: PixelFormat) -> Tuple[int, int]:
         return width, height
 
-    def _encoder_args(self, quality: int, coded: PixelFormat) -> List[str]:
-        return ["-c:v", "libjxl", "-distance", f"{self.distance(quality):.6f}", "-effort", str(self.effort)]
+    def _encoder_options(self, quality: int, coded: PixelFormat) -> Dict[str, object]:
+        return {"c:v": "libjxl", "distance": f"{self.distance(quality):.6f}", "effort": self.effort}
 
     @staticmethod
     def _grey_format(fmt: PixelFormat) -> str:
@@ -464,8 +469,8 @@ class JxlCodec(FFmpegIntraCodec):
 
         def one(job: Tuple[bytes, int, int]) -> bytes:
             raw, w, h = job
-            args = ["-f", "rawvideo", "-pix_fmt", grey, "-s", f"{w}x{h}", "-i", "-", "-frames:v", "1",
-                    *self._encoder_args(quality, fmt), "-f", self.muxer, "-"]
+            args = build_args("-", "-", input_options={"f": "rawvideo", "pix_fmt": grey, "s": f"{w}x{h}"},
+                              output_options={"frames:v": 1, **self._encoder_options(quality, fmt), "f": self.muxer})
             out = run_ffmpeg(args, what="encoding a keyframe with libjxl", input=raw, capture_stdout=True)
             if not out:
                 raise ToolError(f"libjxl wrote nothing for a {w}x{h} plane")
@@ -492,9 +497,9 @@ class JxlCodec(FFmpegIntraCodec):
 
         def one(job: Tuple[bytes, Tuple[int, int]]) -> np.ndarray:
             stream, (h, w) = job
-            out = run_ffmpeg(["-c:v", decoder, "-f", self.demuxer, "-i", "-", "-frames:v", "1",
-                              "-f", "rawvideo", "-pix_fmt", grey, "-"],
-                             what="decoding jxl keyframes", input=stream, capture_stdout=True)
+            args = build_args("-", "-", input_options={"c:v": decoder, "f": self.demuxer},
+                              output_options={"frames:v": 1, "f": "rawvideo", "pix_fmt": grey})
+            out = run_ffmpeg(args, what="decoding jxl keyframes", input=stream, capture_stdout=True)
             dtype = np.dtype(np.uint8) if grey == "gray" else np.dtype("<u2")
             if len(out) != h * w * dtype.itemsize:
                 raise FormatError(f"jxl keyframe plane decoded to {len(out)} bytes, expected {w}x{h}")

@@ -7,6 +7,7 @@ planes rather than the files: raw input carries no colour tags, so a source
 tagged BT.709 and a decoded y4m without tags are still converted identically.
 For untagged files (y4m, the baselines' mp4) this gives byte-for-byte the same
 RGB as converting the file itself, which is what an independent check does.
+The command line is compiled by :func:`~nervcodec.tools.ffmpeg.build_args`.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..errors import ToolError
 from ..io.video import Frames, PixelFormat
-from ..tools.ffmpeg import run_ffmpeg
+from ..tools.ffmpeg import build_args, run_ffmpeg
 
 __all__ = ["rgb24_args", "frames_to_rgb24", "MAX_PIPE_BYTES"]
 
@@ -26,8 +27,8 @@ MAX_PIPE_BYTES = 48 * 1024 * 1024
 
 def rgb24_args(pix_fmt: PixelFormat, width: int, height: int) -> List[str]:
     """ffmpeg arguments (no binary) that read raw planes on stdin and write rgb24 on stdout."""
-    return ["-f", "rawvideo", "-pix_fmt", pix_fmt.name, "-s", f"{width}x{height}", "-i", "-",
-            "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    return build_args("-", "-", input_options={"f": "rawvideo", "pix_fmt": pix_fmt.name, "s": f"{width}x{height}"},
+                      streams=["0:v:0"], output_options={"f": "rawvideo", "pix_fmt": "rgb24"})
 
 
 def frames_to_rgb24(frames: Frames) -> np.ndarray:

@@ -4,7 +4,10 @@ The imageio-ffmpeg binary is built with libvmaf and its models compiled in, so
 no model file is needed.  libvmaf takes the *distorted* video first and the
 reference second; swapping them gives a different (wrong) score, so the
 argument builder names them explicitly.  The score is libvmaf's pooled mean
-over frames, read from its JSON log.
+over frames, read from its JSON log.  The command line is compiled by
+:func:`~nervcodec.tools.ffmpeg.build_args` (ffmpeg-python), which writes the
+filter as ``-filter_complex [0:v][1:v]libvmaf=...[s0] -map [s0]`` and escapes its
+option values for the filtergraph (as :func:`escape_filter_value` does).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from typing import List
 
 from ..errors import ToolError
-from ..tools.ffmpeg import run_ffmpeg
+from ..tools.ffmpeg import build_args, run_ffmpeg
 
 __all__ = ["DEFAULT_VMAF_MODEL", "VmafResult", "vmaf_args", "vmaf_score", "escape_filter_value"]
 
@@ -45,9 +48,9 @@ def vmaf_args(distorted: str, reference: str, log_path: str, *, model: str = DEF
               threads: int = 0) -> List[str]:
     """ffmpeg arguments (no binary) scoring ``distorted`` against ``reference`` into a JSON log."""
     threads = threads or max(1, min(8, os.cpu_count() or 1))
-    graph = (f"[0:v][1:v]libvmaf=model=version={model}:log_fmt=json:"
-             f"log_path={escape_filter_value(log_path)}:n_threads={threads}")
-    return ["-i", str(distorted), "-i", str(reference), "-lavfi", graph, "-f", "null", "-"]
+    libvmaf = {"model": f"version={model}", "log_fmt": "json", "log_path": log_path, "n_threads": threads}
+    return build_args([str(distorted), str(reference)], "-", streams=["0:v", "1:v"], filter=("libvmaf", libvmaf),
+                      output_options={"f": "null"})
 
 
 def vmaf_score(distorted: str, reference: str, *, model: str = DEFAULT_VMAF_MODEL, threads: int = 0) -> VmafResult:

@@ -1,31 +1,59 @@
 """The one adapter around the ffmpeg binary.
 
+Design: ffmpeg is used for what only it does well (decoding every video format,
+colour conversion with swscale, the conventional encoders), and nervcodec talks
+to it through this module alone.  Command lines are built with ffmpeg-python
+(:func:`build_args`): it compiles an input -> output graph to a plain argument
+list, needs no ffprobe and runs nothing, so a builder stays a pure function that
+tests can check exactly.  The lists are then run here.
+
 * The binary is the one inside the ``imageio-ffmpeg`` wheel unless the user
   names another with ``NERVCODEC_FFMPEG`` (a path).  A system ffmpeg is never
   required.
-* Callers build plain argument lists (the binary itself is added here), the
-  adapter logs them with :func:`shlex.join`, and a failure raises
-  :class:`~nervcodec.errors.ToolError` carrying the end of ffmpeg's stderr.
+* :func:`build_args` compiles one or more inputs, the streams to map (optionally
+  through one filter) and one output into an argument list without the binary.
+  ffmpeg-python *sorts* the options of each input and of the output by name;
+  ffmpeg does not care about their order inside one input or output, and what
+  does need an order is kept by construction: input options precede their
+  ``-i``, ``-map`` options follow the order of ``streams``, and global options
+  (``global_args``) come first.
+* :func:`run_ffmpeg` and :func:`start_ffmpeg` take such a list (the binary and
+  the quiet defaults are added here), log it with :func:`shlex.join`, and a
+  failure raises :class:`~nervcodec.errors.ToolError` carrying the end of
+  ffmpeg's stderr.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import subprocess
 import threading
+from fractions import Fraction
 from functools import lru_cache
-from typing import IO, Literal, Optional, Sequence, Tuple, Union, overload
+from typing import IO, Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union, overload
+
+import ffmpeg as ffmpeg_python  # the ffmpeg-python package: builds command lines, runs nothing here
 
 from ..errors import ToolError, ToolNotFoundError
 
-__all__ = ["FFMPEG_ENV", "ffmpeg_exe", "run_ffmpeg", "start_ffmpeg", "FFmpegProcess"]
+__all__ = ["FFMPEG_ENV", "SWS_FLAGS", "ffmpeg_exe", "build_args", "run_ffmpeg", "start_ffmpeg", "FFmpegProcess",
+           "Options"]
 
 log = logging.getLogger("nervcodec.ffmpeg")
 
 FFMPEG_ENV = "NERVCODEC_FFMPEG"
 _STDERR_TAIL = 2000
 _BASE_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
+#: swscale flags of every conversion whose result must be reproducible: exact rounding,
+#: full-resolution chroma interpolation, and no CPU-specific code paths.
+SWS_FLAGS = "accurate_rnd+full_chroma_int+bitexact"
+
+#: Options of one input or of the output: ffmpeg option name without the dash -> value.
+#: ``None`` is a flag without a value (``{"an": None}`` -> ``-an``); names with a colon
+#: are plain keys (``{"c:v": "libx264"}``).
+Options = Mapping[str, Any]
 
 
 def ffmpeg_exe() -> str:
@@ -72,6 +100,115 @@ def _error(cmd: Sequence[str], code: int, stderr: bytes | str, what: str) -> Too
     err.command = list(cmd)  # type: ignore[attr-defined]
     err.stderr = tail  # type: ignore[attr-defined]
     return err
+
+
+# --------------------------------------------------------------------------- command lines
+
+#: Keyword names to which ffmpeg-python gives a meaning of its own; the plain ffmpeg names
+#: (``f``, ``s``, ``b:v``) say the same without surprises.
+_RESERVED = frozenset({"filename", "format", "video_size", "video_bitrate", "audio_bitrate"})
+
+
+def _option_value(name: str, value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Fraction)):
+        raise TypeError(f"ffmpeg option -{name}: value must be a str, int, float, Fraction or None, "
+                        f"got {type(value).__name__}")
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    return str(value)
+
+
+def _options(options: Optional[Options]) -> Dict[str, Optional[str]]:
+    out: Dict[str, Optional[str]] = {}
+    for name, value in (options or {}).items():
+        if not isinstance(name, str) or not name or name.startswith("-") or name in _RESERVED:
+            raise ValueError(f"bad ffmpeg option name {name!r} (give the name without its dash, e.g. 'c:v'; "
+                             f"not one of {', '.join(sorted(_RESERVED))})")
+        out[name] = _option_value(name, value)
+    return out
+
+
+def _respell(path: str, k: int) -> str:
+    """The k-th repeat of an input path as a distinct but equivalent name (``file:/dir/./name``)."""
+    if path == "-" or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path):
+        raise ValueError(f"input {path!r} is given more than once")
+    folder, name = os.path.split(os.path.abspath(path))
+    return "file:" + os.path.join(folder, *(["."] * k), name)
+
+
+def build_args(inputs: Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]],
+               output: Union[str, "os.PathLike[str]"], *,
+               input_options: Union[Options, Sequence[Optional[Options]], None] = None,
+               output_options: Optional[Options] = None,
+               streams: Sequence[str] = (),
+               filter: Optional[Tuple[str, Options]] = None,
+               global_args: Sequence[str] = ()) -> List[str]:
+    """An ffmpeg argument list (without the binary) compiled by ffmpeg-python.
+
+    * ``inputs``: one path (``"-"`` / ``"pipe:"`` for stdin) or a sequence of them, in order.
+    * ``input_options``: the options of the single input, or one mapping (or None) per input.
+    * ``streams``: what to map, in order: ``"0:V:0"`` is input 0's stream ``V:0``, a bare
+      ``"1"`` the whole of input 1.  Every input must be used, and first used in input order
+      (``["0:v", "1:a", "0:s"]`` is fine, ``["1:a", "0:v"]`` is not: ffmpeg-python numbers the
+      inputs by first use).  Empty means every input as a whole, which for one input is
+      ffmpeg's own default selection (no ``-map`` at all).
+    * ``filter``: ``(name, options)`` of one filter applied to the mapped streams (in their
+      order); its single output is then what is written.  Option values are escaped for the
+      filtergraph by ffmpeg-python.
+    * ``output_options``: options of the output.
+    * ``global_args``: plain arguments put first (e.g. ``["-loglevel", "info", "-stats"]``).
+
+    Options are given as ``{"name": value}`` (see :data:`Options`); ffmpeg-python writes
+    those of each input and of the output sorted by name, which ffmpeg does not mind.
+
+    >>> build_args("in.y4m", "out.mp4", streams=["0:v:0"], output_options={"c:v": "libx264", "an": None})
+    ['-i', 'in.y4m', '-map', '0:v:0', '-an', '-c:v', 'libx264', 'out.mp4']
+    """
+    paths = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(p) for p in inputs]
+    if not paths:
+        raise ValueError("build_args needs at least one input")
+    if input_options is None or isinstance(input_options, Mapping):
+        per_input: List[Optional[Options]] = [input_options] + [None] * (len(paths) - 1)
+        if input_options and len(paths) > 1:
+            raise ValueError("with several inputs, give input_options as one mapping per input")
+    else:
+        per_input = list(input_options)
+        if len(per_input) != len(paths):
+            raise ValueError(f"{len(per_input)} sets of input options for {len(paths)} inputs")
+    # ffmpeg-python merges identical inputs into one node (one -i); a repeated input (e.g. a video
+    # scored against itself) is spelled as an equivalent file: path so that it is still opened twice.
+    spelled: List[str] = []
+    seen: Dict[Tuple[str, Tuple], int] = {}
+    for p, o in zip(paths, per_input):
+        key = (p, tuple(sorted(_options(o).items(), key=lambda kv: kv[0])))
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        spelled.append(p if k == 0 else _respell(p, k))
+    nodes = [ffmpeg_python.input(p, **_options(o)) for p, o in zip(spelled, per_input)]
+
+    selected = []
+    used = set()
+    for spec in streams or [str(i) for i in range(len(paths))]:
+        index, _, selector = str(spec).partition(":")
+        if not index.isdigit() or int(index) >= len(paths):
+            raise ValueError(f"stream {spec!r} names no input (there are {len(paths)})")
+        if int(index) not in used and int(index) != len(used):
+            # ffmpeg-python numbers the inputs in the order the streams first use them
+            raise ValueError(f"streams must first use the inputs in their order (0, 1, ...), got {list(streams)}")
+        used.add(int(index))
+        selected.append(nodes[int(index)][selector] if selector else nodes[int(index)])
+    if len(used) != len(paths):
+        raise ValueError("every input must be used by a mapped stream")
+    if filter is not None:
+        name, options = filter
+        selected = [ffmpeg_python.filter(selected, name, **_options(options))]
+    args = ffmpeg_python.output(*selected, os.fspath(output), **_options(output_options)).get_args()
+    order = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "-i"]
+    if order != spelled:  # pragma: no cover - ffmpeg-python keeps the order of the streams given
+        raise AssertionError(f"ffmpeg-python reordered the inputs: {order} for {paths}")
+    return [str(a) for a in global_args] + args
 
 
 @overload
