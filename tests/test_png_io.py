@@ -403,8 +403,9 @@ def test_png_sequence_encodes_and_decodes_through_the_cli(tmp_path):
 
     out = tmp_path / "clip.nerv"
     report = json.loads(run("encode", tmp_path / "frames" / "%05d.png", out, "--model", "nerv", "--params", "2000",
-                            "--epochs", "1", "--device", "cpu", "--json"))
+                            "--epochs", "1", "--device", "cpu", "--json", "--fps", "30000/1001"))
     assert report["frames"] == 4 and out.is_file()
+    assert json.loads(run("info", out, "--json"))["videos"][0]["fps"] == "30000/1001"
     run("decode", out, "-o", tmp_path / "decoded" / "%05d.png")
     assert sorted(os.listdir(tmp_path / "decoded")) == [f"{i:05d}.png" for i in range(1, 5)]
     info, dec = read_video(tmp_path / "decoded")
@@ -414,3 +415,12 @@ def test_png_sequence_encodes_and_decodes_through_the_cli(tmp_path):
     json.loads(run("encode", tmp_path / "frames", out2, "--model", "nerv", "--params", "2000", "--epochs", "1",
                    "--device", "cpu", "--json"))
     assert out2.is_file()
+
+
+def test_fps_without_a_png_input_is_refused_on_the_cli(tmp_path):
+    from nervcodec.cli import cli
+
+    _, clip = smooth_clip(width=24, height=16, frames=2, pix_fmt="yuv420p")
+    write_video(tmp_path / "a.y4m", info_for(clip), clip)
+    res = CliRunner().invoke(cli, ["encode", str(tmp_path / "a.y4m"), str(tmp_path / "o.nerv"), "--fps", "25"])
+    assert res.exit_code == 4 and "PNG-sequence" in res.stderr and not (tmp_path / "o.nerv").exists()

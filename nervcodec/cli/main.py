@@ -101,6 +101,8 @@ def _device_option(f):
               help="Share of the --bpp budget spent on keyframes, 0..1 [0.5]; the planner picks the quality to fit.")
 @click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None,
               help="Weights file for a learned keyframe codec (compressai zoo checkpoint).")
+@click.option("--fps", default=None, metavar="RATE",
+              help="Frame rate of PNG-sequence inputs (a folder or frames/%05d.png), e.g. 25 or 30000/1001 [25].")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (only after a successful encode).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Save the fitting state to this file every minute and on Ctrl-C (removed after success).")
@@ -120,7 +122,7 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
                        seed=opts["seed"], loss=opts["loss"], quant_bits=opts["quant_bits"], clip_len=opts["clip_len"],
                        keyframe_codec=opts["keyframe_codec"], keyframe_quality=opts["keyframe_quality"],
                        keyframe_share=opts["keyframe_share"],
-                       keyframe_weights=opts["keyframe_weights"], verify=verify, force=opts["force"],
+                       keyframe_weights=opts["keyframe_weights"], fps=opts["fps"], verify=verify, force=opts["force"],
                        checkpoint=opts["checkpoint"], resume=opts["resume"])
     res = do_encode(inputs, output, cfg, progress=not quiet and not as_json)
     if as_json:

@@ -34,6 +34,7 @@ class EncodeConfig:
     keyframe_quality: Optional[int] = None  # None = chosen by the rate planner
     keyframe_share: Optional[float] = None  # share of a --bpp budget for keyframes; None = KEYFRAME_SHARE
     keyframe_weights: Optional[str] = None  # local weights file for learned keyframe codecs
+    fps: Optional[str] = None               # frame rate of PNG-sequence inputs (default 25, as ffmpeg's image2)
     verify: bool = False
     force: bool = False
     checkpoint: Optional[str] = None        # save the fitting state here now and then and on Ctrl-C

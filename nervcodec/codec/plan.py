@@ -19,7 +19,8 @@ from ..device import resolve_device
 from ..errors import ConfigError, InputError, OutputError
 from ..fit import FitConfig
 from ..fsutil import check_writable
-from ..io import read_video
+from ..io import parse_fps, read_video
+from ..io.png import is_png_sequence
 from ..io.video import Frames, VideoInfo
 from ..model import ModelSpec, model_spec
 from .config import EncodeConfig, preset
@@ -75,15 +76,23 @@ def _unique_names(infos: Sequence[VideoInfo]) -> List[VideoInfo]:
     return out
 
 
-def read_inputs(inputs: Sequence[str | os.PathLike]) -> Tuple[Tuple[VideoInfo, ...], Tuple[Frames, ...]]:
-    """Read every input video; a collection must share one pixel format; names are made unique."""
+def read_inputs(inputs: Sequence[str | os.PathLike],
+                fps: Optional[str] = None) -> Tuple[Tuple[VideoInfo, ...], Tuple[Frames, ...]]:
+    """Read every input video; a collection must share one pixel format; names are made unique.
+
+    ``fps`` is the frame rate of the PNG-sequence inputs (other formats carry their own rate).
+    """
     if not inputs:
         raise InputError("no input video given")
     if len(inputs) > 255:
         raise InputError("at most 255 videos in one file")
+    rate = parse_fps(fps) if fps is not None else None
+    pngs = [is_png_sequence(os.fspath(p)) for p in inputs]
+    if rate is not None and not any(pngs):
+        raise ConfigError("--fps sets the rate of PNG-sequence inputs; the inputs given carry their own rate")
     infos, frames = [], []
-    for p in inputs:
-        info, fr = read_video(p)
+    for p, png in zip(inputs, pngs):
+        info, fr = read_video(p, rate if png else None)
         infos.append(info.with_frames(fr.num_frames))
         frames.append(fr)
     fmts = {v.pix_fmt.name for v in infos}
@@ -124,7 +133,7 @@ def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: En
     check_output(output, inputs, cfg.force)
     spec = model_spec(cfg.model)
     device = resolve_device(cfg.device)
-    infos, frames = read_inputs(inputs)
+    infos, frames = read_inputs(inputs, cfg.fps)
     keyframed = spec.cls.needs_keyframes
     if not keyframed and len({(v.width, v.height) for v in infos}) > 1:
         raise ConfigError(f"{spec.name} fits one frame size; use --model dnerv for a collection of different sizes")

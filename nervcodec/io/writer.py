@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
 from fractions import Fraction
 from typing import BinaryIO, Dict, List, Optional, Tuple
 
@@ -31,6 +30,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from ..errors import OutputError, ToolError
+from ..fsutil import discard, publish, temp_beside
 from ..tools.ffmpeg import SWS_FLAGS, FFmpegProcess, Options, build_args, run_ffmpeg, start_ffmpeg
 from . import y4m
 from .reader import FPS_TAG
@@ -50,59 +50,6 @@ _PATTERN_RE = re.compile(r"%0?\d*d")
 def _rate(fps: Fraction) -> str:
     fps = Fraction(fps)
     return f"{fps.numerator}/{fps.denominator}"
-
-
-def _existing_dir(path: str) -> str:
-    """The folder that will hold ``path``; it must already exist (we do not create folders for files)."""
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise OutputError(f"{path}: folder {parent} does not exist")
-    return parent
-
-
-def _create_temp_file(target: str, suffix: str) -> str:
-    """Create an empty, uniquely named file beside ``target`` (mode 0666 & ~umask, like the final file)."""
-    parent = _existing_dir(target)
-    if os.path.isdir(target):
-        raise OutputError(f"{target}: is a folder")
-    base = os.path.basename(target)
-    for _ in range(100):
-        tmp = os.path.join(parent, f".{base}.{secrets.token_hex(4)}.part{suffix}")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise OutputError(f"{target}: cannot write in {parent}: {exc.strerror or exc}") from None
-        os.close(fd)
-        return tmp
-    raise OutputError(f"{target}: cannot find a free temporary name in {parent}")  # pragma: no cover
-
-
-def _fsync_file(path: str) -> None:
-    """Flush a finished file to disk before it replaces the target (the rename is only atomic if data is there)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync; the rename still helps
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: Optional[str]) -> None:
-    if path is None:
-        return
-    try:
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.lexists(path):
-            os.unlink(path)
-    except OSError as exc:  # pragma: no cover - nothing better to do while cleaning up
-        log.warning("could not remove temporary %s: %s", path, exc)
 
 
 class VideoWriter:
@@ -191,12 +138,12 @@ class Y4MFileWriter(VideoWriter):
     def __init__(self, path: str, info: VideoInfo):
         super().__init__(path, info)
         y4m.format_header(info)  # validate the header before creating anything on disk
-        self._tmp: Optional[str] = _create_temp_file(path, ".y4m")
+        self._tmp: Optional[str] = temp_beside(path, ".part.y4m")
         try:
             self._fp: BinaryIO = open(self._tmp, "wb")
             self._y4m = y4m.Y4MWriter(self._fp, info)
         except OSError as exc:
-            _remove_quietly(self._tmp)
+            discard(self._tmp)
             raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
     def _write(self, frames: Frames) -> None:
@@ -204,10 +151,8 @@ class Y4MFileWriter(VideoWriter):
 
     def _commit(self) -> None:
         assert self._tmp is not None
-        self._fp.flush()
-        os.fsync(self._fp.fileno())
         self._fp.close()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
         self._tmp = None
 
     def _discard(self) -> None:
@@ -215,7 +160,7 @@ class Y4MFileWriter(VideoWriter):
             self._fp.close()
         except OSError:
             pass
-        _remove_quietly(self._tmp)
+        discard(self._tmp)
         self._tmp = None
 
 
@@ -279,7 +224,7 @@ class FFV1Writer(_FFmpegPipeWriter):
     def __init__(self, path: str, info: VideoInfo):
         super().__init__(path, info)
         self._proc = None
-        self._tmp: Optional[str] = _create_temp_file(path, ".mkv")
+        self._tmp: Optional[str] = temp_beside(path, ".part.mkv")
         options: Dict[str, object] = {"c:v": "ffv1", "level": 3, "g": 1, "slicecrc": 1,
                                       "metadata:s:v:0": f"{FPS_TAG}={_rate(info.fps)}", "f": "matroska"}
         if self._full_range:
@@ -287,19 +232,18 @@ class FFV1Writer(_FFmpegPipeWriter):
         try:
             self._start(self._args(self._tmp, options))
         except BaseException:
-            _remove_quietly(self._tmp)
+            discard(self._tmp)
             raise
 
     def _commit(self) -> None:
         assert self._tmp is not None
         self._finish_process()
-        _fsync_file(self._tmp)
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
         self._tmp = None
 
     def _discard(self) -> None:
         self._kill()
-        _remove_quietly(self._tmp)
+        discard(self._tmp)
         self._tmp = None
 
 
@@ -403,7 +347,7 @@ class PNGSequenceWriter(VideoWriter):
         self._tmp = None
 
     def _discard(self) -> None:
-        _remove_quietly(self._tmp)
+        discard(self._tmp)
         self._tmp = None
 
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -56,6 +55,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import ConfigError, FormatError, InputError
+from ..fsutil import atomic_file
 from ..io.video import Frames, PixelFormat
 from .base import KeyframeCodec, ParamValue, PixFmtLike, as_pixel_format, join_streams, split_streams
 
@@ -183,15 +183,9 @@ def download_checkpoint(url: str, folder: PathLike, timeout: float = 30.0) -> Pa
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https URL from the zoo
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    for chunk in iter(lambda: resp.read(1 << 20), b""):
-                        out.write(chunk)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_file(target) as out:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    out.write(chunk)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConfigError(f"cannot download compressai weights from {url} ({exc}); this machine may be offline: "
                           f"download the file elsewhere and pass it as a weights file") from None
