@@ -55,7 +55,7 @@ def test_non_finite_flows_never_reach_grid_sample():
 def test_diverging_dnerv_fit_is_one_line_and_leaves_no_file(tmp_path):
     out = tmp_path / "o.nerv"
     res = CliRunner().invoke(cli, ["encode", str(sample_path()), str(out), "--lr", "10", "--epochs", "5",
-                                   "--device", "cpu", "-q"])
+                                   "--device", "cpu", "-q", "--keyframe-quality", "32"])
     assert res.exit_code == FitDivergedError.exit_code, res.output
     line = _one_error_line(res)
     assert "diverged" in line and "lower --lr" in line

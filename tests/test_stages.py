@@ -20,7 +20,8 @@ from nervcodec.fit import FitResult
 from nervcodec.model import model_spec
 
 NERV = dict(model="nerv", params=2000, epochs=2, device="cpu")
-DNERV = dict(model="dnerv", bpp=24.0, epochs=1, device="cpu", clip_len=2)
+DNERV = dict(model="dnerv", bpp=24.0, epochs=1, device="cpu", clip_len=2)          # keyframe quality searched
+DNERV_FIXED = dict(model="dnerv", params=6000, keyframe_quality=40, epochs=1, device="cpu", clip_len=2)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_fit_stage_returns_finite_float_weights_and_is_deterministic(tmp_path, s
 
 
 def test_code_stage_gives_symbols_sections_and_bytes(tmp_path, src):
-    p = plan([src], tmp_path / "o.nerv", EncodeConfig(**DNERV))
+    p = plan([src], tmp_path / "o.nerv", EncodeConfig(**DNERV_FIXED))
     fitted = fit_model(p)
     coded = code(p, fitted)
     assert isinstance(coded, CodedFile)
@@ -101,8 +102,8 @@ def test_write_stage_writes_the_bytes_with_the_umask(tmp_path, src):
 
 
 def test_encode_is_the_composition_of_the_stages(tmp_path, src):
-    res = encode([src], tmp_path / "e.nerv", EncodeConfig(**DNERV))
-    p = plan([src], tmp_path / "s.nerv", EncodeConfig(**DNERV))
+    res = encode([src], tmp_path / "e.nerv", EncodeConfig(**DNERV_FIXED))
+    p = plan([src], tmp_path / "s.nerv", EncodeConfig(**DNERV_FIXED))
     coded = code(p, fit_model(p))
     write(p, coded)
     assert (tmp_path / "e.nerv").read_bytes() == (tmp_path / "s.nerv").read_bytes()
@@ -123,7 +124,7 @@ def test_quality_warning_when_the_fit_ends_below_its_start(tmp_path, src, monkey
     from nervcodec.codec import fitting
     from nervcodec.errors import NervCodecWarning
     monkeypatch.setattr(fitting, "fit", lambda *a, **k: FitResult(3, 0.1, final_psnr=18.0, start_psnr=22.0))
-    p = plan([src], tmp_path / "o.nerv", EncodeConfig(**DNERV))
+    p = plan([src], tmp_path / "o.nerv", EncodeConfig(**DNERV_FIXED))
     with pytest.warns(NervCodecWarning, match="below the keyframe cross-fade"):
         fitted = fit_model(p)
     assert len(fitted.warnings) == 1
