@@ -175,3 +175,17 @@ def test_models_register_on_import_and_the_cli_offers_them():
     enc = cli.commands["encode"]
     choices = next(p.type.choices for p in enc.params if p.name == "model")
     assert tuple(choices) == model_names()
+
+
+def test_a_closed_stdout_pipe_ends_info_quietly(tmp_path, clip_file):
+    """`nervcodec info f.nerv | head -1` used to end in "internal error: BrokenPipeError" (exit 70)."""
+    src = clip_file(width=16, height=12, frames=2)[0]
+    out = tmp_path / "o.nerv"
+    encode([src], out, EncodeConfig(model="nerv", params=2000, epochs=1, device="cpu"))
+    env = dict(os.environ)
+    env.pop("NERVCODEC_DEBUG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "nervcodec", "info", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()                                    # the reader is gone before anything is written
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0 and stderr == b""

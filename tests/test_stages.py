@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nervcodec.codec import EncodeConfig, decode, encode
+from nervcodec.codec import EncodeConfig, encode
 from nervcodec.codec.coding import CodedFile, code
 from nervcodec.codec.encoder import write
 from nervcodec.codec.fitting import FittedModel, fit_model

@@ -33,6 +33,8 @@ class _Group(click.Group):
         try:
             with warnings.catch_warnings():  # the command's warning settings end with the command
                 return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_went_away()
         except NervCodecError as exc:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
@@ -45,6 +47,18 @@ class _Group(click.Group):
             if os.environ.get(DEBUG_ENV):
                 raise
             _fail(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for details)", 70)
+
+
+def _reader_went_away() -> None:
+    """stdout's reader closed the pipe (``nervcodec info f.nerv | head -1``): a normal way to stop
+    reading, so exit quietly with 0, as other command-line tools do.  stdout is pointed at
+    /dev/null first, so that the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. captured in tests)
+        pass
+    sys.exit(0)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -275,7 +275,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     if resume is not None:
         start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch)
     else:
-        start_psnr = evaluate_psnr(model, data, batch, use_amp)
+        start_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp)  # no gradients: larger batches
         model.train()
     collapse = min(start_psnr - COLLAPSE_DB, COLLAPSE_FLOOR_DB) if math.isfinite(start_psnr) else -math.inf
     with StopFlag() as stop:

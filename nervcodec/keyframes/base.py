@@ -28,7 +28,7 @@ import numpy as np
 
 from ..bytesio import Reader, Writer
 from ..container.keyframes import packed_size
-from ..errors import ConfigError, FormatError
+from ..errors import ConfigError
 from ..io.video import Frames, PixelFormat, pixel_format
 
 __all__ = [
@@ -37,8 +37,6 @@ __all__ = [
     "as_pixel_format",
     "pad_frames",
     "crop_frames",
-    "pack_blobs",
-    "unpack_blobs",
     "choose_quality",
     "join_streams",
     "split_streams",
