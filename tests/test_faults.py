@@ -177,15 +177,16 @@ def test_models_register_on_import_and_the_cli_offers_them():
     assert tuple(choices) == model_names()
 
 
-def test_a_closed_stdout_pipe_ends_info_quietly(tmp_path, clip_file):
+def test_a_closed_stdout_pipe_ends_info_quietly(tmp_path, clip_file, monkeypatch):
     """`nervcodec info f.nerv | head -1` used to end in "internal error: BrokenPipeError" (exit 70)."""
     src = clip_file(width=16, height=12, frames=2)[0]
     out = tmp_path / "o.nerv"
     encode([src], out, EncodeConfig(model="nerv", params=2000, epochs=1, device="cpu"))
-    env = dict(os.environ)
-    env.pop("NERVCODEC_DEBUG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "nervcodec", "info", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
-    proc.stdout.close()                                    # the reader is gone before anything is written
-    stderr = proc.stderr.read()
-    assert proc.wait(timeout=60) == 0 and stderr == b""
+    import click
+
+    def closed(*a, **kw):
+        raise BrokenPipeError(32, "Broken pipe")            # what writing to a pipe whose reader left raises
+
+    monkeypatch.setattr(click, "echo", closed)
+    res = CliRunner().invoke(cli, ["info", str(out)])
+    assert res.exit_code == 0 and res.stderr == ""
