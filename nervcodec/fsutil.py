@@ -30,14 +30,17 @@ def _folder_of(path: Path) -> Path:
     return path.parent if str(path.parent) else Path(".")
 
 
-def temp_beside(target: "str | os.PathLike[str]", suffix: str = ".tmp") -> str:
-    """Create an empty, uniquely named hidden file beside ``target``; return its path."""
+def temp_beside(target: "str | os.PathLike[str]", suffix: str = ".tmp", what: str = "") -> str:
+    """Create an empty, uniquely named hidden file beside ``target``; return its path.
+
+    ``what`` names the target in errors (``"the checkpoint"`` -> "cannot write the checkpoint X: ...")."""
     p = Path(target)
+    name = f"{what} {p}" if what else str(p)
     folder = _folder_of(p)
     if not folder.is_dir():
-        raise OutputError(f"cannot write {p}: folder {folder} does not exist")
+        raise OutputError(f"cannot write {name}: folder {folder} does not exist")
     if p.is_dir():
-        raise OutputError(f"cannot write {p}: it is a folder")
+        raise OutputError(f"cannot write {name}: it is a folder")
     for _ in range(100):
         tmp = folder / f".{p.name}.{secrets.token_hex(4)}{suffix}"
         try:
@@ -45,7 +48,7 @@ def temp_beside(target: "str | os.PathLike[str]", suffix: str = ".tmp") -> str:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise OutputError(f"cannot write {p}: folder {folder} is not writable ({exc.strerror or exc})") \
+            raise OutputError(f"cannot write {name}: folder {folder} is not writable ({exc.strerror or exc})") \
                 from None
         os.close(fd)
         return str(tmp)
@@ -66,14 +69,17 @@ def _fsync(path: str) -> None:
 
 
 def publish(tmp: str, target: "str | os.PathLike[str]") -> None:
-    """Flush a finished temporary file (or folder) to disk and move it onto ``target``."""
-    if os.path.isfile(tmp):
-        _fsync(tmp)
+    """Flush a finished temporary file (or folder) to disk and move it onto ``target``; on any
+    failure (Ctrl-C included) the temporary is removed and ``target`` is left as it was."""
     try:
+        if os.path.isfile(tmp):
+            _fsync(tmp)
         os.replace(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:
         discard(tmp)
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
 
 
 def discard(tmp: Optional[str]) -> None:
@@ -96,14 +102,12 @@ def atomic_file(target: "str | os.PathLike[str]") -> Iterator[BinaryIO]:
     try:
         with open(tmp, "wb") as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
     except BaseException as exc:
         discard(tmp)
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
+    publish(tmp, target)
 
 
 def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes) -> None:
@@ -114,11 +118,4 @@ def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes) -> None:
 
 def check_writable(target: "str | os.PathLike[str]", what: str = "") -> None:
     """Raise :class:`OutputError` now if ``target`` could not be written later."""
-    p = Path(target)
-    name = f"{what} {p}" if what else str(p)
-    folder = _folder_of(p)
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {name}: folder {folder} does not exist")
-    if p.is_dir():
-        raise OutputError(f"cannot write {name}: it is a folder")
-    discard(temp_beside(p))
+    discard(temp_beside(target, what=what))

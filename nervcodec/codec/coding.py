@@ -2,9 +2,9 @@
 
 Quantization chooses each tensor's scale mode by its real coded size; the
 symbols are entropy-coded into the weights section; the header and sections are
-packed into the bytes that stage 4 writes.  The encoder then decodes its own
-weights section and runs the decoder's synthesis, so the PSNR it reports is
-exactly what ``decode`` will produce from the file.
+packed into the bytes that stage 4 writes.  The encoder then rebuilds the network
+from those bytes with the decoder's own loader and runs the decoder's synthesis,
+so the PSNR it reports is exactly what ``decode`` will produce from the file.
 """
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from typing import Dict, List, Mapping, Tuple
 
 import torch
 
-from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack, pack_weights, unpack_weights
+from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack, pack_weights, unpack
 from ..entropy import encode_symbols
 from ..errors import FitDivergedError
 from ..quant import QuantizedTensor, quantize_state
-from .fitting import FittedModel, build_model
+from .decode import load_model
+from .fitting import FittedModel
 from .plan import EncodePlan
 from .quality import FrameScores
 from .synthesis import synthesize
@@ -64,8 +65,7 @@ def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
     header = make_header(plan.infos, plan.spec, bits, plan.config, plan.layout.to_dict())
     data = pack(header, sections)
 
-    model = build_model(plan)
-    model.load_state_dict(unpack_weights(weights, model.state_dict(), bits))
+    model, _ = load_model(unpack(data))
     scores = FrameScores(plan.infos[0].pix_fmt)
     kf = plan.keyframes
     for vi, f, planes in synthesize(model, plan.layout, plan.infos, plan.layout.items(plan.infos), plan.device,

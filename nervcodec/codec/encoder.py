@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from ..fsutil import atomic_write_bytes
@@ -85,5 +84,5 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
     if fitted.checkpoint is not None:
         fitted.checkpoint.remove()  # the file is written: nothing is left to resume
     seconds = time.monotonic() - t0
-    checked = verify(Path(output), planned.inputs, cfg.device) if cfg.verify else None
+    checked = verify(planned.output, planned.inputs, cfg.device) if cfg.verify else None
     return _result(planned, fitted, coded, size, seconds, checked)

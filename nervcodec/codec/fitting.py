@@ -26,7 +26,7 @@ from .plan import EncodePlan
 from .progress import ProgressBar, note
 from .tiles import cut_items, keyframe_tiles
 
-__all__ = ["FittedModel", "fit_model", "build_fit_data", "build_model", "WORSE_THAN_START_DB"]
+__all__ = ["FittedModel", "fit_model", "build_fit_data", "WORSE_THAN_START_DB"]
 
 # A fit that ends this much below the PSNR of the model it started from has gone wrong
 # (for D-NeRV the start is the keyframe cross-fade, which any working fit improves on).
@@ -63,7 +63,7 @@ def _loss_mask(layout: Layout, infos: Sequence[VideoInfo], items) -> torch.Tenso
                           for f, ok in zip(it.frames, it.valid)] for it in items])
 
 
-def build_model(plan: EncodePlan) -> VideoModel:
+def _initial_model(plan: EncodePlan) -> VideoModel:
     """The planned network with its seeded initial weights."""
     torch.manual_seed(plan.cfg.seed)
     return plan.spec.cls(plan.config)
@@ -96,7 +96,7 @@ def _quality_warnings(plan: EncodePlan, res: FitResult) -> Tuple[str, ...]:
 
 def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
     """Stage 2: fit the planned model; Ctrl-C gives :class:`InterruptedError_` (after saving a checkpoint)."""
-    model = build_model(plan)
+    model = _initial_model(plan)
     n_params = model.num_params()
     items = plan.layout.items(plan.infos)
     data = build_fit_data(plan.frames, plan.infos, plan.layout, items, int(plan.config.height),

@@ -1,12 +1,10 @@
-"""The keyframes section: D-NeRV's decoded keyframes, one independently decodable blob each.
+"""D-NeRV's keyframes in the codec: coded at the quality that fits their share of the budget
+(encoder), and decoded on demand for random access (decoder).
 
-Payload layout (integers LEB128): ``codec_id u8``, ``params`` (varint length +
-compact JSON: what the keyframe decoder needs, e.g. a learned model's name and
-weight hash), ``quality`` (varint), then the blobs as
-:func:`nervcodec.keyframes.pack_blobs` stores them: ``count``, the blobs'
-common prefix (repeated codec headers) once, then each blob's length and suffix.  Blob k is the k-th keyframe in (video, frame) order with the
-frames of each video given by :meth:`Layout.keyframe_indices`.  Because every
-blob stands alone, decoding one clip needs only its two keyframes.
+The section's bytes are :mod:`nervcodec.container.keyframes`'s business.  Blob k
+is the k-th keyframe in (video, frame) order, with the frames of each video given
+by :meth:`Layout.keyframe_indices`; because every blob stands alone, decoding one
+clip needs only its two keyframes.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..container import SECTION_WEIGHTS, make_header, pack
+from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack
 from ..device import resolve_device
 from ..errors import ConfigError, InputError, OutputError
 from ..fit import FitConfig
@@ -30,7 +30,7 @@ from .rate import bytes_for_bpp, params_for_bytes
 
 __all__ = ["EncodePlan", "plan", "read_inputs", "check_output"]
 
-SECTION_FRAMING = 9  # type u8 + length u32 + crc u32 per section (docs/format.md)
+PLANNER_RESERVE = 9  # bytes the rate planner keeps spare beyond the measured overhead (as it always has)
 
 
 @dataclass(frozen=True)
@@ -118,13 +118,14 @@ def check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool)
 
 def _param_budget(cfg: EncodeConfig, spec: ModelSpec, infos: Sequence[VideoInfo], layout: Layout,
                   kf: Optional[KeyframePlan], budget: int, clip_len: int) -> int:
-    """Parameters the byte budget leaves after the header (measured on a packed probe) and keyframes."""
+    """Parameters the byte budget leaves after everything but the weights: the size of the file packed
+    with a probe model's header, the keyframe section and an empty weights section."""
     channels = infos[0].pix_fmt.num_planes
     probe = spec.plan(layout.patch_h, layout.patch_w, channels, 100_000, clip_len=clip_len)
     header = make_header(infos, spec, cfg.quant_bits, probe, layout.to_dict())
-    overhead = len(pack(header, {SECTION_WEIGHTS: b""})) + SECTION_FRAMING
-    kf_bytes = len(kf.section) + SECTION_FRAMING if kf is not None else 0
-    return params_for_bytes(budget - overhead - kf_bytes, cfg.quant_bits, spec)
+    sections = {SECTION_WEIGHTS: b"", **({SECTION_KEYFRAMES: kf.section} if kf is not None else {})}
+    overhead = len(pack(header, sections)) + PLANNER_RESERVE
+    return params_for_bytes(budget - overhead, cfg.quant_bits, spec)
 
 
 def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: EncodeConfig) -> EncodePlan:

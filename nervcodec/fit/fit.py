@@ -15,9 +15,10 @@ Failure modes handled here, so that no caller sees a crash:
   PSNR more than ``COLLAPSE_DB`` below the model's starting PSNR and under
   ``COLLAPSE_FLOOR_DB``.  The margins are far outside what working fits do (the
   per-step PSNR of D-NeRV on people_qcif_48f at the default learning rate dips at
-  most 2.6 dB below its start; ``--lr 10`` falls from 33.7 dB to 6.4 dB).  It is checked at each refresh (at most ``refresh_seconds`` of
-  wasted steps) rather than after every step, which would force a device-host
-  synchronisation per step.
+  most 2.6 dB below its start; ``--lr 10`` falls from 33.7 dB to 6.4 dB).  Both
+  are checked at each refresh (at most ``refresh_seconds`` of wasted steps)
+  rather than after every step, which would force a device-host synchronisation
+  per step.
 * Ctrl-C (and SIGTERM where the process turned it into an exception): while the
   loop runs, the signal only sets a flag; the current step finishes, a checkpoint
   is saved if one is in use, and the fit stops with ``KeyboardInterrupt``.  An
@@ -208,15 +209,15 @@ def _compiled(model: VideoModel, cfg: FitConfig, device: torch.device) -> Callab
 
 
 @torch.no_grad()
-def evaluate_psnr(forward: Callable[..., torch.Tensor], data: FitData, batch: int, use_amp: bool) -> float:
-    """PSNR of the plane-weighted MSE of ``forward`` over every item of ``data`` (what the loss measures)."""
+def evaluate_psnr(model: VideoModel, data: FitData, batch: int, use_amp: bool) -> float:
+    """PSNR of the plane-weighted MSE of ``model`` over every item of ``data`` (what the loss measures)."""
     device = data.t.device
     total = torch.zeros((), device=device)
     frames = torch.zeros((), device=device)
     for start in range(0, data.num_items, batch):
         idx = torch.arange(start, min(start + batch, data.num_items), device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = forward(data.t[idx], data.keyframes_float(idx))
+            out = model(data.t[idx], data.keyframes_float(idx))
         mask = data.mask[idx]
         mse = _weighted_mean(_errors(out, data, idx)[2], mask, torch.square)
         n = mask.sum()
@@ -276,7 +277,6 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch)
     else:
         start_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp)  # no gradients: larger batches
-        model.train()
     collapse = min(start_psnr - COLLAPSE_DB, COLLAPSE_FLOOR_DB) if math.isfinite(start_psnr) else -math.inf
     with StopFlag() as stop:
         for epoch in range(start_epoch, cfg.epochs):
