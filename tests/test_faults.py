@@ -88,6 +88,29 @@ def test_a_nan_loss_stops_the_fit(tmp_path, clip_file, monkeypatch):
     assert not (tmp_path / "o.nerv").exists()
 
 
+def test_a_collapse_with_a_finite_loss_stops_the_fit(tmp_path, clip_file, monkeypatch):
+    """D-NeRV clamps its output, so a blown-up fit can keep a finite loss: a PSNR far below the start
+    (by COLLAPSE_DB, and under COLLAPSE_FLOOR_DB) is divergence too."""
+    from nervcodec.codec.fitting import build_fit_data
+    from nervcodec.codec.plan import plan
+    fit_module = importlib.import_module("nervcodec.fit.fit")
+    src = clip_file(width=16, height=12, frames=4)[0]
+    p = plan([src], tmp_path / "o.nerv", EncodeConfig(model="nerv", params=2000, epochs=20, device="cpu"))
+    data = build_fit_data(p.frames, p.infos, p.layout, p.layout.items(p.infos), int(p.config.height),
+                          int(p.config.width))
+    real, calls = fit_module.batch_loss, {"n": 0}
+
+    def loss(*a, **kw):
+        calls["n"] += 1
+        value, mse = real(*a, **kw)
+        return (value, torch.full_like(mse, 0.5)) if calls["n"] >= 3 else (value, mse)   # PSNR 3 dB, finite
+
+    monkeypatch.setattr(fit_module, "batch_loss", loss)
+    torch.manual_seed(0)
+    with pytest.raises(FitDivergedError, match="PSNR fell to 3.01 dB from .* at step 3 of 20"):
+        fit_module.fit(p.spec.cls(p.config), data, p.fit, torch.device("cpu"), refresh_seconds=0.0)
+
+
 # --------------------------------------------------------------------------- devices
 
 

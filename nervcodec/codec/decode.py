@@ -5,7 +5,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -14,11 +14,11 @@ from ..device import resolve_device
 from ..errors import ConfigError, FormatError, InterruptedError_, OutputError
 from ..io import open_writer
 from ..io.video import Frames, VideoInfo
-from ..model import VideoModel
+from ..model import ModelSpec, VideoModel
 from .layout import Layout
 from .synthesis import synthesize
 
-__all__ = ["DecodeResult", "decode", "load_model", "parse_frames", "select_video"]
+__all__ = ["DecodeResult", "decode", "load_model", "build_network", "parse_frames", "select_video"]
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,19 @@ class DecodeResult:
         return {"outputs": list(self.outputs), "frames": self.frames, "seconds": self.seconds, "device": self.device}
 
 
+def build_network(spec: ModelSpec, config: Any, weights: bytes, quant_bits: int) -> VideoModel:
+    """The network of ``config`` with the dequantized weights of a weights section.
+
+    The decoder calls it after :func:`load_model` has checked an untrusted file; the
+    encoder calls it on the section it has just coded, to measure what decodes."""
+    model = spec.cls(config)
+    model.load_state_dict(unpack_weights(weights, model.state_dict(), quant_bits))
+    return model
+
+
 def load_model(nf: NervFile) -> Tuple[VideoModel, Layout]:
-    """Rebuild the network from the header and load its dequantized weights."""
+    """Check the header's model against the file (bounds, geometry, a shape-only dry run), then
+    rebuild the network and load its dequantized weights."""
     mh = read_model_header(nf.header)
     spec, config = mh.spec, mh.config
     layout = Layout.from_dict(mh.layout)
@@ -50,9 +61,7 @@ def load_model(nf: NervFile) -> Tuple[VideoModel, Layout]:
     limit = 4 * len(nf.section(SECTION_WEIGHTS)) * 8 + 4096  # no coder goes below ~1/4 bit per weight here
     if n > limit * 64:
         raise FormatError("the file's model is far larger than its weights section")
-    model = spec.cls(config)
-    model.load_state_dict(unpack_weights(nf.section(SECTION_WEIGHTS), model.state_dict(), nf.header.quant_bits))
-    return model, layout
+    return build_network(spec, config, nf.section(SECTION_WEIGHTS), nf.header.quant_bits), layout
 
 
 def _dry_run(probe: VideoModel, nf: NervFile, layout: Layout) -> None:

@@ -10,7 +10,7 @@ header's configuration and checks the counts against it.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Tuple
+from typing import Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
@@ -23,12 +23,15 @@ from ..quant import QuantizedTensor, dequantize_tensor
 __all__ = ["pack_weights", "unpack_weights"]
 
 
-def pack_weights(items: List[Tuple[str, QuantizedTensor]]) -> bytes:
+def pack_weights(items: List[Tuple[str, QuantizedTensor]],
+                 encode: Callable[[np.ndarray], bytes] = encode_symbols) -> bytes:
+    """The weights section of ``items``; ``encode`` codes one tensor's symbols (an encoder that has
+    already coded them, to choose the scale mode, passes its cached results)."""
     w = Writer().varint(len(items))
     for _, qt in items:
         w.varint(qt.lo.size)
         w.raw(qt.lo.astype("<f2").tobytes()).raw(qt.step.astype("<f2").tobytes())
-        w.raw(encode_symbols(qt.symbols))
+        w.raw(encode(qt.symbols))
     return w.getvalue()
 
 

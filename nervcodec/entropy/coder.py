@@ -24,7 +24,7 @@ constant: ``value``; laplace: ``lo, span, centre, r, words, u32 words``.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 
@@ -86,24 +86,31 @@ _PEAK = 1 << 24
 _R_GRID = sorted({min(int(round(_R_ONE * np.exp(-1.0 / b))), _R_ONE - 1) for b in np.geomspace(0.35, 2000, 96)})
 
 
-def _laplace_counts(span: int, centre: int, r: int) -> np.ndarray:
-    """Integer table c[k] = max(1, floor(2^24 * (r/2^16)^|k - centre|)) over 0..span, in exact integer steps."""
+def _laplace_tables(span: int, centre: int, rs: Sequence[int]) -> np.ndarray:
+    """Row i: the integer table c[k] = max(1, floor(2^24 * (r_i/2^16)^|k - centre|)) over 0..span.
+
+    Computed in exact integer steps (v <- (v * r) >> 16; v < 2^24 and r < 2^16 keep every
+    product below 2^40), for all decays at once: one pass over the distances, not one per decay."""
     n = max(centre, span - centre) + 1
-    side = np.empty(n, np.int64)
-    v = _PEAK
-    for d in range(n):  # at most 2^16 steps; tensors are coded once
-        side[d] = max(v, 1)
+    r = np.asarray(rs, np.int64)
+    side = np.empty((r.size, n), np.int64)
+    v = np.full(r.size, _PEAK, np.int64)
+    for d in range(n):  # at most 2^16 steps
+        side[:, d] = np.maximum(v, 1)
         v = (v * r) >> 16
-    k = np.abs(np.arange(span + 1) - centre)
-    return side[k]
+    return side[:, np.abs(np.arange(span + 1) - centre)]
+
+
+def _laplace_counts(span: int, centre: int, r: int) -> np.ndarray:
+    """The table of one decay ``r`` (what the decoder rebuilds from the stored integers)."""
+    return _laplace_tables(span, centre, [r])[0]
 
 
 def _encode_laplace(flat: np.ndarray, lo: int, span: int, counts: np.ndarray) -> bytes:
     centre = int(np.argmax(counts))
     # choose r by the exact ideal code length under each candidate table
     best_r, best_bits = _R_GRID[0], np.inf
-    for r in _R_GRID:
-        table = _laplace_counts(span, centre, r).astype(np.float64)
+    for r, table in zip(_R_GRID, _laplace_tables(span, centre, _R_GRID).astype(np.float64)):
         bits = -(counts * np.log2(table / table.sum())).sum()
         if bits < best_bits:
             best_r, best_bits = r, bits
