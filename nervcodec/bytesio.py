@@ -46,6 +46,10 @@ class Writer:
                 self._buf.append(byte)
                 return self
 
+    def svarint(self, v: int) -> "Writer":
+        """Signed LEB128 by zigzag: 0, -1, 1, -2, ... -> 0, 1, 2, 3, ..."""
+        return self.varint(2 * v if v >= 0 else -2 * v - 1)
+
     def raw(self, b: bytes) -> "Writer":
         self._buf += b
         return self
@@ -108,6 +112,11 @@ class Reader:
         if v > limit:
             raise FormatError(f"{self.what} holds the value {v} where at most {limit} is allowed")
         return v
+
+    def svarint(self, limit: int = 1 << 40) -> int:
+        """A zigzag varint (see :meth:`Writer.svarint`) of magnitude at most ``limit``."""
+        z = self.varint(2 * limit)
+        return z >> 1 if not z & 1 else -((z + 1) >> 1)
 
     def raw(self, n: int) -> bytes:
         return bytes(self._take(n))

@@ -223,7 +223,7 @@ DAMAGE = {
     "trailing": (lambda b: b + b"\0", "trailing"),
     "not_nerv": (lambda b: b"GIF89a" + b[6:], "not a .nerv file"),
     "empty": (lambda b: b"", "not a .nerv file"),
-    "newer_version": (lambda b: b[:8] + bytes([2, 0]) + b[10:], "upgrade nervcodec"),
+    "newer_version": (lambda b: b[:8] + bytes([3, 0]) + b[10:], "upgrade nervcodec"),
     "bad_json_crc_ok": (lambda b: _recrc_header(b, lambda h: h.replace(b'"height":', b'"heigth":')), "heigth"),
 }
 

@@ -60,7 +60,7 @@ def _interrupt_at(monkeypatch, step: int) -> None:
     monkeypatch.setattr(fit_module, "batch_loss", loss)
 
 
-@pytest.mark.parametrize("stop_step", [5, 6])   # mid-epoch, and exactly at the end of an epoch
+@pytest.mark.parametrize("stop_step", [5, 6, 13])   # mid-epoch, at the end of an epoch, in the rate-aware phase
 def test_resumed_fit_is_bit_identical(tmp_path, src, reference, monkeypatch, stop_step):
     out, ck = tmp_path / "out.nerv", tmp_path / "fit.ckpt"
     with monkeypatch.context() as m:

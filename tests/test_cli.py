@@ -156,3 +156,34 @@ def test_demo_runs_on_the_embedded_sample(tmp_path):
     assert out["frames"] == 16 and out["bytes"] == (tmp_path / "sample.nerv").stat().st_size
     assert out["bpp"] == pytest.approx(out["bytes"] * 8 / (16 * 176 * 144))
     assert (tmp_path / "sample_decoded.y4m").exists()
+
+
+def test_one_frame_is_singular_and_an_empty_range_says_so(nerv_file, tmp_path):
+    _, out, _, _ = nerv_file
+    text = run("decode", out, "-o", tmp_path / "one.y4m", "--frames", "2").output
+    assert "decoded 1 frame to" in text
+    res = run("decode", out, "-o", tmp_path / "none.y4m", "--frames", "4:2", ok=False)
+    assert res.exit_code != 0 and "empty range" in res.output and "outside" not in res.output
+    res = run("decode", out, "-o", tmp_path / "far.y4m", "--frames", "3:9", ok=False)
+    assert "outside the video's 5 frames" in res.output
+
+
+def test_help_states_the_default_rate():
+    text = run("encode", "--help").output
+    assert "0.25" in text and "--lambda" in text and "--quant-bits" in text
+
+
+def test_info_text_shows_numbers_and_json():
+    from pathlib import Path
+    text = run("info", Path(__file__).parent / "data" / "v1_dnerv.nerv").output
+    assert "16x16 yuv420p 29.97 fps (30000/1001), 3 frames" in text
+    assert "model: dnerv, 5980 parameters at 8.66 bits, 8-bit quantization" in text
+    assert 'layout: {"clip_len": 2, "patch": [16, 16], "substitute": true, "time": "video"}' in text
+
+
+def test_keyframe_options_with_a_model_without_keyframes_are_refused(tmp_path, clip_file):
+    src = clip_file(width=16, height=16, frames=3)[0]
+    res = run("encode", src, tmp_path / "o.nerv", "--model", "nerv", "--bpp", "4", "--keyframe-share", "0.4",
+              "--device", "cpu", ok=False)
+    assert res.exit_code != 0 and "--keyframe-share sets the keyframes" in res.output and "nerv has none" in res.output
+    assert not (tmp_path / "o.nerv").exists()

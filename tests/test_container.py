@@ -10,14 +10,15 @@ from nervcodec.errors import FormatError
 from nervcodec.io.video import VideoInfo, pixel_format
 
 
-def _header(**kw):
+def _header(quant_bits: int = 8):
     v = VideoInfo(176, 144, pixel_format("yuv420p"), Fraction(30000, 1001), 48, name="people")
-    return Header(videos=(v,), arch_id=1, quant_bits=8, model={"config": {"a": 1}, "layout": {"clip_len": 1}}, **kw)
+    return Header(videos=(v,), arch_id=1, quant_bits=quant_bits, model={"config": {"a": 1}, "layout": {"clip_len": 1}})
 
 
-# Golden bytes of a fixed header: the file format is frozen at version 1.0.
+# Golden bytes of a fixed header: the file format is frozen at version 2.0 (1.0 differed only in its
+# version bytes and its weights section).
 GOLDEN = bytes.fromhex(
-    "894e4552560d0a1a0100"      # magic, version 1.0
+    "894e4552560d0a1a0200"      # magic, version 2.0
     "40000000"                  # header length 64
     "01" "06" + "people".encode().hex() +   # one video, name
     "b001" "9001" "00" "b0ea01" "e907" "30"  # 176, 144, yuv420p, 30000, 1001, 48 frames
@@ -49,8 +50,8 @@ def test_roundtrip(tmp_path):
 
 def test_newer_version_is_refused():
     data = bytearray(pack(_header(), {}))
-    data[8] = 2
-    with pytest.raises(FormatError, match="version 2.0"):
+    data[8] = 3
+    with pytest.raises(FormatError, match="version 3.0"):
         unpack(bytes(data))
 
 
@@ -86,3 +87,12 @@ def test_atomic_write_keeps_existing_file_on_failure(tmp_path):
 
 def test_magic_constant():
     assert MAGIC == b"\x89NERV\r\n\x1a"
+
+
+def test_learned_step_quantization_byte_is_format_2_only():
+    data = pack(_header(quant_bits=0), {})
+    assert unpack(data).header.quant_bits == 0
+    old = bytearray(data)
+    old[8] = 1                                   # the same header claiming format 1: bits 0 is invalid there
+    with pytest.raises(FormatError, match="quantization depth 0"):
+        unpack(bytes(old))

@@ -71,7 +71,7 @@ def test_code_stage_gives_symbols_sections_and_bytes(tmp_path, src):
     nf = unpack(coded.data)
     assert nf.sections == coded.sections and set(nf.sections) == {SECTION_WEIGHTS, SECTION_KEYFRAMES}
     template = {k: torch.zeros_like(v) for k, v in fitted.state.items()}
-    back = unpack_weights(coded.sections[SECTION_WEIGHTS], template, p.cfg.quant_bits)
+    back = unpack_weights(coded.sections[SECTION_WEIGHTS], template)
     for (name, q), (k, v) in zip(coded.symbols, ((k, v) for k, v in fitted.state.items() if v.is_floating_point())):
         assert name == k
         bound = float(np.max(q.step.astype(np.float64))) / 2 + 1e-3

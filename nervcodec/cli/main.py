@@ -20,6 +20,7 @@ import click
 
 from .. import __version__
 from ..errors import NervCodecError, NervCodecWarning
+from ..textutil import plural
 from ..model import model_names
 from .bench import bench
 
@@ -97,7 +98,8 @@ def _device_option(f):
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--model", type=click.Choice(model_names()), default="dnerv", show_default=True)
 @click.option("--params", type=int, default=None, help="Parameter budget of the network.")
-@click.option("--bpp", type=float, default=None, help="Target rate in bits per pixel (the whole file).")
+@click.option("--bpp", type=float, default=None,
+              help="Target rate in bits per pixel (the whole file) [0.25 = --preset medium when no size is given].")
 @click.option("--preset", type=click.Choice(["tiny", "small", "medium", "large", "xlarge"]), default=None,
               help="A named rate (0.05 / 0.1 / 0.25 / 0.5 / 1.0 bpp).")
 @click.option("--epochs", type=int, default=300, show_default=True)
@@ -107,12 +109,17 @@ def _device_option(f):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--loss", type=click.Choice(["l2", "fusion"]), default="l2", show_default=True,
               help="l2, or fusion = 0.7 L1 + 0.3 (1 - SSIM) as the reference code.")
-@click.option("--quant-bits", type=int, default=8, show_default=True)
+@click.option("--quant-bits", type=int, default=None,
+              help="Quantize after fitting at this precision (2..16 bits) instead of the rate-aware fit "
+                   "with learned steps [rate-aware].")
+@click.option("--lambda", "lam", type=float, default=None, metavar="L",
+              help="Fixed rate-distortion weight of the rate-aware fit (loss = MSE + L x bpp) "
+                   "[chosen to land on --bpp].")
 @click.option("--clip-len", type=int, default=8, show_default=True, help="D-NeRV clip length (keyframe interval).")
 @click.option("--keyframe-codec", default=None, help="Keyframe codec (D-NeRV) [default: measured best].")
 @click.option("--keyframe-quality", type=int, default=None, help="Keyframe quality [chosen by the rate planner].")
 @click.option("--keyframe-share", type=float, default=None,
-              help="Share of the --bpp budget spent on keyframes, 0..1 [0.5]; the planner picks the quality to fit.")
+              help="Share of the --bpp budget spent on keyframes, 0..1 [0.6]; the planner picks the quality to fit.")
 @click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None,
               help="Weights file for a learned keyframe codec (compressai zoo checkpoint).")
 @click.option("--fps", default=None, metavar="RATE",
@@ -133,7 +140,8 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
     *inputs, output = paths
     cfg = EncodeConfig(model=opts["model"], params=opts["params"], bpp=opts["bpp"], preset=opts["preset"],
                        epochs=opts["epochs"], batch=opts["batch"], lr=opts["lr"], device=opts["device"],
-                       seed=opts["seed"], loss=opts["loss"], quant_bits=opts["quant_bits"], clip_len=opts["clip_len"],
+                       seed=opts["seed"], loss=opts["loss"], quant_bits=opts["quant_bits"], lam=opts["lam"],
+                       clip_len=opts["clip_len"],
                        keyframe_codec=opts["keyframe_codec"], keyframe_quality=opts["keyframe_quality"],
                        keyframe_share=opts["keyframe_share"],
                        keyframe_weights=opts["keyframe_weights"], fps=opts["fps"], verify=verify, force=opts["force"],
@@ -143,7 +151,8 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
         _emit_json(res.to_dict())
     elif not quiet:
         click.echo(f"{res.path}: {res.bytes} bytes, {res.bpp:.4f} bpp, PSNR-YUV {res.psnr:.2f} dB "
-                   f"(Y {res.psnr_y:.2f}), {res.params} parameters, {res.frames} frames, {res.seconds:.1f} s")
+                   f"(Y {res.psnr_y:.2f}), {res.params} parameters at {res.bits_per_param:.2f} bits, "
+                   f"{res.frames} frames, {res.seconds:.1f} s")
         if res.verify is not None:
             v = res.verify
             click.echo(f"verified: decoded from disk, PSNR-RGB {v.psnr_rgb:.2f} dB, PSNR-YUV {v.psnr_yuv:.2f} dB")
@@ -169,7 +178,7 @@ def decode(file: str, output: str, frames: Optional[str], video: Optional[str], 
     if as_json:
         _emit_json(res.to_dict())
     elif not quiet:
-        click.echo(f"decoded {res.frames} frames to {', '.join(res.outputs)} in {res.seconds:.2f} s "
+        click.echo(f"decoded {plural(res.frames, 'frame')} to {', '.join(res.outputs)} in {res.seconds:.2f} s "
                    f"({res.frames / max(res.seconds, 1e-9):.1f} fps on {res.device})")
 
 
@@ -185,9 +194,14 @@ def info(file: str, as_json: bool) -> None:
         return
     click.echo(f"{fi.path}: nervcodec file format {fi.version}, {fi.bytes} bytes, {fi.bpp:.4f} bpp")
     for v in fi.videos:
-        click.echo(f"  video {v['name']!r}: {v['width']}x{v['height']} {v['pix_fmt']} {v['fps']} fps, "
-                   f"{v['frames']} frames")
-    click.echo(f"  model: {fi.model}, {fi.quant_bits}-bit weights; layout {fi.layout}")
+        num, _, den = str(v["fps"]).partition("/")
+        rate = float(num) / float(den or 1)
+        click.echo(f"  video {v['name']!r}: {v['width']}x{v['height']} {v['pix_fmt']} {rate:.6g} fps ({v['fps']}), "
+                   f"{plural(int(str(v['frames'])), 'frame')}")
+    quant = "steps learned by the rate-aware fit" if fi.quant_bits == 0 else f"{fi.quant_bits}-bit quantization"
+    size = f"{fi.params} parameters at {fi.bits_per_param:.2f} bits, " if fi.params else ""
+    click.echo(f"  model: {fi.model}, {size}{quant}")
+    click.echo(f"  layout: {json.dumps(fi.layout, sort_keys=True)}")
     click.echo(f"  config: {json.dumps(fi.model_config, sort_keys=True)}")
     click.echo(f"  sections: header+framing {fi.header_bytes} B, weights {fi.weights_bytes} B, "
                f"keyframes {fi.keyframe_bytes} B" + (f" ({fi.keyframe_codec}, quality {fi.keyframe_quality})"

@@ -1,7 +1,9 @@
 """Encode stage 3, code: float weights -> integer symbols -> the file's bytes.
 
-Quantization chooses each tensor's scale mode by its real coded size; the
-symbols are entropy-coded into the weights section; the header and sections are
+Quantization uses the steps the rate-aware fit learned (so the symbols are
+exactly the rounding the fit simulated), or, with ``--quant-bits``, fixed-precision
+steps with each tensor's mode chosen by its real coded size; the signed symbols
+are entropy-coded into the weights section; the header and sections are
 packed into the bytes that stage 4 writes.  The encoder then rebuilds the network
 from the coded weights section as the decoder does (:func:`~.decode.build_network`)
 and runs the decoder's synthesis, so the PSNR it reports is exactly what ``decode``
@@ -15,10 +17,9 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
-from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack, pack_weights
-from ..entropy import encode_symbols
+from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack, pack_weights, signed_symbols
 from ..errors import FitDivergedError
-from ..quant import QuantizedTensor, quantize_state
+from ..quant import QuantizedTensor, quantize_fixed, quantize_with_step
 from .decode import build_network
 from .fitting import FittedModel
 from .plan import EncodePlan
@@ -48,8 +49,12 @@ class CodedFile:
         return len(self.sections.get(SECTION_KEYFRAMES, b""))
 
 
+# Precision of floating tensors that are not learned parameters (buffers), should a model have any.
+BUFFER_BITS = 16
+
+
 class _CodedSymbols:
-    """``encode_symbols`` with memory: choosing each tensor's scale mode codes both candidates,
+    """``signed_symbols`` with memory: choosing each tensor's scale mode codes both candidates,
     and the weights section then reuses the chosen one's bytes instead of coding it again."""
 
     def __init__(self) -> None:
@@ -58,15 +63,29 @@ class _CodedSymbols:
     def __call__(self, symbols: np.ndarray) -> bytes:
         key = (symbols.dtype.str, symbols.shape, symbols.tobytes())
         if key not in self._done:
-            self._done[key] = encode_symbols(symbols)
+            self._done[key] = signed_symbols(symbols)
         return self._done[key]
 
 
-def quantized_state(state: Mapping[str, torch.Tensor], bits: int,
-                    coder: Optional[Callable[[np.ndarray], bytes]] = None) -> List[Tuple[str, QuantizedTensor]]:
-    """Quantize with each tensor's scale mode chosen by its real coded size."""
-    coder = coder or encode_symbols
-    return quantize_state(state, bits, coded_size=lambda sym: len(coder(sym)))
+def quantized_state(state: Mapping[str, torch.Tensor], steps: Optional[Mapping[str, np.ndarray]],
+                    bits: Optional[int], coder: Optional[Callable[[np.ndarray], bytes]] = None,
+                    ) -> List[Tuple[str, QuantizedTensor]]:
+    """Every floating tensor of ``state``, in order, quantized with its learned step from ``steps``,
+    or at ``bits`` of fixed precision (mode chosen by the real coded size under ``coder``)."""
+    coder = coder or signed_symbols
+    out = []
+    for name, t in state.items():
+        if not t.is_floating_point():
+            continue
+        try:
+            if steps is not None and name in steps:
+                qt = quantize_with_step(t, steps[name])
+            else:
+                qt = quantize_fixed(t, bits or BUFFER_BITS, lambda sym: len(coder(sym)))
+        except ValueError as exc:   # weights beyond 2^30 steps: only a fit gone wrong gets there
+            raise FitDivergedError(f"tensor {name} cannot be quantized ({exc}); lower --lr and try again") from None
+        out.append((name, qt))
+    return out
 
 
 def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
@@ -74,17 +93,16 @@ def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
     bad = [k for k, v in fitted.state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:  # the fitting loop catches divergence; this keeps non-finite weights out of any file regardless
         raise FitDivergedError(f"the fitted weights are not finite ({bad[0]}); lower --lr and try again")
-    bits = plan.cfg.quant_bits
     coder = _CodedSymbols()
-    symbols = tuple(quantized_state(fitted.state, bits, coder))
+    symbols = tuple(quantized_state(fitted.state, fitted.steps, plan.cfg.quant_bits, coder))
     weights = pack_weights(list(symbols), coder)
     sections = {SECTION_WEIGHTS: weights}
     if plan.keyframes is not None:
         sections[SECTION_KEYFRAMES] = plan.keyframes.section
-    header = make_header(plan.infos, plan.spec, bits, plan.config, plan.layout.to_dict())
+    header = make_header(plan.infos, plan.spec, plan.quant_code, plan.config, plan.layout.to_dict())
     data = pack(header, sections)
 
-    model = build_network(plan.spec, plan.config, weights, bits)
+    model = build_network(plan.spec, plan.config, weights)
     scores = FrameScores(plan.infos[0].pix_fmt)
     kf = plan.keyframes
     for vi, f, planes in synthesize(model, plan.layout, plan.infos, plan.layout.items(plan.infos), plan.device,

@@ -28,7 +28,8 @@ class EncodeConfig:
     device: str = "auto"          # auto | cpu | cuda | cuda:N
     seed: int = 0
     loss: str = "l2"              # l2 | fusion (0.7 L1 + 0.3 (1 - SSIM))
-    quant_bits: int = 8
+    quant_bits: Optional[int] = None  # None = rate-aware fitting with learned steps; B = B-bit after fitting
+    lam: Optional[float] = None       # fixed rate-distortion lambda (loss = MSE + lam * bpp); None = rate control
     clip_len: int = 8             # D-NeRV clip length (keyframe interval)
     keyframe_codec: Optional[str] = None   # None = the default codec
     keyframe_quality: Optional[int] = None  # None = chosen by the rate planner
@@ -55,8 +56,13 @@ class EncodeConfig:
             raise ConfigError(f"--batch must be positive, got {self.batch}")
         if self.lr < 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
-        if not 2 <= self.quant_bits <= 16:
+        if self.quant_bits is not None and not 2 <= self.quant_bits <= 16:
             raise ConfigError(f"quantization bits must be in 2..16, got {self.quant_bits}")
+        if self.lam is not None and not (0 <= self.lam < 1e6):
+            raise ConfigError(f"--lambda must be in [0, 1e6), got {self.lam}")
+        if self.lam is not None and self.quant_bits is not None:
+            raise ConfigError("--lambda weighs the rate of the rate-aware fit; --quant-bits quantizes after a fit "
+                              "without one: give only one of them")
         if not 2 <= self.clip_len <= 64:
             raise ConfigError(f"clip length must be in 2..64, got {self.clip_len}")
         if self.keyframe_share is not None and not 0.0 < self.keyframe_share < 1.0:

@@ -9,12 +9,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, NervFile, read_file, read_model_header, unpack_weights
+from ..container import (SECTION_KEYFRAMES, SECTION_WEIGHTS, VERSION, NervFile, read_file, read_model_header,
+                         unpack_weights)
 from ..device import resolve_device
 from ..errors import ConfigError, FormatError, InterruptedError_, OutputError
 from ..io import open_writer
 from ..io.video import Frames, VideoInfo
 from ..model import ModelSpec, VideoModel
+from ..textutil import plural
 from .layout import Layout
 from .synthesis import synthesize
 
@@ -32,13 +34,14 @@ class DecodeResult:
         return {"outputs": list(self.outputs), "frames": self.frames, "seconds": self.seconds, "device": self.device}
 
 
-def build_network(spec: ModelSpec, config: Any, weights: bytes, quant_bits: int) -> VideoModel:
-    """The network of ``config`` with the dequantized weights of a weights section.
+def build_network(spec: ModelSpec, config: Any, weights: bytes, major: int = VERSION[0],
+                  quant_bits: int = 0) -> VideoModel:
+    """The network of ``config`` with the dequantized weights of a weights section of format ``major``.
 
     The decoder calls it after :func:`load_model` has checked an untrusted file; the
     encoder calls it on the section it has just coded, to measure what decodes."""
     model = spec.cls(config)
-    model.load_state_dict(unpack_weights(weights, model.state_dict(), quant_bits))
+    model.load_state_dict(unpack_weights(weights, model.state_dict(), major, quant_bits))
     return model
 
 
@@ -61,7 +64,7 @@ def load_model(nf: NervFile) -> Tuple[VideoModel, Layout]:
     limit = 4 * len(nf.section(SECTION_WEIGHTS)) * 8 + 4096  # no coder goes below ~1/4 bit per weight here
     if n > limit * 64:
         raise FormatError("the file's model is far larger than its weights section")
-    return build_network(spec, config, nf.section(SECTION_WEIGHTS), nf.header.quant_bits), layout
+    return build_network(spec, config, nf.section(SECTION_WEIGHTS), nf.version[0], nf.header.quant_bits), layout
 
 
 def _dry_run(probe: VideoModel, nf: NervFile, layout: Layout) -> None:
@@ -133,8 +136,10 @@ def parse_frames(spec: Optional[str], num_frames: int) -> Optional[Tuple[int, in
         raise ConfigError(f"--frames must look like A:B or N, got {spec!r}") from None
     a = a + num_frames if a < 0 else a
     b = b + num_frames if b < 0 else b
+    if 0 <= a <= num_frames and 0 <= b <= num_frames and b <= a:
+        raise ConfigError(f"--frames {spec} is an empty range (frames {a} to {b}, end excluded)")
     if not 0 <= a < b <= num_frames:
-        raise ConfigError(f"--frames {spec} is outside the video's {num_frames} frames")
+        raise ConfigError(f"--frames {spec} is outside the video's {plural(num_frames, 'frame')}")
     return a, b
 
 

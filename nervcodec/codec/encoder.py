@@ -11,6 +11,7 @@ and, with ``verify``, a decode of the written file measured against the sources.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -48,6 +49,11 @@ class EncodeResult:
     target_bpp: Optional[float] = None
     warnings: Tuple[str, ...] = ()
     verify: Optional[VerifyResult] = None
+    bits_per_param: float = 0.0          # the weights section's bits per network parameter
+    lam: Optional[float] = None          # rate-aware fit: lambda at the end (loss = MSE + lambda x bpp)
+    rate_estimate_bytes: Optional[int] = None  # rate-aware fit: its estimate of the weights section
+    fit_psnr_float: Optional[float] = None     # rate-aware fit: PSNR of the float and the quantized network
+    fit_psnr_quantized: Optional[float] = None  # (the loss's measure, over the fitted items)
 
     def to_dict(self) -> Dict[str, object]:
         out: Dict[str, object] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -64,13 +70,22 @@ def write(plan: EncodePlan, coded: CodedFile) -> int:
 def _result(plan: EncodePlan, fitted: FittedModel, coded: CodedFile, size: int, seconds: float,
             checked: Optional[VerifyResult]) -> EncodeResult:
     kf = plan.keyframes
+    res = fitted.result
     return EncodeResult(
         path=str(plan.output), bytes=size, bpp=size * 8 / plan.pixels, psnr=coded.psnr, psnr_y=coded.psnr_y,
         frames=plan.num_frames, params=fitted.params, seconds=seconds, fit_seconds=fitted.result.seconds,
         model=plan.spec.name, weights_bytes=coded.weights_bytes, keyframe_bytes=coded.keyframe_bytes,
         header_bytes=size - coded.weights_bytes - coded.keyframe_bytes, device=str(plan.device),
         epochs=plan.fit.epochs, videos=tuple(v.name for v in plan.infos), keyframe_codec=kf.codec_name if kf else None,
-        target_bpp=plan.target_bpp, warnings=fitted.warnings, verify=checked)
+        target_bpp=plan.target_bpp, warnings=fitted.warnings, verify=checked,
+        bits_per_param=coded.weights_bytes * 8 / max(fitted.params, 1),
+        lam=_finite(res.lam), rate_estimate_bytes=(None if fitted.estimated_bits is None
+                                                   else int(round(fitted.estimated_bits / 8))),
+        fit_psnr_float=_finite(res.float_psnr), fit_psnr_quantized=_finite(res.quant_psnr))
+
+
+def _finite(x: float) -> Optional[float]:
+    return float(x) if math.isfinite(x) else None
 
 
 def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: EncodeConfig, *,

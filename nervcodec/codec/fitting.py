@@ -7,6 +7,7 @@ far below the quality its model started from warns.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -21,12 +22,15 @@ from ..fit import FitData, FitResult, fit
 from ..fit.checkpoint import Checkpointer, fit_fingerprint
 from ..io.video import Frames, VideoInfo
 from ..model import VideoModel, config_to_dict
+from ..quant import RateTerm, RateTermConfig
+from ..textutil import plural
 from .layout import Layout
 from .plan import EncodePlan
 from .progress import ProgressBar, note
+from .rate import LEARNED_BITS_PER_PARAM
 from .tiles import cut_items, keyframe_tiles
 
-__all__ = ["FittedModel", "fit_model", "build_fit_data", "WORSE_THAN_START_DB"]
+__all__ = ["FittedModel", "fit_model", "build_fit_data", "rate_term", "WORSE_THAN_START_DB"]
 
 # A fit that ends this much below the PSNR of the model it started from has gone wrong
 # (for D-NeRV the start is the keyframe cross-fade, which any working fit improves on).
@@ -42,6 +46,8 @@ class FittedModel:
     result: FitResult
     warnings: Tuple[str, ...] = ()
     checkpoint: Optional[Checkpointer] = None   # removed once the file is written
+    steps: Optional[Dict[str, np.ndarray]] = None  # learned float16 step per tensor (rate-aware fit)
+    estimated_bits: Optional[float] = None      # the rate term's estimate of the coded weights
 
 
 def build_fit_data(frames: Sequence[Frames], infos: Sequence[VideoInfo], layout: Layout, items, work_h: int,
@@ -69,7 +75,18 @@ def _initial_model(plan: EncodePlan) -> VideoModel:
     return plan.spec.cls(plan.config)
 
 
-def _checkpointer(plan: EncodePlan, model: VideoModel, data: FitData, progress: bool) -> Optional[Checkpointer]:
+def rate_term(plan: EncodePlan, model: VideoModel) -> Optional[RateTerm]:
+    """The rate term of a rate-aware fit (None with --quant-bits): lambda fixed by --lambda, or
+    controlled to meet the planned weights budget (--bpp) or LEARNED_BITS_PER_PARAM (--params)."""
+    if plan.cfg.quant_bits is not None:
+        return None
+    target = (8.0 * plan.weight_budget if plan.weight_budget is not None
+              else LEARNED_BITS_PER_PARAM * model.num_params())
+    return RateTerm(RateTermConfig(pixels=plan.pixels, target_bits=target, lam=plan.cfg.lam), model)
+
+
+def _checkpointer(plan: EncodePlan, model: VideoModel, data: FitData, progress: bool,
+                  rate: Optional[RateTerm]) -> Optional[Checkpointer]:
     """The --checkpoint saver (None without one); refuses a checkpoint path that is an input or the output."""
     cfg = plan.cfg
     if not cfg.checkpoint:
@@ -78,7 +95,8 @@ def _checkpointer(plan: EncodePlan, model: VideoModel, data: FitData, progress: 
     for p in [*plan.inputs, plan.output]:
         if cp.resolve() == Path(p).resolve():
             raise ConfigError(f"--checkpoint {cp} would overwrite {p}; choose another name")
-    ckpt = Checkpointer(cp, fit_fingerprint(config_to_dict(model.config), data, plan.fit), cfg.checkpoint_seconds)
+    described = {**config_to_dict(model.config), "rate_term": dataclasses.asdict(rate.cfg) if rate else None}
+    ckpt = Checkpointer(cp, fit_fingerprint(described, data, plan.fit), cfg.checkpoint_seconds)
     if cfg.resume and not cp.exists():
         note(progress, f"no checkpoint at {cp} yet: starting from the beginning")
     return ckpt
@@ -101,16 +119,20 @@ def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
     items = plan.layout.items(plan.infos)
     data = build_fit_data(plan.frames, plan.infos, plan.layout, items, int(plan.config.height),
                           int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None)
-    note(progress, f"fitting {plan.spec.name} with {n_params} parameters to {plan.num_frames} frames "
-                   f"on {plan.device} ({plan.fit.epochs} epochs)")
-    ckpt = _checkpointer(plan, model, data, progress)
+    note(progress, f"fitting {plan.spec.name} with {n_params} parameters to {plural(plan.num_frames, 'frame')} "
+                   f"on {plan.device} ({plural(plan.fit.epochs, 'epoch')})")
+    rate = rate_term(plan, model)
+    ckpt = _checkpointer(plan, model, data, progress, rate)
     try:
         with ProgressBar(progress, "fitting") as bar:
             res = fit(model, data, plan.fit, plan.device, progress=bar, checkpoint=ckpt,
-                      resume=ckpt.load() if ckpt is not None and plan.cfg.resume else None)
+                      resume=ckpt.load() if ckpt is not None and plan.cfg.resume else None, rate=rate)
     except KeyboardInterrupt:
         saved = (f"; fitting state saved in {plan.cfg.checkpoint} (continue with --resume)"
                  if ckpt is not None and ckpt.saved_step is not None else "")
         raise InterruptedError_(f"interrupted while fitting; nothing was written{saved}") from None
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return FittedModel(state, n_params, res, _quality_warnings(plan, res), ckpt)
+    steps = estimate = None
+    if rate is not None and rate.active:
+        steps, estimate = rate.steps(), rate.estimate_bits(model)
+    return FittedModel(state, n_params, res, _quality_warnings(plan, res), ckpt, steps, estimate)

@@ -50,6 +50,12 @@ class EncodePlan:
     fit: FitConfig
     target_bpp: Optional[float]         # None when sized by --params
     budget: Optional[int]               # bytes of the whole file, from target_bpp
+    weight_budget: Optional[int] = None  # bytes of it left for the weights section
+
+    @property
+    def quant_code(self) -> int:
+        """The header's quantization byte: 0 for learned steps, else the --quant-bits precision."""
+        return self.cfg.quant_bits or 0
 
     @property
     def pixels(self) -> int:
@@ -116,16 +122,15 @@ def check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool)
     check_writable(output)
 
 
-def _param_budget(cfg: EncodeConfig, spec: ModelSpec, infos: Sequence[VideoInfo], layout: Layout,
-                  kf: Optional[KeyframePlan], budget: int, clip_len: int) -> int:
-    """Parameters the byte budget leaves after everything but the weights: the size of the file packed
+def _weight_budget(cfg: EncodeConfig, spec: ModelSpec, infos: Sequence[VideoInfo], layout: Layout,
+                   kf: Optional[KeyframePlan], budget: int, clip_len: int) -> int:
+    """Bytes the budget leaves for the weights section: the budget less the size of the file packed
     with a probe model's header, the keyframe section and an empty weights section."""
     channels = infos[0].pix_fmt.num_planes
     probe = spec.plan(layout.patch_h, layout.patch_w, channels, 100_000, clip_len=clip_len)
-    header = make_header(infos, spec, cfg.quant_bits, probe, layout.to_dict())
+    header = make_header(infos, spec, cfg.quant_bits or 0, probe, layout.to_dict())
     sections = {SECTION_WEIGHTS: b"", **({SECTION_KEYFRAMES: kf.section} if kf is not None else {})}
-    overhead = len(pack(header, sections)) + PLANNER_RESERVE
-    return params_for_bytes(budget - overhead, cfg.quant_bits, spec)
+    return budget - len(pack(header, sections)) - PLANNER_RESERVE
 
 
 def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: EncodeConfig) -> EncodePlan:
@@ -136,6 +141,12 @@ def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: En
     device = resolve_device(cfg.device)
     infos, frames = read_inputs(inputs, cfg.fps)
     keyframed = spec.cls.needs_keyframes
+    if not keyframed:
+        given = [f"--{n.replace('_', '-')}" for n in ("keyframe_codec", "keyframe_quality", "keyframe_share",
+                                                     "keyframe_weights") if getattr(cfg, n) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the keyframes of a "
+                              f"keyframe-conditioned model; {spec.name} has none (use --model dnerv)")
     if not keyframed and len({(v.width, v.height) for v in infos}) > 1:
         raise ConfigError(f"{spec.name} fits one frame size; use --model dnerv for a collection of different sizes")
     clip_len = cfg.clip_len if keyframed else 1
@@ -149,10 +160,11 @@ def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: En
         target_bpp = preset("medium")
     budget = bytes_for_bpp(target_bpp, pixels) if target_bpp is not None else None
     kf = encode_keyframes(infos, frames, layout, cfg, budget) if keyframed else None
-    params = cfg.params if cfg.params is not None else _param_budget(cfg, spec, infos, layout, kf, budget, clip_len)
+    weights = _weight_budget(cfg, spec, infos, layout, kf, budget, clip_len) if budget is not None else None
+    params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)
     config = spec.plan(layout.patch_h, layout.patch_w, infos[0].pix_fmt.num_planes, params, clip_len=clip_len)
     fit = FitConfig(epochs=cfg.epochs, batch=cfg.batch or spec.batch, lr=cfg.lr or spec.lr, loss=cfg.loss,
                     seed=cfg.seed)
     return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,
                       infos=infos, frames=frames, layout=layout, keyframes=kf, config=config, fit=fit,
-                      target_bpp=target_bpp, budget=budget)
+                      target_bpp=target_bpp, budget=budget, weight_budget=weights)

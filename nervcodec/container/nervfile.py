@@ -12,7 +12,8 @@ Byte layout (all integers little endian; ``varint`` is unsigned LEB128):
 
 Header: ``video_count u8``, then per video ``name (varint length + UTF-8), width,
 height (varint), pix_fmt u8, fps_num, fps_den, frames (varint)``; then
-``arch_id u8``, ``quant_bits u8`` and ``model (varint length + JSON)``: the
+``arch_id u8``, ``quant_bits u8`` (format 2: 0 = steps learned by the rate-aware fit,
+2..16 = ``--quant-bits``; format 1: the affine quantizer's bit depth) and ``model (varint length + JSON)``: the
 model's configuration and the layout of clips and patches, compact JSON with
 sorted keys.
 
@@ -34,11 +35,13 @@ from ..errors import FormatError
 from ..fsutil import atomic_write_bytes
 from ..io.video import PIXEL_FORMATS, VideoInfo
 
-__all__ = ["MAGIC", "VERSION", "SECTION_WEIGHTS", "SECTION_KEYFRAMES", "SECTION_NAMES", "PIXEL_FORMAT_CODES",
+__all__ = ["MAGIC", "VERSION", "READABLE_MAJORS", "SECTION_WEIGHTS", "SECTION_KEYFRAMES", "SECTION_NAMES", "PIXEL_FORMAT_CODES",
            "Header", "NervFile", "pack", "unpack", "read_file", "write_file"]
 
 MAGIC = b"\x89NERV\r\n\x1a"
-VERSION = (1, 0)
+VERSION = (2, 0)
+# Format 1 (nervcodec before the rate-aware fit: affine 8-bit weights) is still read.
+READABLE_MAJORS = (1, 2)
 SECTION_WEIGHTS = 1
 SECTION_KEYFRAMES = 2
 SECTION_NAMES = {SECTION_WEIGHTS: "weights", SECTION_KEYFRAMES: "keyframes"}
@@ -104,7 +107,7 @@ def _pack_header(h: Header) -> bytes:
     return w.getvalue()
 
 
-def _unpack_header(data: bytes) -> Header:
+def _unpack_header(data: bytes, major: int = VERSION[0]) -> Header:
     r = Reader(data, "file header")
     n = r.u8()
     if n < 1:
@@ -126,7 +129,7 @@ def _unpack_header(data: bytes) -> Header:
         videos.append(VideoInfo(width, height, PIXEL_FORMATS[_CODE_TO_FMT[code]], Fraction(num, den), frames,
                                 name=name))
     arch_id, bits = r.u8(), r.u8()
-    if not 2 <= bits <= 16:
+    if not (2 <= bits <= 16 or (bits == 0 and major >= 2)):
         raise FormatError(f"file header has quantization depth {bits}")
     try:
         model = json.loads(r.blob(MAX_HEADER).decode("utf-8"))
@@ -158,16 +161,17 @@ def unpack(data: bytes) -> NervFile:
     if len(data) < len(MAGIC) or r.raw(len(MAGIC)) != MAGIC:
         raise FormatError("not a .nerv file (bad magic bytes)")
     major, minor = r.u8(), r.u8()
-    if major != VERSION[0]:
+    if major not in READABLE_MAJORS:
         raise FormatError(f"file format version {major}.{minor} is not supported by this nervcodec "
-                          f"(it reads {VERSION[0]}.x){'; upgrade nervcodec' if major > VERSION[0] else ''}")
+                          f"(it reads {', '.join(f'{m}.x' for m in READABLE_MAJORS)})"
+                          f"{'; upgrade nervcodec' if major > VERSION[0] else ''}")
     hlen = r.u32()
     if hlen > MAX_HEADER:
         raise FormatError(f"file header claims {hlen} bytes (at most {MAX_HEADER})")
     hb = r.raw(hlen)
     if zlib.crc32(hb) != r.u32():
         raise FormatError("file header is damaged (checksum mismatch)")
-    header = _unpack_header(hb)
+    header = _unpack_header(hb, major)
     count = r.u8()
     if count > MAX_SECTIONS:
         raise FormatError(f"file claims {count} sections (at most {MAX_SECTIONS})")

@@ -16,11 +16,21 @@ actually coding it (so the choice is exact, not estimated):
   repeated integer multiplication, so it too is bit-identical everywhere.  It
   costs four small integers instead of a histogram: the winner for mid-sized
   tensors (a few hundred to a few thousand weights).
+* ``gauss`` (tag 5): a discretised Gaussian with an integer centre and a 24-bit
+  fixed-point ``a = exp(-1 / (2 sigma^2))``; its table ``c[d] ~ 2^24 a^(d^2)`` is built
+  by the recurrence ``c[d+1] = c[d] a^(2d+1)`` in integer steps, so it is as portable
+  as the Laplace table.  Weights fitted with a rate term have lighter tails than a
+  Laplace; this model is the better one for many of their tensors.
+
+Symbols are non-negative unless the caller says they are signed (the weights of
+format 2 are zero-centred integers): then every ``lo`` below is a zigzag varint
+(0, -1, 1, -2, ... -> 0, 1, 2, 3, ...).  The caller knows which, from the format version.
 
 Layout of one coded array (after the tag byte), all integers LEB128:
 raw: ``lo, width_bits, packed bytes``; categorical: ``lo, span, counts[span+1],
 words, u32 words``; sparse: ``lo, span, k, (gap, count) * k, words, u32 words``;
-constant: ``value``; laplace: ``lo, span, centre, r, words, u32 words``.
+constant: ``value``; laplace: ``lo, span, centre, r, words, u32 words``; gauss: ``lo, span,
+centre, a, words, u32 words``.
 """
 from __future__ import annotations
 
@@ -33,9 +43,20 @@ from ..errors import FormatError
 
 __all__ = ["encode_symbols", "decode_symbols", "METHODS"]
 
-RAW, CATEGORICAL, SPARSE, CONSTANT, LAPLACE = 0, 1, 2, 3, 4
-METHODS = {RAW: "raw", CATEGORICAL: "categorical", SPARSE: "sparse", CONSTANT: "constant", LAPLACE: "laplace"}
+RAW, CATEGORICAL, SPARSE, CONSTANT, LAPLACE, GAUSS = 0, 1, 2, 3, 4, 5
+METHODS = {RAW: "raw", CATEGORICAL: "categorical", SPARSE: "sparse", CONSTANT: "constant", LAPLACE: "laplace",
+           GAUSS: "gauss"}
 MAX_SPAN = 1 << 20
+MAX_PARAMETRIC_SPAN = 4096
+MAX_LO = 1 << 31
+
+
+def _put_lo(w: Writer, lo: int, signed: bool) -> Writer:
+    return w.svarint(lo) if signed else w.varint(lo)
+
+
+def _get_lo(r: Reader, signed: bool) -> int:
+    return r.svarint(MAX_LO) if signed else r.varint(MAX_LO)
 
 
 def _constriction():
@@ -54,25 +75,25 @@ def _range_code(sym0: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return enc.get_compressed().astype("<u4")
 
 
-def _encode_raw(flat: np.ndarray, lo: int, span: int) -> bytes:
+def _encode_raw(flat: np.ndarray, lo: int, span: int, signed: bool) -> bytes:
     width = max(int(span).bit_length(), 1)
     vals = (flat - lo).astype(np.uint32)
     bits = ((vals[:, None] >> np.arange(width - 1, -1, -1, dtype=np.uint32)) & 1).astype(np.uint8)
-    return Writer().u8(RAW).varint(lo).varint(width).raw(np.packbits(bits.ravel()).tobytes()).getvalue()
+    return _put_lo(Writer().u8(RAW), lo, signed).varint(width).raw(np.packbits(bits.ravel()).tobytes()).getvalue()
 
 
-def _encode_categorical(flat: np.ndarray, lo: int, span: int, counts: np.ndarray) -> bytes:
+def _encode_categorical(flat: np.ndarray, lo: int, span: int, counts: np.ndarray, signed: bool) -> bytes:
     words = _range_code(flat - lo, counts)
-    w = Writer().u8(CATEGORICAL).varint(lo).varint(span)
+    w = _put_lo(Writer().u8(CATEGORICAL), lo, signed).varint(span)
     for c in counts:
         w.varint(int(c))
     return w.varint(len(words)).raw(words.tobytes()).getvalue()
 
 
-def _encode_sparse(flat: np.ndarray, lo: int, span: int, counts: np.ndarray) -> bytes:
+def _encode_sparse(flat: np.ndarray, lo: int, span: int, counts: np.ndarray, signed: bool) -> bytes:
     words = _range_code(flat - lo, counts)
     nz = np.flatnonzero(counts)
-    w = Writer().u8(SPARSE).varint(lo).varint(span).varint(len(nz))
+    w = _put_lo(Writer().u8(SPARSE), lo, signed).varint(span).varint(len(nz))
     prev = -1
     for i in nz:
         w.varint(int(i - prev - 1)).varint(int(counts[i]))
@@ -106,61 +127,82 @@ def _laplace_counts(span: int, centre: int, r: int) -> np.ndarray:
     return _laplace_tables(span, centre, [r])[0]
 
 
-def _encode_laplace(flat: np.ndarray, lo: int, span: int, counts: np.ndarray) -> bytes:
+_A_ONE = 1 << 24
+# a = 2^24 * exp(-1 / (2 sigma^2)) for Gaussian sigmas from 0.3 to ~2000
+_A_GRID = sorted({min(int(round(_A_ONE * np.exp(-0.5 / s ** 2))), _A_ONE - 1) for s in np.geomspace(0.3, 2000, 96)})
+
+
+def _gauss_tables(span: int, centre: int, as_: Sequence[int]) -> np.ndarray:
+    """Row i: c[k] = max(1, ~2^24 * a_i^((k - centre)^2)) over 0..span, by integer steps only:
+    m <- a^(2d+1) and v <- v * m, each in 24-bit fixed point (products stay below 2^48)."""
+    n = max(centre, span - centre) + 1
+    a = np.asarray(as_, np.int64)
+    a2 = (a * a) >> 24
+    side = np.empty((a.size, n), np.int64)
+    v = np.full(a.size, _PEAK, np.int64)
+    m = a.copy()
+    for d in range(n):
+        side[:, d] = np.maximum(v, 1)
+        v = (v * m) >> 24
+        m = (m * a2) >> 24
+    return side[:, np.abs(np.arange(span + 1) - centre)]
+
+
+def _parametric(tag: int, flat: np.ndarray, lo: int, span: int, counts: np.ndarray, signed: bool) -> bytes:
+    """Code under the family ``tag`` (laplace or gauss) centred on the mode, with the shape parameter
+    that gives the smallest exact ideal code length of these counts."""
     centre = int(np.argmax(counts))
-    # choose r by the exact ideal code length under each candidate table
-    best_r, best_bits = _R_GRID[0], np.inf
-    for r, table in zip(_R_GRID, _laplace_tables(span, centre, _R_GRID).astype(np.float64)):
-        bits = -(counts * np.log2(table / table.sum())).sum()
-        if bits < best_bits:
-            best_r, best_bits = r, bits
-    table = _laplace_counts(span, centre, best_r)
-    words = _range_code(flat - lo, table)
-    w = Writer().u8(LAPLACE).varint(lo).varint(span).varint(centre).varint(best_r)
+    grid, tables = (_R_GRID, _laplace_tables) if tag == LAPLACE else (_A_GRID, _gauss_tables)
+    logp = np.log2(tables(span, centre, grid).astype(np.float64))
+    bits = -(logp * counts).sum(axis=1) + counts.sum() * np.log2(np.exp2(logp).sum(axis=1))
+    best = grid[int(np.argmin(bits))]
+    words = _range_code(flat - lo, tables(span, centre, [best])[0])
+    w = _put_lo(Writer().u8(tag), lo, signed).varint(span).varint(centre).varint(best)
     return w.varint(len(words)).raw(words.tobytes()).getvalue()
 
 
-def encode_symbols(symbols: np.ndarray) -> bytes:
-    """Code a non-negative integer array; the decoder must know its element count."""
+def encode_symbols(symbols: np.ndarray, signed: bool = False) -> bytes:
+    """Code an integer array (non-negative unless ``signed``); the decoder must know its element count."""
     flat = np.asarray(symbols).ravel().astype(np.int64)
     if flat.size == 0:
         return Writer().u8(CONSTANT).varint(0).getvalue()
     lo, hi = int(flat.min()), int(flat.max())
-    if lo < 0:
-        raise ValueError("symbols must be non-negative")
+    if (lo < 0 and not signed) or max(-lo, hi) > MAX_LO:
+        raise ValueError("symbols must be non-negative" if lo < 0 and not signed else "symbols too large")
     if lo == hi:
-        return Writer().u8(CONSTANT).varint(lo).getvalue()
+        return _put_lo(Writer().u8(CONSTANT), lo, signed).getvalue()
     span = hi - lo
     if span > MAX_SPAN:
         raise ValueError(f"alphabet of {span + 1} symbols is too wide")
     counts = np.bincount(flat - lo, minlength=span + 1)
-    candidates = [_encode_raw(flat, lo, span)]
+    candidates = [_encode_raw(flat, lo, span, signed)]
     if flat.size > 4:
-        candidates.append(_encode_categorical(flat, lo, span, counts))
-        candidates.append(_encode_sparse(flat, lo, span, counts))
-        if span <= 4096:
-            candidates.append(_encode_laplace(flat, lo, span, counts))
+        candidates.append(_encode_categorical(flat, lo, span, counts, signed))
+        candidates.append(_encode_sparse(flat, lo, span, counts, signed))
+        if span <= MAX_PARAMETRIC_SPAN:
+            candidates.append(_parametric(LAPLACE, flat, lo, span, counts, signed))
+            if signed:  # format 2 onwards
+                candidates.append(_parametric(GAUSS, flat, lo, span, counts, signed))
     return min(candidates, key=len)
 
 
-def decode_symbols(r: Reader, count: int) -> np.ndarray:
+def decode_symbols(r: Reader, count: int, signed: bool = False) -> np.ndarray:
     """Read one coded array of ``count`` symbols from ``r`` (advancing it)."""
     tag = r.u8()
-    decoder: Dict[int, Callable[[Reader, int], np.ndarray]] = {
+    decoder: Dict[int, Callable[[Reader, int, bool], np.ndarray]] = {
         RAW: _decode_raw, CATEGORICAL: _decode_categorical, SPARSE: _decode_sparse, CONSTANT: _decode_constant,
-        LAPLACE: _decode_laplace}
+        LAPLACE: _decode_laplace, **({GAUSS: _decode_gauss} if signed else {})}
     if tag not in decoder:
         raise FormatError(f"unknown entropy-coding method {tag} in {r.what}")
-    return decoder[tag](r, count)
+    return decoder[tag](r, count, signed)
 
 
-def _decode_constant(r: Reader, count: int) -> np.ndarray:
-    v = r.varint(1 << 31)
-    return np.full(count, v, np.int64)
+def _decode_constant(r: Reader, count: int, signed: bool) -> np.ndarray:
+    return np.full(count, _get_lo(r, signed), np.int64)
 
 
-def _decode_raw(r: Reader, count: int) -> np.ndarray:
-    lo = r.varint(1 << 31)
+def _decode_raw(r: Reader, count: int, signed: bool) -> np.ndarray:
+    lo = _get_lo(r, signed)
     width = r.varint(32)
     if width < 1:
         raise FormatError(f"{r.what}: raw symbols of width 0")
@@ -183,15 +225,15 @@ def _read_words(r: Reader, counts: np.ndarray, lo: int, count: int, check_sum: b
     return out.astype(np.int64) + lo
 
 
-def _decode_categorical(r: Reader, count: int) -> np.ndarray:
-    lo = r.varint(1 << 31)
+def _decode_categorical(r: Reader, count: int, signed: bool) -> np.ndarray:
+    lo = _get_lo(r, signed)
     span = r.varint(min(MAX_SPAN, r.remaining))
     counts = np.array([r.varint(count) for _ in range(span + 1)], np.int64)
     return _read_words(r, counts, lo, count)
 
 
-def _decode_sparse(r: Reader, count: int) -> np.ndarray:
-    lo = r.varint(1 << 31)
+def _decode_sparse(r: Reader, count: int, signed: bool) -> np.ndarray:
+    lo = _get_lo(r, signed)
     span = r.varint(MAX_SPAN)
     k = r.varint(min(span + 1, r.remaining))
     counts = np.zeros(span + 1, np.int64)
@@ -204,9 +246,17 @@ def _decode_sparse(r: Reader, count: int) -> np.ndarray:
     return _read_words(r, counts, lo, count)
 
 
-def _decode_laplace(r: Reader, count: int) -> np.ndarray:
-    lo = r.varint(1 << 31)
-    span = r.varint(4096)
+def _decode_laplace(r: Reader, count: int, signed: bool) -> np.ndarray:
+    lo = _get_lo(r, signed)
+    span = r.varint(MAX_PARAMETRIC_SPAN)
     centre = r.varint(span)
     decay = r.varint(_R_ONE - 1)
     return _read_words(r, _laplace_counts(span, centre, decay), lo, count, check_sum=False)
+
+
+def _decode_gauss(r: Reader, count: int, signed: bool) -> np.ndarray:
+    lo = _get_lo(r, signed)
+    span = r.varint(MAX_PARAMETRIC_SPAN)
+    centre = r.varint(span)
+    a = r.varint(_A_ONE - 1)
+    return _read_words(r, _gauss_tables(span, centre, [a])[0], lo, count, check_sum=False)

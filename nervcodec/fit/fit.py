@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
 import torch
+from torch.func import functional_call
 
 from ..errors import ConfigError, FitDivergedError
 from ..model.base import VideoModel
@@ -71,8 +72,11 @@ class FitConfig:
 class FitResult:
     steps: int
     seconds: float
-    final_psnr: float            # PSNR of the plane-weighted MSE over the last epoch (float model)
+    final_psnr: float            # PSNR of the plane-weighted MSE over the last epoch (as fitted)
     start_psnr: float = float("nan")  # the same measure of the model as it started (nan when resumed)
+    float_psnr: float = float("nan")  # with a rate term: the whole input, float weights ...
+    quant_psnr: float = float("nan")  # ... and the quantized weights the file will hold
+    lam: float = float("nan")         # with a rate term: lambda at the end
 
 
 class StopFlag:
@@ -151,9 +155,11 @@ def batch_loss(out: torch.Tensor, data: FitData, idx: torch.Tensor, loss: str) -
     return 0.7 * l1 + 0.3 * s, mse
 
 
-def _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, index, step, total, steps_per_epoch) -> Dict[str, Any]:
+def _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, index, step, total, steps_per_epoch,
+              rate=None) -> Dict[str, Any]:
     """The fitting state after ``step`` (= ``index`` steps into ``epoch``): tensors and plain values only."""
     state = {"epoch": epoch, "index": index, "step": step, "total": total, "steps_per_epoch": steps_per_epoch,
+             "rate": rate.state_dict() if rate is not None else None,
              "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
              "generator": gen_state, "torch_rng": torch.get_rng_state(), "epoch_mse": float(epoch_mse)}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -161,7 +167,7 @@ def _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, index, step, total
     return state
 
 
-def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, steps_per_epoch) -> tuple:
+def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, steps_per_epoch, rate=None) -> tuple:
     """Load a :func:`_snapshot` into the fit's objects; return (epoch, index in it, step)."""
     if state.get("total") != total or state.get("steps_per_epoch") != steps_per_epoch:
         raise ConfigError("the checkpoint belongs to a fit with another number of steps; start over")
@@ -174,6 +180,10 @@ def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, st
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         epoch_mse.fill_(float(state["epoch_mse"]))
+        if (rate is not None) != (state.get("rate") is not None):
+            raise ValueError("one of the fits has a rate term and the other has not")
+        if rate is not None:
+            rate.load_state_dict(state["rate"], model)
         return int(state["epoch"]), int(state["index"]), int(state["step"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"the checkpoint does not fit this model ({type(exc).__name__}: "
@@ -209,15 +219,18 @@ def _compiled(model: VideoModel, cfg: FitConfig, device: torch.device) -> Callab
 
 
 @torch.no_grad()
-def evaluate_psnr(model: VideoModel, data: FitData, batch: int, use_amp: bool) -> float:
-    """PSNR of the plane-weighted MSE of ``model`` over every item of ``data`` (what the loss measures)."""
+def evaluate_psnr(model: VideoModel, data: FitData, batch: int, use_amp: bool,
+                  weights: Optional[Dict[str, torch.Tensor]] = None) -> float:
+    """PSNR of the plane-weighted MSE of ``model`` (run with ``weights`` in place of its parameters
+    when given) over every item of ``data`` (what the loss measures)."""
     device = data.t.device
     total = torch.zeros((), device=device)
     frames = torch.zeros((), device=device)
     for start in range(0, data.num_items, batch):
         idx = torch.arange(start, min(start + batch, data.num_items), device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = model(data.t[idx], data.keyframes_float(idx))
+            out = (model(data.t[idx], data.keyframes_float(idx)) if weights is None else
+                   functional_call(model, weights, (data.t[idx], data.keyframes_float(idx))))
         mask = data.mask[idx]
         mse = _weighted_mean(_errors(out, data, idx)[2], mask, torch.square)
         n = mask.sum()
@@ -243,7 +256,7 @@ def _diverged(step: int, total: int, lr: float, why: str = "non-finite loss") ->
 def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         progress: Optional[ProgressFn] = None, refresh_seconds: float = 0.5,
         checkpoint: Optional[Callable[[Callable[[], Dict[str, Any]], bool], None]] = None,
-        resume: Optional[Dict[str, Any]] = None) -> FitResult:
+        resume: Optional[Dict[str, Any]] = None, rate: Optional[Any] = None) -> FitResult:
     """Fit ``model`` (in place) to ``data`` for ``cfg.epochs`` epochs.
 
     ``checkpoint`` (e.g. a :class:`~nervcodec.fit.checkpoint.Checkpointer`) is called after
@@ -251,6 +264,10 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     is about to stop; ``resume`` is such a state, from which the fit continues exactly where
     it was saved.  Raises :class:`FitDivergedError` on a non-finite loss and
     ``KeyboardInterrupt`` after the step during which Ctrl-C was pressed.
+
+    ``rate`` (a :class:`~nervcodec.quant.RateTerm`) turns on quantization-aware, rate-aware
+    fitting for the last part of the steps: the network then runs with the quantized weights
+    and the loss gains lambda x the estimated rate (see :mod:`nervcodec.quant.qat`).
     """
     torch.manual_seed(cfg.seed)
     model.to(device).train()
@@ -274,10 +291,12 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     start_psnr = float("nan")
     forward = _compiled(model, cfg, device)
     if resume is not None:
-        start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch)
+        start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch,
+                                              rate)
     else:
         start_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp)  # no gradients: larger batches
     collapse = min(start_psnr - COLLAPSE_DB, COLLAPSE_FLOOR_DB) if math.isfinite(start_psnr) else -math.inf
+    rate_start = rate.start_step(total) if rate is not None else None
     with StopFlag() as stop:
         for epoch in range(start_epoch, cfg.epochs):
             gen_state = gen.get_state()  # before this epoch's order is drawn: what a checkpoint stores
@@ -287,13 +306,21 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                 epoch_mse.zero_()
             for i in range(first, steps_per_epoch):
                 idx = perm[i * batch:(i + 1) * batch]
+                if rate is not None and not rate.active and step >= rate_start:
+                    rate.begin(model)
+                quantized = rate is not None and rate.active
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = forward(data.t[idx], data.keyframes_float(idx))
+                    args = (data.t[idx], data.keyframes_float(idx))
+                    out = functional_call(model, rate.quantized(model), args) if quantized else forward(*args)
                 loss, mse = batch_loss(out, data, idx, cfg.loss)
+                if quantized:
+                    loss, bits = rate.loss(loss, model)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
+                if quantized:
+                    rate.after_step(bits)
                 step += 1
                 d = mse.detach()
                 run_mse += d
@@ -316,11 +343,17 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                         progress(step, total, _psnr(mean_mse))
                 if checkpoint is not None:
                     checkpoint(lambda: _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, i + 1, step, total,
-                                                 steps_per_epoch), stop.requested)
+                                                 steps_per_epoch, rate), stop.requested)
                 if stop.requested:
                     raise KeyboardInterrupt
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         raise _diverged(step, total, cfg.lr)
     final = _psnr(float(epoch_mse) / steps_per_epoch)
     model.eval()
-    return FitResult(step, time.monotonic() - t0, final, start_psnr)
+    if rate is None or not rate.active:
+        return FitResult(step, time.monotonic() - t0, final, start_psnr)
+    with torch.no_grad():
+        hard = {k: v.detach() for k, v in rate.quantized(model).items()}
+    float_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp)
+    quant_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp, hard)
+    return FitResult(step, time.monotonic() - t0, final, start_psnr, float_psnr, quant_psnr, float(rate.lam))

@@ -1,128 +1,127 @@
-"""Uniform affine quantization with a scale and offset per output channel or per tensor.
+"""Uniform scalar quantization: zero-centred integer symbols ``q`` and a step per tensor or output channel.
 
-Each group ``g`` of a tensor (an output channel: a slice along the first axis,
-or the whole tensor) gets ``w ~ lo[g] + step[g] * q`` with integer symbols
-``q in [0, 2^b - 1]``: 2^b - 1 steps span [min, max] exactly (the reference
-NeRV code divides by 2^b and so needs 2^b + 1 levels, one more than b bits hold).
+``w ~ step[g] * q`` with ``q = round(w / step[g])`` a signed integer of no fixed
+range: the step alone sets the precision, and the entropy coder, not a bit depth,
+decides what each symbol costs.  A zero weight stays exactly zero, and symbols
+concentrate around 0, which the parametric entropy models (Laplace, Gaussian)
+describe in four small integers.
 
-Per-channel scales cut the error of channels with small ranges, but they cost
-4 bytes each and spread every channel's symbols over the whole alphabet, which
-raises their entropy.  :func:`quantize_auto` therefore codes both and keeps the
-one that is better in the rate-distortion sense (lower ``bits/weight +
-0.5 log2(MSE)``, the quantity that stays constant along a high-rate RD curve).
-On NeRV's stem, whose 'channels' are rows of 26 weights, per-tensor wins by
-20% in rate for 0.05 dB.
+Steps come from one of two places:
 
-``lo`` and ``step`` are stored as float16, so they are rounded first (``lo``
-down, ``step`` up) and the symbols computed against the rounded values: the
-bound |w - w'| <= step / 2 then holds for the values the decoder actually uses.
+* the rate-aware fit (:mod:`nervcodec.quant.qat`) learns one step per tensor by
+  distortion + lambda x rate and hands it over (:func:`quantize_with_step`);
+* ``--quant-bits B`` quantizes a float model after fitting with ``2^(B-1) - 1``
+  levels on each side of zero over the largest magnitude, per tensor or per output
+  channel, whichever is better in the rate-distortion sense (:func:`quantize_fixed`).
+
+Steps are stored as float16 and rounded *up* to it before the symbols are computed,
+so the decoder multiplies by exactly the step the encoder used.  Dequantization is
+one float32 multiplication (exact IEEE arithmetic: identical on every machine).
+
+Files of format 1 used an affine quantizer ``w ~ lo[g] + step[g] * q`` with
+``q in [0, 2^B - 1]``; :class:`QuantizedTensor` with ``lo`` set is that, kept so
+those files still decode.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-__all__ = ["QuantizedTensor", "quantize_tensor", "quantize_auto", "dequantize_tensor", "quantize_state",
-           "dequantize_state"]
+__all__ = ["QuantizedTensor", "quantize_with_step", "quantize_fixed", "dequantize_tensor", "dequantize_state",
+           "f16_up", "MIN_STEP"]
+
+MIN_STEP = float(np.float16(2.0 ** -24))   # the smallest positive float16
 
 
 @dataclass(frozen=True)
 class QuantizedTensor:
     """Integer symbols of one tensor plus what dequantization needs."""
 
-    symbols: np.ndarray        # int32, shape of the tensor
-    lo: np.ndarray             # float16, (channels,) or (1,)
-    step: np.ndarray           # float16, same shape as lo
-    bits: int
+    symbols: np.ndarray                 # int32, shape of the tensor; signed unless ``lo`` is set
+    step: np.ndarray                    # float16, (groups,): 1 for per-tensor, or the first axis's size
+    lo: Optional[np.ndarray] = None     # float16 offsets of format 1's affine quantizer, else None
 
     @property
     def shape(self) -> Tuple[int, ...]:
         return tuple(self.symbols.shape)
 
     @property
-    def per_channel(self) -> bool:
-        return self.lo.size > 1 or (self.symbols.ndim > 1 and self.lo.size == self.symbols.shape[0])
+    def groups(self) -> int:
+        return int(self.step.size)
 
 
-def _f16_down(x: np.ndarray) -> np.ndarray:
-    h = x.astype(np.float16)
-    bad = h.astype(np.float64) > x
-    h[bad] = np.nextafter(h[bad], np.float16(-np.inf))
-    return h
-
-
-def _f16_up(x: np.ndarray) -> np.ndarray:
-    h = x.astype(np.float16)
+def f16_up(x: np.ndarray | float) -> np.ndarray:
+    """The smallest float16 >= x (positive), element-wise."""
+    x = np.atleast_1d(np.asarray(x, np.float64))
+    h = np.clip(x, MIN_STEP, 65504.0).astype(np.float16)
     bad = h.astype(np.float64) < x
     h[bad] = np.nextafter(h[bad], np.float16(np.inf))
     return h
 
 
-def quantize_tensor(w: torch.Tensor | np.ndarray, bits: int = 8, per_channel: bool = True) -> QuantizedTensor:
-    """Quantize one tensor (per output channel if asked and it has more than one dimension)."""
-    a = w.detach().cpu().double().numpy() if isinstance(w, torch.Tensor) else np.asarray(w, np.float64)
-    levels = (1 << bits) - 1
-    flat = a.reshape(a.shape[0], -1) if a.ndim > 1 and per_channel else a.reshape(1, -1)
-    if flat.size == 0:
-        return QuantizedTensor(np.zeros(a.shape, np.int32), np.zeros(1, np.float16), np.zeros(1, np.float16), bits)
-    mn, mx = flat.min(axis=1), flat.max(axis=1)
-    lo = _f16_down(mn)
-    span = np.maximum(mx - lo.astype(np.float64), 0.0)
-    step = _f16_up(span / levels)
-    # a constant channel still needs a positive step (any value reproduces it exactly)
-    tiny = np.float16(2.0 ** -24)
-    step = np.where(step.astype(np.float64) > 0, step, tiny).astype(np.float16)
-    # lo in float16 may be far below mn when mn is huge; fp16 range bounds are checked by the caller
-    lo32, step32 = lo.astype(np.float32), step.astype(np.float32)
-    q = np.rint((flat - lo32[:, None].astype(np.float64)) / step32[:, None].astype(np.float64))
-    q = np.clip(q, 0, levels).astype(np.int32)
-    return QuantizedTensor(q.reshape(a.shape), lo, step, bits)
+def _groups(a: np.ndarray, per_channel: bool) -> np.ndarray:
+    return a.reshape(a.shape[0], -1) if a.ndim > 1 and per_channel else a.reshape(1, -1)
 
 
-def dequantize_tensor(qt: QuantizedTensor) -> torch.Tensor:
-    """w' = lo + step * q, computed in float32 the same way on every machine."""
-    q = qt.symbols
-    flat = q.reshape(qt.lo.size, -1)
-    lo = qt.lo.astype(np.float32)[:, None]
-    step = qt.step.astype(np.float32)[:, None]
-    w = (flat.astype(np.float32) * step + lo).astype(np.float32)
-    return torch.from_numpy(w.reshape(q.shape).copy())
+def _as_array(w: torch.Tensor | np.ndarray) -> np.ndarray:
+    return w.detach().cpu().float().numpy() if isinstance(w, torch.Tensor) else np.asarray(w, np.float32)
 
 
-def quantize_auto(w: torch.Tensor, bits: int, coded_size: Callable[[np.ndarray], int]) -> QuantizedTensor:
-    """Per-channel or per-tensor, whichever is better in rate-distortion (see module docstring)."""
-    cands = [quantize_tensor(w, bits, per_channel=False)]
-    if w.dim() > 1 and w.shape[0] > 1:
-        cands.append(quantize_tensor(w, bits, per_channel=True))
+def quantize_with_step(w: torch.Tensor | np.ndarray, step: np.ndarray | float) -> QuantizedTensor:
+    """``q = round(w / step)`` in float32 (the arithmetic the rate-aware fit simulated), with ``step``
+    one float16 value or one per output channel."""
+    a = _as_array(w)
+    s = np.atleast_1d(np.asarray(step, np.float16))
+    flat = _groups(a, s.size > 1)
+    if s.size not in (1, flat.shape[0]):
+        raise ValueError(f"{s.size} steps for a tensor of shape {a.shape}")
+    q = np.rint(flat / s.astype(np.float32)[:, None])
+    if q.size and np.abs(q).max() > 2 ** 30:
+        raise ValueError("quantization step too small for this tensor's range")
+    return QuantizedTensor(q.astype(np.int32).reshape(a.shape), s)
+
+
+def _fixed_step(a: np.ndarray, bits: int, per_channel: bool) -> np.ndarray:
+    levels = (1 << (bits - 1)) - 1
+    flat = _groups(a, per_channel)
+    peak = np.abs(flat).max(axis=1) if flat.size else np.zeros(1)
+    return f16_up(np.where(peak > 0, peak / levels, MIN_STEP))
+
+
+def quantize_fixed(w: torch.Tensor, bits: int,
+                   coded_size: Optional[Callable[[np.ndarray], int]] = None) -> QuantizedTensor:
+    """``2^(bits-1) - 1`` levels per side over the largest magnitude; per output channel or per tensor,
+    whichever has the lower ``bits/weight + 0.5 log2(MSE)`` (the quantity that stays constant along a
+    high-rate RD curve) when ``coded_size`` (symbols -> bytes) is given, else per tensor."""
+    a = _as_array(w)
+    cands = [quantize_with_step(a, _fixed_step(a, bits, False))]
+    if coded_size is not None and a.ndim > 1 and a.shape[0] > 1:
+        cands.append(quantize_with_step(a, _fixed_step(a, bits, True)))
     if len(cands) == 1:
         return cands[0]
-    ref = w.detach().cpu().float()
+    ref = torch.from_numpy(a)
     best, best_j = cands[0], math.inf
     for qt in cands:
         mse = float((dequantize_tensor(qt) - ref).square().mean())
-        bits_total = 8 * coded_size(qt.symbols) + 32 * qt.lo.size
-        j = bits_total / max(ref.numel(), 1) + 0.5 * math.log2(max(mse, 1e-30))
+        total = 8 * coded_size(qt.symbols) + 16 * qt.groups
+        j = total / max(a.size, 1) + 0.5 * math.log2(max(mse, 1e-30))
         if j < best_j:
             best, best_j = qt, j
     return best
 
 
-def quantize_state(state: Mapping[str, torch.Tensor], bits: int = 8,
-                   coded_size: Optional[Callable[[np.ndarray], int]] = None) -> List[Tuple[str, QuantizedTensor]]:
-    """Quantize every floating tensor of a state dict, in its order (which the decoder reproduces).
-
-    With ``coded_size`` (symbols -> bytes), each tensor's mode is chosen by :func:`quantize_auto`;
-    without it, every tensor with more than one dimension is quantized per channel."""
-    out = []
-    for name, t in state.items():
-        if not t.is_floating_point():
-            continue
-        out.append((name, quantize_auto(t, bits, coded_size) if coded_size else quantize_tensor(t, bits)))
-    return out
+def dequantize_tensor(qt: QuantizedTensor) -> torch.Tensor:
+    """``step * q`` (``lo + step * q`` for format 1), in float32 the same way on every machine."""
+    q = qt.symbols
+    flat = q.reshape(qt.step.size, -1).astype(np.float32)
+    w = flat * qt.step.astype(np.float32)[:, None]
+    if qt.lo is not None:
+        w = w + qt.lo.astype(np.float32)[:, None]
+    return torch.from_numpy(w.astype(np.float32).reshape(q.shape).copy())
 
 
 def dequantize_state(items: List[Tuple[str, QuantizedTensor]]) -> Dict[str, torch.Tensor]:

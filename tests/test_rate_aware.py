@@ -1,0 +1,167 @@
+"""The rate-aware fit: learned steps, the rate estimate, lambda, rate control and the file it writes."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nervcodec.container import pack_weights, read_file, unpack_weights
+from nervcodec.quant import RateTerm, RateTermConfig, dequantize_tensor, laplace_bits, quantize_with_step
+
+
+def _laplace_net(seed: int = 0) -> torch.nn.Module:
+    """A small network whose weights look like fitted ones (Laplace-distributed, various spreads)."""
+    g = torch.Generator().manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3), torch.nn.Linear(100, 64), torch.nn.Conv2d(32, 8, 1))
+    with torch.no_grad():
+        for i, p in enumerate(net.parameters()):
+            u = torch.rand(p.shape, generator=g) - 0.5
+            p.copy_(-0.05 * (i + 1) * torch.sign(u) * torch.log1p(-2 * u.abs()))
+    return net
+
+
+def _coded_bytes(net: torch.nn.Module, rate: RateTerm) -> bytes:
+    steps = rate.steps()
+    return pack_weights([(n, quantize_with_step(p, steps[n])) for n, p in net.named_parameters()])
+
+
+def test_laplace_bits_match_the_discrete_entropy():
+    beta = torch.tensor(1.7)
+    k = torch.arange(-60, 61, dtype=torch.float64)
+    cdf = lambda x: torch.where(x < 0, 0.5 * torch.exp(x / 1.7), 1 - 0.5 * torch.exp(-x / 1.7))  # noqa: E731
+    exact = -torch.log2(cdf(k + 0.5) - cdf(k - 0.5))
+    for j in (-7, -1, 0, 2, 30):
+        assert float(laplace_bits(torch.tensor([float(j)]), beta)) == pytest.approx(float(exact[j + 60]), rel=1e-5)
+
+
+@pytest.mark.parametrize("bits_per_param", [2.5, 4.0, 6.0])
+def test_rate_estimate_is_within_3_percent_of_the_coded_size(bits_per_param):
+    net = _laplace_net()
+    n = sum(p.numel() for p in net.parameters())
+    rate = RateTerm(RateTermConfig(pixels=10_000, target_bits=bits_per_param * n), net)
+    rate.begin(net)
+    coded = 8 * len(_coded_bytes(net, rate))
+    assert rate.estimate_bits(net) == pytest.approx(coded, rel=0.03)
+    assert coded == pytest.approx(bits_per_param * n, rel=0.15)     # the steps start near the target
+
+
+def test_fitted_weights_are_the_stored_weights():
+    """What the distortion sees during the fit is bit for bit what the decoder rebuilds."""
+    net = _laplace_net(1)
+    rate = RateTerm(RateTermConfig(pixels=10_000, target_bits=3.0 * 12_000), net)
+    rate.begin(net)
+    with torch.no_grad():
+        seen = rate.quantized(net)
+    template = net.state_dict()
+    decoded = unpack_weights(_coded_bytes(net, rate), template)
+    for name in template:
+        assert torch.equal(seen[name], decoded[name]), name
+
+
+def test_steps_learn_towards_the_budget():
+    """Dual ascent on lambda: a fit-like loop of rate updates alone moves the estimate onto the target."""
+    net = _laplace_net(2)
+    n = sum(p.numel() for p in net.parameters())
+    rate = RateTerm(RateTermConfig(pixels=10_000, target_bits=2.0 * n), net)
+    rate.begin(net)
+    with torch.no_grad():   # start off the target: steps 2x finer (a bit per weight too many)
+        rate.log_step -= math.log(2.0)
+    before = rate.estimate_bits(net)
+    for _ in range(150):
+        params = rate.quantized(net)
+        distortion = sum(((params[k] - p) ** 2).mean() for k, p in net.named_parameters())
+        loss, bits = rate.loss(distortion, net)
+        loss.backward()
+        rate.after_step(bits)
+        net.zero_grad()
+    after = rate.estimate_bits(net)
+    assert before > 1.4 * 2.0 * n
+    assert after == pytest.approx(2.0 * n, rel=0.1)
+
+
+def test_rate_term_state_round_trip():
+    net = _laplace_net(3)
+    a = RateTerm(RateTermConfig(pixels=1000, target_bits=30_000), net)
+    a.begin(net)
+    b = RateTerm(RateTermConfig(pixels=1000, target_bits=30_000), net)
+    b.load_state_dict(a.state_dict(), net)
+    assert b.active and torch.equal(a.log_step, b.log_step) and float(a.lam) == float(b.lam)
+    assert {k: v.tobytes() for k, v in a.steps().items()} == {k: v.tobytes() for k, v in b.steps().items()}
+
+
+def test_rate_term_needs_lambda_or_target():
+    with pytest.raises(ValueError):
+        RateTermConfig(pixels=10)
+    with pytest.raises(ValueError):
+        RateTermConfig(pixels=10, lam=float("nan"))
+
+
+# --------------------------------------------------------------------------- whole encodes
+
+
+def _encode(tmp_path, src, name, **kw):
+    from nervcodec.codec import EncodeConfig, encode
+    return encode([src], tmp_path / name, EncodeConfig(device="cpu", seed=0, **kw))
+
+
+def test_larger_lambda_gives_a_strictly_smaller_file(tmp_path, clip_file):
+    src = clip_file(width=32, height=24, frames=4)[0]
+    sizes = [_encode(tmp_path, src, f"l{i}.nerv", model="nerv", params=4000, epochs=12, batch=1, lam=lam).bytes
+             for i, lam in enumerate((1e-4, 1e-2, 1.0))]
+    assert sizes[0] > sizes[1] > sizes[2]
+
+
+def test_bpp_target_is_met_and_reported(tmp_path, clip_file):
+    src, info, _ = clip_file(width=48, height=32, frames=6)
+    res = _encode(tmp_path, src, "t.nerv", model="nerv", bpp=2.0, epochs=20)
+    assert res.bpp == pytest.approx(2.0, rel=0.1)
+    assert res.lam is not None and res.lam > 0
+    assert res.rate_estimate_bytes == pytest.approx(res.weights_bytes, rel=0.1)
+    assert res.bits_per_param == pytest.approx(res.weights_bytes * 8 / res.params)
+    assert abs(res.fit_psnr_float - res.fit_psnr_quantized) < 1.0
+
+
+def test_quant_bits_keeps_the_fixed_precision_path(tmp_path, clip_file):
+    src = clip_file(width=32, height=24, frames=4)[0]
+    res = _encode(tmp_path, src, "q.nerv", model="nerv", params=3000, epochs=3, quant_bits=6)
+    nf = read_file(tmp_path / "q.nerv")
+    assert nf.header.quant_bits == 6 and res.lam is None and res.rate_estimate_bytes is None
+    learned = _encode(tmp_path, src, "l.nerv", model="nerv", params=3000, epochs=3)
+    assert read_file(tmp_path / "l.nerv").header.quant_bits == 0 and learned.lam is not None
+
+
+def test_lambda_and_quant_bits_exclude_each_other():
+    from nervcodec.codec import EncodeConfig
+    from nervcodec.errors import ConfigError
+    with pytest.raises(ConfigError, match="lambda"):
+        EncodeConfig(lam=0.01, quant_bits=8)
+    with pytest.raises(ConfigError, match="lambda"):
+        EncodeConfig(lam=-1.0)
+
+
+def test_info_reports_bits_per_parameter_per_tensor(tmp_path, clip_file):
+    from nervcodec.codec import inspect
+    src = clip_file(width=32, height=24, frames=4)[0]
+    res = _encode(tmp_path, src, "i.nerv", model="nerv", params=3000, epochs=3)
+    fi = inspect(tmp_path / "i.nerv")
+    assert fi.version == "2.0" and fi.params == res.params
+    assert sum(t["bytes"] for t in fi.tensors) + 1 == fi.weights_bytes   # + the tensor count
+    assert fi.bits_per_param == pytest.approx(res.bits_per_param)
+    assert {t["method"] for t in fi.tensors} <= {"raw", "categorical", "sparse", "constant", "laplace", "gauss"}
+    assert all(t["bits_per_param"] == pytest.approx(8 * t["bytes"] / t["params"]) for t in fi.tensors)
+
+
+def test_quantized_tensor_dequantizes_exactly():
+    w = torch.tensor([[0.5, -0.25, 0.125]])
+    qt = quantize_with_step(w, np.float16(0.125))
+    assert torch.equal(dequantize_tensor(qt), w)
+
+
+def test_unquantizable_weights_are_a_fit_error_not_a_crash():
+    from nervcodec.codec.coding import quantized_state
+    from nervcodec.errors import FitDivergedError
+    state = {"w": torch.tensor([1e6, -2.0])}
+    with pytest.raises(FitDivergedError, match="cannot be quantized"):
+        quantized_state(state, {"w": np.array([2 ** -24], np.float16)}, None)
