@@ -70,9 +70,9 @@ def test_steps_learn_towards_the_budget():
         rate.log_step -= math.log(2.0)
     before = rate.estimate_bits(net)
     for _ in range(150):
-        params = rate.quantized(net)
+        params, bits = rate.terms(net)
         distortion = sum(((params[k] - p) ** 2).mean() for k, p in net.named_parameters())
-        loss, bits = rate.loss(distortion, net)
+        loss = rate.loss(distortion, bits)
         loss.backward()
         rate.after_step(bits)
         net.zero_grad()
@@ -165,3 +165,14 @@ def test_unquantizable_weights_are_a_fit_error_not_a_crash():
     state = {"w": torch.tensor([1e6, -2.0])}
     with pytest.raises(FitDivergedError, match="cannot be quantized"):
         quantized_state(state, {"w": np.array([2 ** -24], np.float16)}, None)
+
+
+def test_floating_tensors_without_a_learned_step_get_fixed_precision():
+    """A buffer (no learned step) is still coded, at BUFFER_BITS of fixed precision, beside learned steps."""
+    from nervcodec.codec.coding import BUFFER_BITS, quantized_state
+    state = {"w": torch.tensor([0.3, -0.26]), "buf": torch.linspace(-1, 1, 9), "count": torch.tensor([3])}
+    items = dict(quantized_state(state, {"w": np.array([0.1], np.float16)}, None))
+    assert set(items) == {"w", "buf"}                       # integer tensors are not coded
+    assert items["w"].symbols.tolist() == [3, -3]
+    top = 2 ** (BUFFER_BITS - 1) - 1      # the float16 step, rounded up, may leave a few top levels unused
+    assert 0.99 * top < np.abs(items["buf"].symbols).max() <= top

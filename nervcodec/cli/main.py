@@ -197,7 +197,7 @@ def info(file: str, as_json: bool) -> None:
         num, _, den = str(v["fps"]).partition("/")
         rate = float(num) / float(den or 1)
         click.echo(f"  video {v['name']!r}: {v['width']}x{v['height']} {v['pix_fmt']} {rate:.6g} fps ({v['fps']}), "
-                   f"{plural(int(str(v['frames'])), 'frame')}")
+                   f"{plural(int(v['frames']), 'frame')}")
     quant = "steps learned by the rate-aware fit" if fi.quant_bits == 0 else f"{fi.quant_bits}-bit quantization"
     size = f"{fi.params} parameters at {fi.bits_per_param:.2f} bits, " if fi.params else ""
     click.echo(f"  model: {fi.model}, {size}{quant}")

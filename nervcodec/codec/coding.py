@@ -99,7 +99,7 @@ def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
     sections = {SECTION_WEIGHTS: weights}
     if plan.keyframes is not None:
         sections[SECTION_KEYFRAMES] = plan.keyframes.section
-    header = make_header(plan.infos, plan.spec, plan.quant_code, plan.config, plan.layout.to_dict())
+    header = make_header(plan.infos, plan.spec, plan.cfg.quant_code, plan.config, plan.layout.to_dict())
     data = pack(header, sections)
 
     model = build_network(plan.spec, plan.config, weights)

@@ -78,6 +78,11 @@ class EncodeConfig:
         if self.preset is not None and self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
 
+    @property
+    def quant_code(self) -> int:
+        """The header's quantization byte: 0 for learned steps, else the --quant-bits precision."""
+        return self.quant_bits or 0
+
     def with_(self, **changes) -> "EncodeConfig":
         return replace(self, **changes)
 

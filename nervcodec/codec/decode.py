@@ -45,25 +45,32 @@ def build_network(spec: ModelSpec, config: Any, weights: bytes, major: int = VER
     return model
 
 
+def meta_network(nf: NervFile) -> VideoModel:
+    """The file's network on the meta device (shapes only, nothing allocated), checked to be buildable
+    and plausibly sized for its weights section (no coder goes below ~1/4 bit per weight here)."""
+    mh = read_model_header(nf.header)
+    try:
+        with torch.device("meta"):
+            probe = mh.spec.cls(mh.config)
+        n = sum(p.numel() for p in probe.parameters())
+    except Exception as exc:  # an inconsistent config from a damaged file
+        raise FormatError(f"the file's model configuration is invalid ({exc})") from None
+    if n > (1 << 31):
+        raise FormatError("the file's model is implausibly large")
+    if n > 64 * (4 * len(nf.section(SECTION_WEIGHTS)) * 8 + 4096):
+        raise FormatError("the file's model is far larger than its weights section")
+    return probe
+
+
 def load_model(nf: NervFile) -> Tuple[VideoModel, Layout]:
     """Check the header's model against the file (bounds, geometry, a shape-only dry run), then
     rebuild the network and load its dequantized weights."""
     mh = read_model_header(nf.header)
     spec, config = mh.spec, mh.config
     layout = Layout.from_dict(mh.layout)
-    try:
-        with torch.device("meta"):
-            probe = spec.cls(config)
-        n = sum(p.numel() for p in probe.parameters())
-    except Exception as exc:  # an inconsistent config from a damaged file
-        raise FormatError(f"the file's model configuration is invalid ({exc})") from None
-    if n > (1 << 31):
-        raise FormatError("the file's model is implausibly large")
+    probe = meta_network(nf)
     _check_geometry(nf, spec, config, layout)
     _dry_run(probe, nf, layout)
-    limit = 4 * len(nf.section(SECTION_WEIGHTS)) * 8 + 4096  # no coder goes below ~1/4 bit per weight here
-    if n > limit * 64:
-        raise FormatError("the file's model is far larger than its weights section")
     return build_network(spec, config, nf.section(SECTION_WEIGHTS), nf.version[0], nf.header.quant_bits), layout
 
 

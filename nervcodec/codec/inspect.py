@@ -5,12 +5,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-import torch
-
 from ..container import (SECTION_KEYFRAMES, SECTION_NAMES, SECTION_WEIGHTS, NervFile, parse_keyframe_section,
-                         read_file, read_model_header, tensor_rates)
+                         read_file, tensor_rates)
 from ..errors import FormatError
-from ..model import ModelSpec, model_spec_by_id
+from ..model import model_spec_by_id
+from .decode import meta_network
 from .keyframes import keyframe_codec_name
 
 __all__ = ["FileInfo", "inspect"]
@@ -46,29 +45,7 @@ def inspect(path: str | os.PathLike) -> FileInfo:
     nf = read_file(path)
     h = nf.header
     spec = model_spec_by_id(h.arch_id)
-    return _file_info(path, nf, spec, _tensor_rates(nf))
-
-
-def _tensor_rates(nf: NervFile) -> List[Dict[str, object]]:
-    """Each tensor's share of the weights section; empty when the stored model description cannot
-    build a network (``info`` still shows the description; ``decode`` says what is wrong)."""
-    if SECTION_WEIGHTS not in nf.sections:
-        return []
-    try:
-        mh = read_model_header(nf.header)
-        with torch.device("meta"):   # shapes only: nothing allocated, whatever the file claims
-            template = mh.spec.cls(mh.config).state_dict()
-    except Exception:
-        return []
-    weights = nf.sections[SECTION_WEIGHTS]
-    if sum(t.numel() for t in template.values()) > 64 * (32 * len(weights) + 4096):  # the decoder's bound
-        raise FormatError("the file's model is far larger than its weights section")
-    return [{"name": t.name, "params": t.params, "bytes": t.bytes, "bits_per_param": t.bits_per_param,
-             "method": t.method} for t in tensor_rates(weights, template, nf.version[0], nf.header.quant_bits)]
-
-
-def _file_info(path: str | os.PathLike, nf: NervFile, spec: ModelSpec, tensors: List[Dict[str, object]]) -> FileInfo:
-    h = nf.header
+    tensors = _tensor_rates(nf)
     params = sum(int(t["params"]) for t in tensors)
     kf_codec = kf_q = None
     if SECTION_KEYFRAMES in nf.sections:
@@ -86,3 +63,17 @@ def _file_info(path: str | os.PathLike, nf: NervFile, spec: ModelSpec, tensors: 
         header_bytes=nf.size - w - k, weights_bytes=w, keyframe_bytes=k, keyframe_codec=kf_codec,
         keyframe_quality=kf_q, encoder=str(h.model.get("encoder", "")), params=params,
         bits_per_param=w * 8 / params if params else 0.0, tensors=tensors)
+
+
+def _tensor_rates(nf: NervFile) -> List[Dict[str, object]]:
+    """Each tensor's share of the weights section; empty when the stored model description does not
+    give a plausible network (``info`` still shows the description; ``decode`` says what is wrong)."""
+    if SECTION_WEIGHTS not in nf.sections:
+        return []
+    try:
+        template = meta_network(nf).state_dict()
+    except FormatError:
+        return []
+    return [{"name": t.name, "params": t.params, "bytes": t.bytes, "bits_per_param": t.bits_per_param,
+             "method": t.method}
+            for t in tensor_rates(nf.sections[SECTION_WEIGHTS], template, nf.version[0], nf.header.quant_bits)]

@@ -53,11 +53,6 @@ class EncodePlan:
     weight_budget: Optional[int] = None  # bytes of it left for the weights section
 
     @property
-    def quant_code(self) -> int:
-        """The header's quantization byte: 0 for learned steps, else the --quant-bits precision."""
-        return self.cfg.quant_bits or 0
-
-    @property
     def pixels(self) -> int:
         return sum(v.pixels for v in self.infos)
 
@@ -128,7 +123,7 @@ def _weight_budget(cfg: EncodeConfig, spec: ModelSpec, infos: Sequence[VideoInfo
     with a probe model's header, the keyframe section and an empty weights section."""
     channels = infos[0].pix_fmt.num_planes
     probe = spec.plan(layout.patch_h, layout.patch_w, channels, 100_000, clip_len=clip_len)
-    header = make_header(infos, spec, cfg.quant_bits or 0, probe, layout.to_dict())
+    header = make_header(infos, spec, cfg.quant_code, probe, layout.to_dict())
     sections = {SECTION_WEIGHTS: b"", **({SECTION_KEYFRAMES: kf.section} if kf is not None else {})}
     return budget - len(pack(header, sections)) - PLANNER_RESERVE
 

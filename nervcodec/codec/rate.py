@@ -9,10 +9,9 @@ turns it into a network, and why:
   the budget (:mod:`nervcodec.quant.qat`).  Size and lambda are chosen together: the
   size fixes how many weights there are, lambda how precisely each is kept.  4 bits
   per parameter is where the rate-aware D-NeRV fits on the dev clips keep the
-  quantized network within 0.1 dB of the float one; a larger network at fewer bits
-  per weight loses more to quantization than it gains in capacity at these fitting
-  lengths, and a smaller one at more bits wastes rate on precision the distortion
-  does not notice (measured in docs/benchmarks.md).
+  quantized network within about 0.1 dB of the float one (0.04-0.12 dB, measured in
+  docs/benchmarks.md).  It is a measured design point, not an optimum: other
+  figures were not swept, and at 150 epochs the network's size matters little there.
 * ``--quant-bits B`` (quantization after fitting): each weight costs about
   ``spec.bits_per_weight(B)`` bits, measured per model (nervcodec.model).
 """

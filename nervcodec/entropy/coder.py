@@ -153,10 +153,12 @@ def _parametric(tag: int, flat: np.ndarray, lo: int, span: int, counts: np.ndarr
     that gives the smallest exact ideal code length of these counts."""
     centre = int(np.argmax(counts))
     grid, tables = (_R_GRID, _laplace_tables) if tag == LAPLACE else (_A_GRID, _gauss_tables)
-    logp = np.log2(tables(span, centre, grid).astype(np.float64))
-    bits = -(logp * counts).sum(axis=1) + counts.sum() * np.log2(np.exp2(logp).sum(axis=1))
-    best = grid[int(np.argmin(bits))]
-    words = _range_code(flat - lo, tables(span, centre, [best])[0])
+    candidates = tables(span, centre, grid)
+    logp = np.log2(candidates.astype(np.float64))
+    bits = -(logp * counts).sum(axis=1) + counts.sum() * np.log2(candidates.sum(axis=1, dtype=np.float64))
+    i = int(np.argmin(bits))
+    best = grid[i]
+    words = _range_code(flat - lo, candidates[i])
     w = _put_lo(Writer().u8(tag), lo, signed).varint(span).varint(centre).varint(best)
     return w.varint(len(words)).raw(words.tobytes()).getvalue()
 

@@ -309,12 +309,14 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                 if rate is not None and not rate.active and step >= rate_start:
                     rate.begin(model)
                 quantized = rate is not None and rate.active
+                if quantized:
+                    weights, bits = rate.terms(model)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     args = (data.t[idx], data.keyframes_float(idx))
-                    out = functional_call(model, rate.quantized(model), args) if quantized else forward(*args)
+                    out = functional_call(model, weights, args) if quantized else forward(*args)
                 loss, mse = batch_loss(out, data, idx, cfg.loss)
                 if quantized:
-                    loss, bits = rate.loss(loss, model)
+                    loss = rate.loss(loss, bits)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -353,7 +355,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     if rate is None or not rate.active:
         return FitResult(step, time.monotonic() - t0, final, start_psnr)
     with torch.no_grad():
-        hard = {k: v.detach() for k, v in rate.quantized(model).items()}
+        hard = rate.quantized(model)
     float_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp)
     quant_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp, hard)
     return FitResult(step, time.monotonic() - t0, final, start_psnr, float_psnr, quant_psnr, float(rate.lam))

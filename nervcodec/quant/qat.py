@@ -77,18 +77,32 @@ class RateTermConfig:
 
 
 class RateTerm:
-    """Learned per-tensor steps, the rate estimate and lambda, for one model's parameters."""
+    """Learned per-tensor steps, the rate estimate and lambda, for one model's parameters.
+
+    The parameters are handled as one flat vector with a tensor index per element, so a step of
+    the fit costs a few whole-vector operations, not a few per tensor."""
 
     def __init__(self, cfg: RateTermConfig, model: nn.Module):
         self.cfg = cfg
-        self.names: List[str] = [n for n, _ in model.named_parameters()]
-        device = next(model.parameters()).device
-        self.log_step = torch.zeros(len(self.names), device=device, requires_grad=True)
+        params = list(model.named_parameters())
+        self.names: List[str] = [n for n, _ in params]
+        self._shapes = [p.shape for _, p in params]
+        self._sizes = [p.numel() for _, p in params]
+        sizes = torch.tensor(self._sizes)
+        self._owner = torch.repeat_interleave(torch.arange(len(params)), sizes)   # element -> tensor
+        self._counts = sizes.float().clamp_min(1.0)
+        self.log_step = torch.zeros(len(self.names), requires_grad=True)
         lam = cfg.lam if cfg.lam is not None else cfg.lam_init
-        self.log_lam = torch.tensor(math.log(max(lam, 1e-30)), device=device)
+        self.log_lam = torch.tensor(math.log(max(lam, 1e-30)))
         self.active = False
         self._calibrated = False
         self.opt: Optional[torch.optim.Optimizer] = None
+
+    def _to(self, device: torch.device) -> None:
+        """Move the term to the model's device (the fit moves the model after the term was made)."""
+        self._owner, self._counts = self._owner.to(device), self._counts.to(device)
+        self.log_step = self.log_step.detach().to(device).requires_grad_(True)
+        self.log_lam = self.log_lam.to(device)
 
     # ----------------------------------------------------------------------------------- set-up
     def start_step(self, total: int) -> int:
@@ -97,20 +111,18 @@ class RateTerm:
     @torch.no_grad()
     def begin(self, model: nn.Module) -> None:
         """Turn the term on: steps where a Laplace of each tensor's spread costs the target bits."""
-        params = dict(model.named_parameters())
-        n = sum(p.numel() for p in params.values())
+        self._to(next(model.parameters()).device)
+        n = sum(self._sizes)
         if self.cfg.target_bits is not None:
             side = TENSOR_SIDE_BITS * len(self.names)
             b = float(np.clip((self.cfg.target_bits - side) / max(n, 1), 1.0, 12.0))
         else:
             b = self.cfg.init_bits
-        for i, name in enumerate(self.names):
-            spread = float(params[name].abs().mean())
+        for i, (_, p) in enumerate(model.named_parameters()):
+            spread = float(p.abs().mean()) if p.numel() else 0.0
             # a Laplace of scale beta (in steps) costs about log2(2 e beta) bits per symbol
             step = spread * 2 * math.e / 2 ** b if spread > 0 else 1e-3
             self.log_step[i] = math.log(max(step, 1e-6))
-        self.log_step = self.log_step.detach().to(next(model.parameters()).device).requires_grad_(True)
-        self.log_lam = self.log_lam.to(self.log_step.device)
         self.opt = torch.optim.Adam([self.log_step], lr=self.cfg.step_lr, betas=STEP_BETAS)
         self.active = True
 
@@ -123,41 +135,46 @@ class RateTerm:
         s16 = torch.where(h.float() < s.detach(), up.float(), h.float())
         return s + (s16 - s).detach()
 
+    def _symbols(self, model: nn.Module) -> tuple:
+        """(w / s, s), element by element over every parameter, differentiable in both."""
+        flat = torch.cat([p.reshape(-1) for _, p in model.named_parameters()])
+        s = self._steps()[self._owner]
+        return flat / s, s
+
+    def _bits(self, x: torch.Tensor, noise: bool) -> torch.Tensor:
+        """Bits of the symbols ``x`` under each tensor's maximum-likelihood Laplace, plus side information."""
+        spread = torch.zeros_like(self._counts).index_add(0, self._owner, x.abs()) / self._counts
+        beta = spread.clamp_min(0.05)[self._owner]
+        y = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
+        return laplace_bits(y, beta) + TENSOR_SIDE_BITS * len(self.names)
+
+    def terms(self, model: nn.Module, noise: bool = True) -> tuple:
+        """(every parameter as the decoder will see it, estimated bits): one pass over the weights.
+
+        The weights are differentiable in the weight and the step (straight-through rounding); the bits
+        are of noisy symbols while fitting (``noise``), of the rounded ones to measure."""
+        x, s = self._symbols(model)
+        w_hat = s * (x + (torch.round(x) - x).detach())
+        weights = {name: t.view(shape) for name, t, shape in zip(self.names, w_hat.split(self._sizes), self._shapes)}
+        return weights, self._bits(x, noise)
+
     def quantized(self, model: nn.Module) -> Dict[str, torch.Tensor]:
-        """Every parameter as the decoder will see it, differentiable in the weight and the step."""
-        params = dict(model.named_parameters())
-        steps = self._steps()
-        out = {}
-        for i, name in enumerate(self.names):
-            w, s = params[name], steps[i]
-            x = w / s
-            out[name] = s * (x + (torch.round(x) - x).detach())
-        return out
+        """Every parameter as the decoder will see it."""
+        return self.terms(model, noise=False)[0]
 
     def bits(self, model: nn.Module, noise: bool = True) -> torch.Tensor:
         """Estimated coded bits of every parameter: noisy symbols while fitting, rounded ones to measure."""
-        params = dict(model.named_parameters())
-        steps = self._steps()
-        total = torch.zeros((), device=steps.device)
-        for i, name in enumerate(self.names):
-            x = params[name].reshape(-1) / steps[i]
-            if x.numel() == 0:
-                continue
-            beta = x.detach().abs().mean().clamp_min(0.05) if not noise else x.abs().mean().clamp_min(0.05)
-            x = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
-            total = total + laplace_bits(x, beta)
-        return total + TENSOR_SIDE_BITS * len(self.names)
+        return self._bits(self._symbols(model)[0], noise)
 
     @property
     def lam(self) -> torch.Tensor:
         return self.log_lam.exp()
 
-    def loss(self, distortion: torch.Tensor, model: nn.Module) -> tuple:
-        """(distortion + lambda * bpp, bits) for the current step."""
-        bits = self.bits(model, noise=True)
+    def loss(self, distortion: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+        """distortion + lambda * bpp for the current step (``bits`` from :meth:`terms`)."""
         if not self._calibrated and self.cfg.lam is None:
             self._calibrate(distortion, bits)
-        return distortion + self.lam.detach() * bits / self.cfg.pixels, bits
+        return distortion + self.lam.detach() * bits / self.cfg.pixels
 
     def _calibrate(self, distortion: torch.Tensor, bits: torch.Tensor) -> None:
         """Start lambda where the steps are in balance: the least-squares lambda that cancels the
@@ -194,9 +211,8 @@ class RateTerm:
                 "active": self.active, "opt": self.opt.state_dict() if self.opt is not None else None}
 
     def load_state_dict(self, state: Dict[str, Any], model: nn.Module) -> None:
-        device = next(model.parameters()).device
-        self.log_step = state["log_step"].to(device).requires_grad_(True)
-        self.log_lam = state["log_lam"].to(device)
+        self.log_step, self.log_lam = state["log_step"], state["log_lam"]
+        self._to(next(model.parameters()).device)
         self.active = bool(state["active"])
         self._calibrated = self.active
         self.opt = None
