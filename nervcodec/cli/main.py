@@ -128,6 +128,14 @@ def _device_option(f):
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Save the fitting state to this file every minute and on Ctrl-C (removed after success).")
 @click.option("--resume", is_flag=True, help="Continue the fit saved in --checkpoint (starts afresh if absent).")
+@click.option("--holdout", default=None, metavar="SPLIT",
+              help="Keep frames out of the fit (temporal interpolation): every:N keeps frames 0, N, 2N, ...; "
+                   "A_B_C fits positions < A of each C frames and scores positions >= B as unseen (1_1_2).")
+@click.option("--mask", default=None, metavar="MASK",
+              help="Keep holes out of the fit (inpainting): disperse[:S], central, a PNG (white = hole) or a "
+                   "folder of per-frame PNGs.")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None, metavar="CLEAN",
+              help="With --verify: score against this clean clip (denoising) instead of the input.")
 @click.option("--verify", is_flag=True, help="Decode the written file and report its measured quality.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -145,7 +153,8 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
                        keyframe_codec=opts["keyframe_codec"], keyframe_quality=opts["keyframe_quality"],
                        keyframe_share=opts["keyframe_share"],
                        keyframe_weights=opts["keyframe_weights"], fps=opts["fps"], verify=verify, force=opts["force"],
-                       checkpoint=opts["checkpoint"], resume=opts["resume"])
+                       checkpoint=opts["checkpoint"], resume=opts["resume"], holdout=opts["holdout"],
+                       mask=opts["mask"], reference=opts["reference"])
     res = do_encode(inputs, output, cfg, progress=not quiet and not as_json)
     if as_json:
         _emit_json(res.to_dict())
@@ -155,7 +164,24 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
                    f"{res.frames} frames, {res.seconds:.1f} s")
         if res.verify is not None:
             v = res.verify
-            click.echo(f"verified: decoded from disk, PSNR-RGB {v.psnr_rgb:.2f} dB, PSNR-YUV {v.psnr_yuv:.2f} dB")
+            against = f" against {v.reference}" if v.reference else ""
+            click.echo(f"verified: decoded from disk, PSNR-RGB {v.psnr_rgb:.2f} dB, PSNR-YUV {v.psnr_yuv:.2f} dB"
+                       f"{against}")
+            if v.tasks is not None:
+                click.echo(_task_line(v.tasks))
+
+
+def _task_line(t: Any) -> str:
+    """The task scores of --verify in one line (PSNR-RGB)."""
+    parts = []
+    if t.psnr_rgb_unseen is not None:
+        parts.append(f"seen {t.psnr_rgb_seen:.2f} dB ({t.frames_seen} frames), unseen {t.psnr_rgb_unseen:.2f} dB "
+                     f"({t.frames_unseen}; neighbour average {t.psnr_rgb_unseen_neighbours:.2f} dB)")
+    if t.psnr_rgb_holes is not None:
+        parts.append(f"holes {t.psnr_rgb_holes:.2f} dB, outside {t.psnr_rgb_visible:.2f} dB")
+    if t.psnr_rgb_input is not None:
+        parts.append(f"the input itself {t.psnr_rgb_input:.2f} dB")
+    return "tasks (PSNR-RGB): " + "; ".join(parts) if parts else f"tasks (PSNR-RGB): {t.psnr_rgb:.2f} dB"
 
 
 @cli.command()
@@ -166,15 +192,17 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
 @click.option("--video", default=None, help="Only this video of a collection (name or index).")
 @_device_option
 @click.option("--batch", type=int, default=8, show_default=True, help="Clips per synthesis batch.")
+@click.option("--fps-scale", type=int, default=1, show_default=True, metavar="K",
+              help="Frame-rate up-conversion: K frames per source frame, rendered between the fitted ones.")
 @click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None)
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 def decode(file: str, output: str, frames: Optional[str], video: Optional[str], device: str, batch: int,
-           keyframe_weights: Optional[str], quiet: bool, as_json: bool) -> None:
-    """Decode FILE.nerv to video (the source's pixel format and frame rate)."""
+           fps_scale: int, keyframe_weights: Optional[str], quiet: bool, as_json: bool) -> None:
+    """Decode FILE.nerv to video (the source's pixel format and frame rate, times --fps-scale)."""
     from ..codec import decode as do_decode
     res = do_decode(file, output, frames=frames, video=video, device=device, batch=batch,
-                    keyframe_weights=keyframe_weights, progress=not quiet)
+                    keyframe_weights=keyframe_weights, progress=not quiet, fps_scale=fps_scale)
     if as_json:
         _emit_json(res.to_dict())
     elif not quiet:
@@ -251,6 +279,27 @@ def demo(model: str, epochs: int, bpp: float, device: str, keep: Optional[str], 
     click.echo(f"  file    {res.bytes} bytes = {res.bpp:.4f} bpp (size on disk)")
     click.echo(f"  quality PSNR-YUV {scores.psnr_yuv:.2f} dB, PSNR-Y {scores.psnr_y:.2f} dB (decoded file vs source)")
     click.echo(f"  time    encode {res.seconds:.1f} s, decode {dec_s:.2f} s on {dres.device}")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--noise", "spec", required=True, metavar="TYPE:AMOUNT",
+              help="saltpepper:P, white:P, black:P (density of corrupted luma samples), gaussian:SIGMA "
+                   "(8-bit code values) or patches:N (random squares per frame).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def noise(source: str, output: str, spec: str, seed: int, force: bool, as_json: bool) -> None:
+    """Write a reproducibly corrupted copy of SOURCE to OUTPUT (for denoising experiments)."""
+    from ..tasks.corrupt import corrupt_file
+    report = corrupt_file(source, output, spec, seed, force=force)
+    if as_json:
+        _emit_json(report)
+        return
+    click.echo(f"{output}: {report['description']} (seed {seed}); {report['corrupted_luma_samples']} of "
+               f"{report['luma_samples']} luma samples corrupted, PSNR-RGB {report['psnr_rgb']:.2f} dB against "
+               f"{source}")
 
 
 cli.add_command(bench)

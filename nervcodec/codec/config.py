@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from ..errors import ConfigError
+from ..tasks.holdout import parse_holdout
 
 __all__ = ["EncodeConfig", "PRESETS", "preset"]
 
@@ -41,6 +42,9 @@ class EncodeConfig:
     checkpoint: Optional[str] = None        # save the fitting state here now and then and on Ctrl-C
     resume: bool = False                    # continue from ``checkpoint`` when it exists
     checkpoint_seconds: float = 60.0        # time between checkpoint saves
+    holdout: Optional[str] = None           # frames kept out of the fit (every:N or A_B_C): interpolation
+    mask: Optional[str] = None              # holes kept out of the fit (disperse[:S], central, PNG(s)): inpainting
+    reference: Optional[str] = None         # --verify scores against this clean clip instead of the input
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("params", "bpp", "preset") if getattr(self, n) is not None]
@@ -75,6 +79,10 @@ class EncodeConfig:
             raise ConfigError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
         if not self.checkpoint_seconds >= 0:
             raise ConfigError(f"the checkpoint interval must be >= 0 seconds, got {self.checkpoint_seconds}")
+        if self.holdout is not None:
+            parse_holdout(self.holdout)
+        if self.reference is not None and not self.verify:
+            raise ConfigError("--reference is the clip --verify scores against; give --verify too")
         if self.preset is not None and self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
 

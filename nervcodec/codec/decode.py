@@ -1,9 +1,11 @@
 """decode: a .nerv file -> video file(s), from the file alone."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -199,11 +201,17 @@ def _windows(rng: Tuple[int, int], clip_len: int, batch: int) -> List[Tuple[int,
 
 def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Optional[str] = None,
            video: Optional[str] = None, device: str = "auto", batch: int = 8, fmt: Optional[str] = None,
-           keyframe_weights: Optional[str] = None, progress: bool = False) -> DecodeResult:
-    """Decode ``path`` into ``output`` (a file for one video; a folder for a collection)."""
+           keyframe_weights: Optional[str] = None, progress: bool = False, fps_scale: int = 1) -> DecodeResult:
+    """Decode ``path`` into ``output`` (a file for one video; a folder for a collection).
+
+    ``fps_scale`` K > 1 up-converts the frame rate: K frames per source frame, at times
+    f, f + 1/K, ..., f + (K-1)/K (the network rendered between the frames it was fitted on);
+    the frames after the video's last one repeat it."""
     t0 = time.monotonic()
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {batch}")
+    if not 1 <= fps_scale <= 16:
+        raise ConfigError(f"--fps-scale must be in 1..16, got {fps_scale}")
     nf = read_file(path)
     dev = resolve_device(device)
     model, layout = load_model(nf)
@@ -229,14 +237,19 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
     try:
         for i in chosen:
             v = videos[i]
-            info = v.with_frames((rng[1] - rng[0]) if rng else v.num_frames)
+            info = v.with_frames(((rng[1] - rng[0]) if rng else v.num_frames) * fps_scale)
+            info = dataclasses.replace(info, fps=Fraction(info.fps) * fps_scale)
             with open_writer(targets[i], info, fmt) as writer:  # atomic: a failure leaves no partial file
                 for part in _windows(rng or (0, v.num_frames), layout.clip_len, batch):
                     items = layout.items(videos, frames=part, video=i)
-                    for _, f, planes in synthesize(model, layout, videos, items, dev, batch=batch, keyframes=kf, keyframe_planes=kf_planes,
-                                                   frame_range=part):
-                        writer.write(Frames(tuple(p[None] for p in planes), v.pix_fmt))
-                        written += 1
+                    phases = [synthesize(model, layout, videos, items, dev, batch=batch, keyframes=kf,
+                                         keyframe_planes=kf_planes, frame_range=part, phase=k / fps_scale)
+                              for k in range(fps_scale)]
+                    for rendered in zip(*phases):
+                        f = rendered[0][1]
+                        for _, _, planes in (rendered if f < v.num_frames - 1 else rendered[:1] * fps_scale):
+                            writer.write(Frames(tuple(p[None] for p in planes), v.pix_fmt))
+                            written += 1
     except BaseException as exc:
         if created:
             try:

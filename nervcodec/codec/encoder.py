@@ -99,5 +99,6 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
     if fitted.checkpoint is not None:
         fitted.checkpoint.remove()  # the file is written: nothing is left to resume
     seconds = time.monotonic() - t0
-    checked = verify(planned.output, planned.inputs, cfg.device) if cfg.verify else None
+    checked = (verify(planned.output, planned.inputs, cfg.device, reference=cfg.reference, holdout=cfg.holdout,
+                      mask=cfg.mask) if cfg.verify else None)
     return _result(planned, fitted, coded, size, seconds, checked)

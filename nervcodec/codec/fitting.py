@@ -25,12 +25,13 @@ from ..model import VideoModel, config_to_dict
 from ..quant import RateTerm, RateTermConfig
 from ..textutil import plural
 from .layout import Layout
-from .plan import EncodePlan
+from ..tasks import MaskSpec
+from .plan import EncodePlan, video_holes
 from .progress import ProgressBar, note
 from .rate import LEARNED_BITS_PER_PARAM
-from .tiles import cut_items, keyframe_tiles
+from .tiles import cut_items, cut_luma, keyframe_tiles
 
-__all__ = ["FittedModel", "fit_model", "build_fit_data", "rate_term", "WORSE_THAN_START_DB"]
+__all__ = ["FittedModel", "fit_model", "build_fit_data", "loss_mask", "fit_items", "rate_term", "WORSE_THAN_START_DB"]
 
 # A fit that ends this much below the PSNR of the model it started from has gone wrong
 # (for D-NeRV the start is the keyframe cross-fade, which any working fit improves on).
@@ -51,22 +52,42 @@ class FittedModel:
 
 
 def build_fit_data(frames: Sequence[Frames], infos: Sequence[VideoInfo], layout: Layout, items, work_h: int,
-                   work_w: int, keyframes: Optional[Dict[Tuple[int, int], np.ndarray]] = None) -> FitData:
-    """The training items as tensors: integer targets cut to the working size, times, loss mask and
-    (for D-NeRV) keyframe tiles from the full-resolution decoded keyframes ``(video, frame) -> (C, H, W)``."""
+                   work_w: int, keyframes: Optional[Dict[Tuple[int, int], np.ndarray]] = None,
+                   mask: Optional[MaskSpec] = None) -> FitData:
+    """The training items as tensors: integer targets cut to the working size, times, loss mask,
+    (for D-NeRV) keyframe tiles from the full-resolution decoded keyframes ``(video, frame) -> (C, H, W)``
+    and, with a ``mask``, each frame's visible pixels."""
     fmt = infos[0].pix_fmt
     to_t = (lambda a: torch.from_numpy(a.astype(np.int16) if a.dtype != np.uint8 else a))  # noqa: E731
     ys, cs = cut_items(frames, layout, infos, items, work_h, work_w)
     kf = to_t(keyframe_tiles(keyframes, layout, infos, items, work_h, work_w)) if keyframes is not None else None
+    pixels = None
+    if mask is not None:
+        vis = [(~video_holes(mask, v)).astype(np.uint8) for v in infos]
+        pixels = torch.from_numpy(cut_luma(vis, layout, infos, items, work_h, work_w))
     return FitData(t=torch.from_numpy(layout.times(infos, items)), y=to_t(ys), c=None if cs is None else to_t(cs),
-                   mask=_loss_mask(layout, infos, items), keyframes=kf, max_value=fmt.max_value,
-                   chroma_shift=(fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0))
+                   mask=loss_mask(layout, infos, items), keyframes=kf, max_value=fmt.max_value,
+                   chroma_shift=(fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0),
+                   pixels=pixels)
 
 
-def _loss_mask(layout: Layout, infos: Sequence[VideoInfo], items) -> torch.Tensor:
-    """1 for frames the network must reproduce: real frames, minus substituted keyframes."""
-    return torch.tensor([[float(ok and not (layout.substitute and layout.is_keyframe(infos[it.video], f)))
+def loss_mask(layout: Layout, infos: Sequence[VideoInfo], items) -> torch.Tensor:
+    """(M, D): 1 for frames the network must reproduce: real frames, minus substituted keyframes,
+    minus the frames a holdout keeps out of the fit."""
+    split = layout.split
+    return torch.tensor([[float(ok and not (layout.substitute and layout.is_keyframe(infos[it.video], f))
+                                and (split is None or split.seen(f)))
                           for f, ok in zip(it.frames, it.valid)] for it in items])
+
+
+def fit_items(plan: EncodePlan) -> list:
+    """The items the fit trains on: all of them, or under a holdout those with a frame in the loss
+    (NeRV's held-out frames are items of their own and would only cost time)."""
+    items = plan.layout.items(plan.infos)
+    if plan.layout.split is None:
+        return items
+    rows = loss_mask(plan.layout, plan.infos, items)
+    return [it for it, keep in zip(items, rows.sum(dim=1) > 0) if keep]
 
 
 def _initial_model(plan: EncodePlan) -> VideoModel:
@@ -116,9 +137,9 @@ def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
     """Stage 2: fit the planned model; Ctrl-C gives :class:`InterruptedError_` (after saving a checkpoint)."""
     model = _initial_model(plan)
     n_params = model.num_params()
-    items = plan.layout.items(plan.infos)
-    data = build_fit_data(plan.frames, plan.infos, plan.layout, items, int(plan.config.height),
-                          int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None)
+    data = build_fit_data(plan.seen_frames, plan.infos, plan.layout, fit_items(plan), int(plan.config.height),
+                          int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None,
+                          plan.mask)
     note(progress, f"fitting {plan.spec.name} with {n_params} parameters to {plural(plan.num_frames, 'frame')} "
                    f"on {plan.device} ({plural(plan.fit.epochs, 'epoch')})")
     rate = rate_term(plan, model)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack
@@ -23,6 +24,8 @@ from ..io import parse_fps, read_video
 from ..io.png import is_png_sequence
 from ..io.video import Frames, VideoInfo
 from ..model import ModelSpec, model_spec
+from ..tasks import MaskSpec, fill_holes, parse_holdout, parse_mask
+from ..tasks.masks import chroma_holes
 from .config import EncodeConfig, preset
 from .keyframes import KeyframePlan, encode_keyframes
 from .layout import Layout, plan_layout
@@ -51,6 +54,13 @@ class EncodePlan:
     target_bpp: Optional[float]         # None when sized by --params
     budget: Optional[int]               # bytes of the whole file, from target_bpp
     weight_budget: Optional[int] = None  # bytes of it left for the weights section
+    visible: Optional[Tuple[Frames, ...]] = None  # what the fit and the keyframes may see (None: frames)
+    mask: Optional[MaskSpec] = None     # --mask: holes kept out of the fit
+
+    @property
+    def seen_frames(self) -> Tuple[Frames, ...]:
+        """The inputs as the encoder may use them: held-out frames blanked, holes filled from around them."""
+        return self.visible if self.visible is not None else self.frames
 
     @property
     def pixels(self) -> int:
@@ -117,6 +127,19 @@ def check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool)
     check_writable(output)
 
 
+def check_reference(reference: str, infos: Sequence[VideoInfo]) -> None:
+    """A --reference must be one clip of the input's size, pixel format and length."""
+    from ..io import open_video
+    if len(infos) != 1:
+        raise ConfigError("--reference is the clean version of a single input video; give one input")
+    with open_video(reference) as reader:
+        r = reader.info
+    v = infos[0]
+    if (r.width, r.height, r.pix_fmt) != (v.width, v.height, v.pix_fmt) or r.num_frames not in (0, v.num_frames):
+        raise InputError(f"the reference {reference} ({r.width}x{r.height} {r.pix_fmt.name}, {r.num_frames} frames) "
+                         f"does not match the input ({v.width}x{v.height} {v.pix_fmt.name}, {v.num_frames} frames)")
+
+
 def _weight_budget(cfg: EncodeConfig, spec: ModelSpec, infos: Sequence[VideoInfo], layout: Layout,
                    kf: Optional[KeyframePlan], budget: int, clip_len: int) -> int:
     """Bytes the budget leaves for the weights section: the budget less the size of the file packed
@@ -135,6 +158,8 @@ def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: En
     spec = model_spec(cfg.model)
     device = resolve_device(cfg.device)
     infos, frames = read_inputs(inputs, cfg.fps)
+    if cfg.reference is not None:
+        check_reference(cfg.reference, infos)
     keyframed = spec.cls.needs_keyframes
     if not keyframed:
         given = [f"--{n.replace('_', '-')}" for n in ("keyframe_codec", "keyframe_quality", "keyframe_share",
@@ -147,14 +172,17 @@ def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: En
     clip_len = cfg.clip_len if keyframed else 1
     # A keyframe-conditioned model shows the decoded keyframes themselves at keyframe positions,
     # so the network is not asked to reproduce them (they are masked out of the loss).
+    holdout = parse_holdout(cfg.holdout) if cfg.holdout is not None else None
     layout = plan_layout(infos, clip_len, "video" if keyframed else "global", allow_patches=keyframed,
-                         substitute=keyframed)
+                         substitute=keyframed, holdout=holdout)
+    mask = parse_mask(cfg.mask) if cfg.mask is not None else None
+    visible = _visible(infos, frames, layout, mask) if (mask is not None or holdout is not None) else None
     pixels = sum(v.pixels for v in infos)
     target_bpp = cfg.bpp if cfg.bpp is not None else (preset(cfg.preset) if cfg.preset else None)
     if cfg.params is None and target_bpp is None:
         target_bpp = preset("medium")
     budget = bytes_for_bpp(target_bpp, pixels) if target_bpp is not None else None
-    kf = encode_keyframes(infos, frames, layout, cfg, budget) if keyframed else None
+    kf = encode_keyframes(infos, visible or frames, layout, cfg, budget) if keyframed else None
     weights = _weight_budget(cfg, spec, infos, layout, kf, budget, clip_len) if budget is not None else None
     params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)
     config = spec.plan(layout.patch_h, layout.patch_w, infos[0].pix_fmt.num_planes, params, clip_len=clip_len)
@@ -162,4 +190,30 @@ def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: En
                     seed=cfg.seed)
     return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,
                       infos=infos, frames=frames, layout=layout, keyframes=kf, config=config, fit=fit,
-                      target_bpp=target_bpp, budget=budget, weight_budget=weights)
+                      target_bpp=target_bpp, budget=budget, weight_budget=weights, visible=visible, mask=mask)
+
+
+def video_holes(mask: MaskSpec, v: VideoInfo) -> np.ndarray:
+    """(N, H, W) bool: the holes of every frame of video ``v``."""
+    return np.stack([mask.holes(f, v.height, v.width) for f in range(v.num_frames)])
+
+
+def _visible(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout,
+             mask: Optional[MaskSpec]) -> Tuple[Frames, ...]:
+    """The inputs with what the encoder must not see taken out, before anything (keyframes, fit)
+    reads them: held-out frames set to zero, holes filled from the visible pixels around them."""
+    out = []
+    for v, fr in zip(infos, frames):
+        planes = [p.copy() for p in fr.planes]
+        fmt = v.pix_fmt
+        if mask is not None:
+            mask.check(v.width, v.height, v.num_frames)
+            holes = video_holes(mask, v)
+            shift = (fmt.log2_chroma_h, fmt.log2_chroma_w)
+            planes = [fill_holes(p, holes if k == 0 else chroma_holes(holes, shift)) for k, p in enumerate(planes)]
+        if layout.split is not None:
+            hidden = [f for f in range(v.num_frames) if not layout.split.seen(f)]
+            for p in planes:
+                p[hidden] = 0
+        out.append(Frames(tuple(planes), fmt))
+    return tuple(out)

@@ -46,11 +46,31 @@ def full_precision() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
+def _holdout_slots(layout: Layout, infos: Sequence[VideoInfo], chunk: Sequence[Item]) -> Dict[Tuple[int, int], Tuple[int, int]]:
+    """(item, slot) of each frame a holdout kept out of the fit -> (distance d from the last fitted
+    frame before it in the clip, that frame's slot): the frame is rendered as that slot d frames later."""
+    split = layout.split
+    out: Dict[Tuple[int, int], Tuple[int, int]] = {}
+    if split is None:
+        return out
+    for i, it in enumerate(chunk):
+        last = 0  # the clip's first frame is a keyframe, so fitted
+        for j, f in enumerate(it.frames):
+            if not it.valid[j]:
+                continue
+            if split.seen(f):
+                last = j
+            else:
+                out[(i, j)] = (j - last, last)
+    return out
+
+
 @torch.no_grad()
 def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], items: Sequence[Item],
                device: torch.device, batch: int = 8, keyframes: Optional[KeyframeSource] = None,
                frame_range: Optional[Tuple[int, int]] = None, half: bool = False,
-               keyframe_planes: Optional[KeyframePlanes] = None) -> Iterator[Tuple[int, int, List[np.ndarray]]]:
+               keyframe_planes: Optional[KeyframePlanes] = None,
+               phase: float = 0.0) -> Iterator[Tuple[int, int, List[np.ndarray]]]:
     """Yield ``(video, frame, planes)`` in order for every valid frame covered by ``items``.
 
     ``keyframes(items)`` returns the decoded full-resolution keyframes (C, H, W) those
@@ -58,13 +78,23 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
     decodes the keyframes of the clips it synthesises.  When the layout says so,
     ``keyframe_planes(video, frame)`` (the decoded keyframe in its native planes)
     replaces the network's output at keyframe positions.
+
+    With ``phase`` (0 < phase < 1) every frame is rendered ``phase`` of a frame interval
+    later (frame-rate up-conversion): ``frame`` is then the frame before the rendered time,
+    and no keyframe is substituted.
+
+    Under a holdout, a keyframe-conditioned model renders each frame the fit did not see
+    from the clip slot of the last fitted frame before it, moved forward by their distance
+    (:func:`_holdout_slots`): the loss never reached the held-out slots, so their
+    slot-specific weights (D-NeRV's temporal mixers) are untrained, while a fitted slot
+    moved in time is an interpolation of what was fitted.
     """
     model.eval().to(device)
     fmt = infos[0].pix_fmt
     shift = (fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0)
     cfg = model.config
     work_h, work_w = int(cfg.height), int(cfg.width)
-    t_all = torch.from_numpy(layout.times(infos, items))
+    t_all = torch.from_numpy(layout.times(infos, items, phase))
     pending: "OrderedDict[Tuple[int, int], Dict]" = OrderedDict()
     rows_cols = {vi: layout.patch_grid(v) for vi, v in enumerate(infos)}
     for start in range(0, len(items), batch):
@@ -75,12 +105,17 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
             assert keyframes is not None
             tiles = keyframe_tiles(keyframes(chunk), layout, infos, chunk, work_h, work_w)
             kf = torch.from_numpy(tiles.astype(np.float32)).to(device) / fmt.max_value
-        with full_precision(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                              enabled=half and device.type == "cuda"):
-            out = model(t, kf)
-        py, pc = split_planes(out.float(), shift)
-        ys = _to_int(py, fmt.max_value, fmt.dtype)
-        cs = _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None
+        slots = _holdout_slots(layout, infos, chunk) if model.needs_keyframes and not phase else {}
+        rendered: Dict[float, Tuple[np.ndarray, Optional[np.ndarray]]] = {}
+        for p in sorted({phase} | {d for d, _ in slots.values()}):
+            tp = t if p == phase else torch.from_numpy(layout.times(infos, chunk, p)).to(device)
+            with full_precision(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                  enabled=half and device.type == "cuda"):
+                out = model(tp, kf, p) if p else model(tp, kf)
+            py, pc = split_planes(out.float(), shift)
+            rendered[p] = (_to_int(py, fmt.max_value, fmt.dtype),
+                           _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None)
+        ys, cs = rendered[phase]
         for i, it in enumerate(chunk):
             key = (it.video, it.clip)
             if key not in pending:
@@ -93,7 +128,9 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
             for j in range(layout.clip_len):
                 if not it.valid[j]:
                     continue
-                tile = [ys[i, j]] + ([cs[i, j, 0], cs[i, j, 1]] if cs is not None else [])
+                d, src = slots.get((i, j), (phase, j))
+                py_, pc_ = rendered[d]
+                tile = [py_[i, src]] + ([pc_[i, src, 0], pc_[i, src, 1]] if pc_ is not None else [])
                 place_tile(entry["frames"][j], tile, y0, x0, fmt)
             entry["left"] -= 1
         while pending and next(iter(pending.values()))["left"] == 0:
@@ -101,7 +138,8 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
             it = entry["item"]
             for j, f in enumerate(it.frames):
                 if it.valid[j] and (frame_range is None or frame_range[0] <= f < frame_range[1]):
-                    if layout.substitute and keyframe_planes is not None and layout.is_keyframe(infos[vi], f):
+                    if (layout.substitute and keyframe_planes is not None and not phase
+                            and layout.is_keyframe(infos[vi], f)):
                         yield vi, f, keyframe_planes(vi, f)
                     else:
                         yield vi, f, entry["frames"][j]

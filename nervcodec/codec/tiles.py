@@ -8,7 +8,7 @@ import numpy as np
 from ..io.video import Frames, PixelFormat, VideoInfo
 from .layout import Item, Layout
 
-__all__ = ["cut_plane", "cut_items", "keyframe_tiles", "upsample_chroma", "place_tile"]
+__all__ = ["cut_plane", "cut_items", "cut_luma", "keyframe_tiles", "upsample_chroma", "place_tile"]
 
 
 def cut_plane(plane: np.ndarray, y0: int, x0: int, h: int, w: int, out_h: int, out_w: int) -> np.ndarray:
@@ -31,18 +31,27 @@ def cut_items(videos: Sequence[Frames], layout: Layout, infos: Sequence[VideoInf
     fmt = infos[0].pix_fmt
     sy, sx = _shift(fmt)
     m, d = len(items), layout.clip_len
-    y = np.empty((m, d, work_h, work_w), fmt.dtype)
+    y = cut_luma([fr.planes[0] for fr in videos], layout, infos, items, work_h, work_w)
     c = np.empty((m, d, 2, work_h >> sy, work_w >> sx), fmt.dtype) if fmt.has_chroma else None
     for i, it in enumerate(items):
         fr = videos[it.video]
         y0, x0 = layout.patch_origin(infos[it.video], it.patch)
         idx = list(it.frames)
-        y[i] = cut_plane(fr.planes[0][idx], y0, x0, layout.patch_h, layout.patch_w, work_h, work_w)
         if c is not None:
             for k in (1, 2):
                 c[i, :, k - 1] = cut_plane(fr.planes[k][idx], y0 >> sy, x0 >> sx, layout.patch_h >> sy,
                                            layout.patch_w >> sx, work_h >> sy, work_w >> sx)
     return y, c
+
+
+def cut_luma(planes: Sequence[np.ndarray], layout: Layout, infos: Sequence[VideoInfo], items: Sequence[Item],
+             work_h: int, work_w: int) -> np.ndarray:
+    """(M, D, h, w) tiles of luma-sized planes ``planes[video]`` (N, H, W) for each item."""
+    out = np.empty((len(items), layout.clip_len, work_h, work_w), planes[0].dtype)
+    for i, it in enumerate(items):
+        y0, x0 = layout.patch_origin(infos[it.video], it.patch)
+        out[i] = cut_plane(planes[it.video][list(it.frames)], y0, x0, layout.patch_h, layout.patch_w, work_h, work_w)
+    return out
 
 
 def upsample_chroma(frames: Frames) -> np.ndarray:

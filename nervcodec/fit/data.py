@@ -8,6 +8,11 @@ The loss weights the planes by how much each contributes to the RGB error of
 the decoded video under BT.601 (sum of squared coefficients of Y, U and V in
 the YUV->RGB matrix: 4.06, 4.22 and 3.21): minimising it approximately
 minimises RGB MSE, which is how NeRV-family codecs are compared.
+
+With holes (inpainting), each plane's squared error is multiplied by its visibility
+(a chroma sample counts as hidden when any luma pixel it covers is), so the loss
+gradient is exactly zero inside the holes, and divided by the visible fraction of the
+frame, so a frame's error is the mean over its visible samples.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ class FitData:
     keyframes: Optional[torch.Tensor]    # (M, 2, C, h, w) integer decoded keyframes at full res, or None
     max_value: int
     chroma_shift: Tuple[int, int]        # (log2 vertical, log2 horizontal) subsampling
+    pixels: Optional[torch.Tensor] = None  # (M, D, h, w) uint8: 1 where the loss may look, 0 in holes (--mask)
 
     @property
     def num_items(self) -> int:
@@ -53,7 +59,7 @@ class FitData:
     def to(self, device: torch.device) -> "FitData":
         mv = lambda x: None if x is None else x.to(device)  # noqa: E731
         return FitData(mv(self.t), mv(self.y), mv(self.c), mv(self.mask), mv(self.keyframes), self.max_value,
-                       self.chroma_shift)
+                       self.chroma_shift, mv(self.pixels))
 
     def keyframes_float(self, idx: torch.Tensor) -> Optional[torch.Tensor]:
         if self.keyframes is None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
 import torch
+import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..errors import ConfigError, FitDivergedError
@@ -126,20 +127,39 @@ def _ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _errors(out: torch.Tensor, data: FitData, idx: torch.Tensor) -> tuple:
-    """Per-plane errors of the items ``idx`` against the model output, with their loss weights."""
+    """Per-plane errors of the items ``idx`` against the model output, as (error, loss weight, visible
+    fraction of each frame or None); errors are zero in the holes of ``data.pixels``."""
     py, pc = split_planes(out.float(), data.chroma_shift)
     ty = data.y[idx].float() / data.max_value
-    err = [(py - ty, PLANE_WEIGHTS[0])]
+    vis = vis_c = frac = frac_c = None
+    if data.pixels is not None:
+        vis = data.pixels[idx].float()                                    # (B, D, h, w)
+        frac = vis.mean(dim=(-1, -2))
+        py, ty = py * vis, ty * vis
+    err = [(py - ty, PLANE_WEIGHTS[0], frac)]
     if pc is not None:
         tc = data.c[idx].float() / data.max_value
-        err.append((pc[:, :, 0] - tc[:, :, 0], PLANE_WEIGHTS[1]))
-        err.append((pc[:, :, 1] - tc[:, :, 1], PLANE_WEIGHTS[2]))
+        if vis is not None:
+            sy, sx = data.chroma_shift
+            b, d, h, w = vis.shape
+            vis_c = -F.max_pool2d(-vis.reshape(b * d, 1, h, w), (1 << sy, 1 << sx), ceil_mode=True)
+            vis_c = vis_c.reshape(b, d, 1, *vis_c.shape[-2:])
+            frac_c = vis_c.mean(dim=(-1, -2, -3))
+            pc, tc = pc * vis_c, tc * vis_c
+        err.append((pc[:, :, 0] - tc[:, :, 0], PLANE_WEIGHTS[1], frac_c))
+        err.append((pc[:, :, 1] - tc[:, :, 1], PLANE_WEIGHTS[2], frac_c))
     return py, ty, err
 
 
 def _weighted_mean(err: list, mask: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    wsum = sum(w for _, w in err)
-    return sum(w * (fn(e).mean(dim=(-1, -2)) * mask).sum() for e, w in err) / (wsum * mask.sum().clamp_min(1.0))
+    wsum = sum(w for _, w, _ in err)
+    return sum(w * (_frame_mean(fn(e), frac) * mask).sum() for e, w, frac in err) / (wsum * mask.sum().clamp_min(1.0))
+
+
+def _frame_mean(x: torch.Tensor, frac: Optional[torch.Tensor]) -> torch.Tensor:
+    """Mean of (B, D, h, w) over each frame's visible samples (all of them when ``frac`` is None)."""
+    m = x.mean(dim=(-1, -2))
+    return m if frac is None else m / frac.clamp_min(1e-6)
 
 
 def batch_loss(out: torch.Tensor, data: FitData, idx: torch.Tensor, loss: str) -> tuple:

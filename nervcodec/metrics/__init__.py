@@ -10,6 +10,7 @@ encoder's ``--verify``:
 * :mod:`.rate` -- bits per pixel from file sizes
 * :mod:`.bd` -- BD-rate / BD-PSNR via the ``bjontegaard`` package, with overlap
 * :mod:`.quality` -- everything above over whole videos
+* :mod:`.tasks` -- interpolation, inpainting and denoising scores (seen/unseen, holes, reference)
 """
 from .bd import BDResult, bd_delta, curve_overlap, ms_ssim_to_db
 from .msssim import MsSsimMethod, frame_ms_ssim, ms_ssim_method

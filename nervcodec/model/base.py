@@ -3,10 +3,12 @@
 A model maps the time of each frame in a clip (and, for keyframe-conditioned
 models, the clip's two decoded keyframes) to the frames themselves::
 
-    forward(t, keyframes) -> frames
+    forward(t, keyframes, phase=0.0) -> frames
     t:         (B, D) float times in [0, 1]          (D = clip length, 1 for NeRV)
     keyframes: (B, 2, C, h, w) float in [0, 1] or None (start and end keyframe of each clip)
     frames:    (B, D, C, h, w) float in [0, 1]        (C = 3 for YUV, 1 for gray; full-resolution planes)
+    phase:     fraction of a frame interval by which t is shifted past the clip's frames
+               (frame-rate up-conversion); models whose output depends on t alone ignore it
 
 ``h, w`` is the model's working size (the frame, or a patch of it, padded so the
 upsampling stages divide it).  Everything a decoder needs to rebuild the network
@@ -40,7 +42,8 @@ class VideoModel(nn.Module):
         super().__init__()
         self.config = config
 
-    def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None) -> torch.Tensor:  # pragma: no cover
+    def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None,
+                phase: float = 0.0) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     @property

@@ -23,6 +23,9 @@ Layout for a working size of grid * prod(factors) with n = len(factors) stages::
 
 tau = j / D is the position of frame j in its clip (the start keyframe is at
 tau = 0, the end keyframe, which is the next clip's first frame, at tau = 1).
+``phase`` (0 <= phase < 1) moves every frame of the clip to tau = (j + phase) / D:
+frames between the coded ones, for frame-rate up-conversion (the GTMLPs still mix
+the D slots as if they were the clip's frames; t must carry the same shift).
 
 Differences from the reference code (boheumd/D-NeRV), each on purpose:
 
@@ -309,7 +312,7 @@ class DNeRV(VideoModel):
         w_start, w_end = warped[:bd], warped[bd:]
         return (w_start + tau * (w_end - w_start)).to(x.dtype)
 
-    def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None, phase: float = 0.0) -> torch.Tensor:
         c = self.config
         if keyframes is None:
             raise ValueError("D-NeRV needs the clip's keyframes")
@@ -321,7 +324,7 @@ class DNeRV(VideoModel):
                              f"got {tuple(keyframes.shape)}")
         kf = ((keyframes.float() - c.kf_mean) / c.kf_std).flatten(0, 1)   # (B*2, C, h, w)
         feats = self.encoder(kf)
-        tau = torch.arange(d, device=t.device, dtype=torch.float32) / d
+        tau = (torch.arange(d, device=t.device, dtype=torch.float32) + phase) / d
         tau_bd = tau.repeat(b).view(b * d, 1, 1, 1)
 
         # stem: per-frame MLP on the time encoding, then K_0 interpolated in tau

@@ -92,8 +92,8 @@ class NeRV(VideoModel):
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(cin, c.channels, 1)
 
-    def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None) -> torch.Tensor:
-        b, d = t.shape
+    def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None, phase: float = 0.0) -> torch.Tensor:
+        b, d = t.shape  # a frame between two others is just another t: phase is already in it
         c = self.config
         x = self.stem(self.pe(t.reshape(b * d)))
         x = x.view(b * d, c.grid_channels, c.grid_h, c.grid_w)
