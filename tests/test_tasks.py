@@ -333,3 +333,85 @@ def test_fps_scale_interleaves_frames_between_the_decoded_ones(tmp_path, opts):
     assert (two.planes[0][11] == two.planes[0][10]).all()                          # past the end: the last frame
     res = run("decode", nerv, "-o", tmp_path / "x.y4m", "--fps-scale", "0", ok=False)
     assert res.exit_code != 0 and "--fps-scale" in res.output
+
+
+# ---------------------------------------------------------------- figures
+
+
+def test_figure_panels_are_placed_pixel_for_pixel():
+    from nervcodec.tasks.figures import compose_figure, panel_box
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (24, 32, 3)).astype(np.uint8)
+    b = a.copy()
+    b[4:10, 20:28] = 0
+    img = compose_figure([a, a, b], ["source", "same", "damaged"])
+    s = 256 // 32
+    top, left, h, w = panel_box(0, 2, 24, 32)
+    assert (h, w) == (24 * s, 32 * s)
+    assert (img[top:top + h, left:left + w] == np.repeat(np.repeat(b, s, 0), s, 1)).all()
+    top, left, h, w = panel_box(2, 1, 24, 32)
+    assert (img[top:top + h, left:left + w] == 0).all()                 # identical to the source: no error
+    top, left, h, w = panel_box(2, 2, 24, 32)
+    err = img[top:top + h, left:left + w]
+    assert err[4 * s:10 * s, 20 * s:28 * s].min() > 0 and err[:4 * s].max() == 0
+    last = panel_box(2, 2, 24, 32)
+    assert img.shape == (last[0] + last[2], last[1] + last[3], 3)
+
+
+def test_encode_figure_and_bench_figures_write_pngs_of_the_expected_size(tmp_path):
+    import imageio.v3 as iio
+    from nervcodec.tasks.figures import panel_box
+    src = _write(tmp_path, "c", *make_moving_clip(width=32, height=24, frames=5))
+    png = tmp_path / "task.png"
+    encode([src], tmp_path / "o.nerv", EncodeConfig(mask="central", verify=True, figure=str(png), **NV))
+    last = panel_box(2, 2, 24, 32)                                    # source, masked input, output
+    assert iio.imread(png).shape == (last[0] + last[2], last[1] + last[3], 3)
+    out = tmp_path / "bench"
+    run("bench", src, "--crf", "35", "--bpp", "6", "--model", "nerv", "--epochs", "1", "--device", "cpu",
+        "--out", out, "--figures", "-q")
+    last = panel_box(2, 3, 24, 32)                                    # source, h264, hevc, nervcodec
+    assert iio.imread(out / "figures" / "c.png").shape == (last[0] + last[2], last[1] + last[3], 3)
+    assert json.loads((out / "results.json").read_text())["clips"][0]["figure"] == "figures/c.png"
+    assert not (out / "c" / "decoded").exists()
+    res = run("bench", src, "--no-nerv", "--figures", ok=False)
+    assert res.exit_code != 0 and "--out" in res.output
+
+
+def test_bench_reference_measures_every_codec_against_the_clean_clip(tmp_path):
+    info, fr = make_clip(width=32, height=24, frames=4)
+    clean = _write(tmp_path, "clean", info, fr)
+    noisy = tmp_path / "noisy.y4m"
+    run("noise", clean, noisy, "--noise", "gaussian:30")
+    res = [json.loads(run("bench", noisy, "--crf", "20", "--no-nerv", "--baseline", "h264", "--json", *extra).stdout)
+           for extra in ([], ["--reference", clean])]
+    own, against = (r["points"][0]["psnr_rgb"] for r in res)
+    assert own > against + 3          # h264 keeps the noise: close to the noisy input, far from the clean clip
+    assert res[1]["settings"]["reference"] == str(clean)
+    base = res[1]["clips"][0]["task_baselines"]
+    assert set(base) == {"input itself", "3x3 median filter", "Gaussian filter (sigma 1)"}
+    assert base["Gaussian filter (sigma 1)"] > base["input itself"] + 3     # sigma-30 noise: any smoothing helps
+    other = _write(tmp_path, "other", *make_clip(width=32, height=24, frames=3))
+    bad = run("bench", noisy, "--no-nerv", "--reference", other, ok=False)
+    assert bad.exit_code != 0 and "does not match" in bad.output
+
+
+def test_a_rate_below_the_keyframes_says_so_without_negative_numbers():
+    from nervcodec.codec.rate import params_for_bytes
+    from nervcodec.model import model_spec
+    with pytest.raises(ConfigError, match="does not even cover the keyframes") as exc:
+        params_for_bytes(-58, None, model_spec("dnerv"))
+    assert not any(c.isdigit() for c in str(exc.value))
+
+
+def test_bench_holdout_scores_nervcodec_on_unseen_frames_next_to_the_neighbour_average(tmp_path):
+    src = _write(tmp_path, "c", *make_moving_clip(width=32, height=24, frames=5))
+    res = run("bench", src, "--holdout", "every:2", "--baseline", "h264", "--crf", "30", "--bpp", "6",
+              "--model", "nerv", "--epochs", "1", "--device", "cpu")
+    assert "unseen" in res.stdout and "neighbour average (unseen frames)" in res.stdout
+    res = run("bench", src, "--holdout", "every:2", "--baseline", "h264", "--crf", "30", "--bpp", "6",
+              "--model", "nerv", "--epochs", "1", "--device", "cpu", "--json")
+    d = json.loads(res.stdout)
+    nerv = [p for p in d["points"] if p["codec"] == "nervcodec"][0]
+    assert nerv["tasks"]["frames_unseen"] == 2 and nerv["tasks"]["psnr_rgb_unseen"] is not None
+    assert "neighbour average (unseen frames)" in d["clips"][0]["task_baselines"]
+    assert run("bench", src, "--holdout", "every:0", ok=False).exit_code != 0

@@ -89,7 +89,7 @@ def write_csv(result: BenchResult, path: str) -> None:
             w = csv.DictWriter(fp, fieldnames=list(POINT_FIELDS))
             w.writeheader()
             for p in _ordered(result.points) + _ordered(result.pooled_points):
-                w.writerow({k: ("" if v is None else v) for k, v in p.as_dict().items()})
+                w.writerow({k: ("" if v is None else v) for k, v in p.as_dict().items() if k in POINT_FIELDS})
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -153,6 +153,21 @@ def _bd_lines(bd: Dict[str, Dict[str, BDResult]]) -> List[str]:
     return lines
 
 
+TASK_LABELS = (("psnr_rgb_seen", "seen"), ("psnr_rgb_unseen", "unseen"), ("psnr_rgb_holes", "holes"),
+               ("psnr_rgb_visible", "outside holes"))
+
+
+def task_lines(c: ClipResult) -> List[str]:
+    """The task scores of nervcodec's points and the tasks' classic baselines, one line each."""
+    out = []
+    for p in sorted((p for p in c.points if p.tasks), key=lambda p: p.bpp):
+        parts = [f"{label} {p.tasks[k]:.2f} dB" for k, label in TASK_LABELS if p.tasks.get(k) is not None]
+        out.append(f"{p.codec} {p.bpp:.4f} bpp: all frames {p.tasks['psnr_rgb']:.2f} dB"
+                   + (", " + ", ".join(parts) if parts else ""))
+    out += [f"{name}: {v:.2f} dB" for name, v in c.task_baselines.items()]
+    return out
+
+
 def _clip_header(c: ClipResult) -> str:
     return f"{c.name}: {c.width}x{c.height} {c.pix_fmt}, {c.frames} frames at {c.fps} fps ({c.path})"
 
@@ -177,6 +192,7 @@ def format_table(result: BenchResult) -> str:
         if c.bd:
             out.append("  BD (anchor = baseline, test = nervcodec; negative BD-rate = nervcodec saves bits):")
             out += _bd_lines(c.bd)
+        out += ["  " + line for line in task_lines(c)]
     if len(result.clips) > 1:
         out += ["", f"Pooled over {len(result.clips)} clips (frame-weighted):"]
         if result.pooled_points:
@@ -248,6 +264,9 @@ def format_markdown(result: BenchResult, heading_level: int = 3) -> str:
         if c.ms_ssim_note:
             out += [f"MS-SSIM: {c.ms_ssim_note}.", ""]
         out += _md_points(c.points, vmaf)
+        tasks = task_lines(c)
+        if tasks:
+            out += ["", "Task scores (PSNR-RGB):", ""] + [f"- {line}" for line in tasks]
         if c.notes:
             out += [""] + [f"- {n}" for n in c.notes]
         if c.bd:

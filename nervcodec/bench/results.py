@@ -47,6 +47,7 @@ class Point:
     epochs: Optional[int] = None     # nervcodec only
     file: Optional[str] = None       # encoded file, relative to --out (None when not kept)
     ms_ssim_method: Optional[str] = None
+    tasks: Optional[Dict[str, object]] = None  # nervcodec with --holdout / --mask / --reference: the task scores
 
     @property
     def key(self) -> Tuple[str, Optional[int], Optional[float]]:
@@ -56,7 +57,7 @@ class Point:
         return {k: _json_number(v) for k, v in asdict(self).items()}
 
 
-POINT_FIELDS: Tuple[str, ...] = tuple(Point.__dataclass_fields__)
+POINT_FIELDS: Tuple[str, ...] = tuple(f for f in Point.__dataclass_fields__ if f != "tasks")  # CSV columns
 
 
 def _json_number(v):
@@ -83,6 +84,8 @@ class ClipResult:
     bd: Dict[str, Dict[str, BDResult]] = field(default_factory=dict)  # baseline -> metric -> result
     ms_ssim_note: Optional[str] = None
     notes: List[str] = field(default_factory=list)  # e.g. rate points that could not be made
+    figure: Optional[str] = None    # --figures: the side-by-side PNG, relative to the output folder
+    task_baselines: Dict[str, float] = field(default_factory=dict)  # PSNR-RGB of the tasks' classic baselines
 
     def points_of(self, codec: str) -> List[Point]:
         return sorted((p for p in self.points if p.codec == codec), key=lambda p: p.bpp)
@@ -91,7 +94,7 @@ class ClipResult:
         return {"name": self.name, "path": self.path, "width": self.width, "height": self.height,
                 "frames": self.frames, "fps": self.fps, "pix_fmt": self.pix_fmt,
                 "bpp_targets": self.bpp_targets, "crfs": self.crfs, "ms_ssim_note": self.ms_ssim_note,
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "figure": self.figure, "task_baselines": dict(self.task_baselines)}
 
 
 @dataclass

@@ -80,6 +80,10 @@ class BenchConfig:
     vmaf: bool = False
     bd_method: str = "akima"
     keep_decoded: bool = False
+    figures: bool = False        # write a side-by-side PNG per clip at matched rates (needs an output folder)
+    reference: Optional[str] = None  # measure every codec against this clean clip (denoising), one input only
+    holdout: Optional[str] = None    # nervcodec fits only these frames (interpolation); scored seen / unseen
+    mask: Optional[str] = None       # nervcodec never sees these holes (inpainting); scored inside / outside
 
     def __post_init__(self) -> None:
         for b in self.baselines:
@@ -97,6 +101,12 @@ class BenchConfig:
         if self.bd_method not in BD_METHODS:
             raise ConfigError(f"unknown BD interpolation {self.bd_method!r} (known: {', '.join(BD_METHODS)})")
         self.baseline_settings  # validates preset, bframes and container
+        if self.holdout is not None:
+            from ..tasks import parse_holdout
+            parse_holdout(self.holdout)
+        if self.mask is not None:
+            from ..tasks import parse_mask
+            parse_mask(self.mask)
 
     @property
     def baseline_settings(self) -> BaselineSettings:
@@ -114,6 +124,7 @@ class BenchConfig:
                            "bpp_targets": list(self.bpp_targets) or "default ladder from the clip's size"}
                           if self.nerv else None),
             "vmaf": self.vmaf, "bd_method": self.bd_method, "bd_metrics": list(BD_METRICS),
+            "reference": self.reference or "each input itself", "holdout": self.holdout, "mask": self.mask,
             "pooling": "frame-weighted means over clips; bytes and seconds summed",
         }
 
@@ -175,10 +186,15 @@ class _ClipRun:
     def rel(self, path: str) -> Optional[str]:
         return os.path.relpath(path, self.out_dir) if self.out_dir else None
 
+    @property
+    def reference(self) -> str:
+        """What every output is measured against: the input, or the clean --reference."""
+        return self.config.reference or self.source
+
     def measure(self, decoded: str) -> Tuple[QualityReport, Optional[float]]:
-        report = compare_videos(self.source, decoded)
-        vmaf = vmaf_score(decoded, self.source).mean if self.config.vmaf else None
-        if not self.config.keep_decoded:
+        report = compare_videos(self.reference, decoded)
+        vmaf = vmaf_score(decoded, self.reference).mean if self.config.vmaf else None
+        if not (self.config.keep_decoded or self.config.figures):
             os.remove(decoded)
         return report, vmaf
 
@@ -251,7 +267,8 @@ class _ClipRun:
     def nerv_point(self, target: float) -> Point:
         from ..codec import EncodeConfig, decode, encode
         cfg = self.config
-        kwargs = {"model": cfg.model, "bpp": target, "seed": cfg.seed, "device": cfg.device, "force": True}
+        kwargs = {"model": cfg.model, "bpp": target, "seed": cfg.seed, "device": cfg.device, "force": True,
+                  "holdout": cfg.holdout, "mask": cfg.mask}
         if cfg.epochs is not None:
             kwargs["epochs"] = cfg.epochs
         encoded = os.path.join(self.dir, f"nervcodec_{cfg.model}_bpp{target:g}.nerv")
@@ -265,11 +282,88 @@ class _ClipRun:
         t1 = time.perf_counter()
         decode(encoded, decoded, frames=None, device=cfg.device, progress=False)
         t2 = time.perf_counter()
+        tasks = None
+        if cfg.holdout or cfg.mask or cfg.reference:
+            from ..codec.verification import task_scores
+            tasks = task_scores(self.source, decoded, cfg.reference, cfg.holdout, cfg.mask).to_dict()
         report, vmaf = self.measure(decoded)
         p = self.point(NERV_CODEC, encoded, report, vmaf, t1 - t0, t2 - t1, crf=None, target_bpp=target,
-                       model=cfg.model, epochs=cfg.epochs)
+                       model=cfg.model, epochs=cfg.epochs, tasks=tasks)
         self.say(p, f"nervcodec {cfg.model} target {target:g} bpp")
         return p
+
+
+def task_baselines(source: str, config: BenchConfig) -> Dict[str, float]:
+    """PSNR-RGB of the classic baselines of the tasks, measured like the codecs: with a reference,
+    the input itself and its 3x3-median and Gaussian filtered versions; with a holdout, the
+    average of the two nearest seen frames on the unseen ones."""
+    from ..io import read_video
+    from ..metrics.psnr import mse_to_psnr
+    from ..metrics.rgb import frames_to_rgb24
+    from ..metrics.tasks import neighbour_average, rgb_mse
+    from ..tasks import apply_filter, parse_holdout
+    out: Dict[str, float] = {}
+    if config.reference is None and config.holdout is None:
+        return out
+    _, src = read_video(source)
+    ref = read_video(config.reference)[1] if config.reference is not None else src
+    ref_rgb = frames_to_rgb24(ref)
+
+    def score(frames, rgb=ref_rgb) -> float:
+        return float(mse_to_psnr(rgb_mse(rgb, frames_to_rgb24(frames)), 255.0).mean())
+
+    if config.reference is not None:
+        out["input itself"] = score(src)
+        out["3x3 median filter"] = score(apply_filter(src, "median3"))
+        out["Gaussian filter (sigma 1)"] = score(apply_filter(src, "gaussian"))
+    if config.holdout is not None:
+        split = parse_holdout(config.holdout)
+        seen, unseen = split.seen_frames(src.num_frames), split.unseen_frames(src.num_frames)
+        out["neighbour average (unseen frames)"] = score(neighbour_average(src, seen, unseen),
+                                                         ref_rgb[unseen])
+    return out
+
+
+def _decoded_path(run: _ClipRun, p: Point) -> str:
+    if p.codec == NERV_CODEC:
+        return os.path.join(run.decoded_dir, f"nervcodec_bpp{p.target_bpp:g}.y4m")
+    return os.path.join(run.decoded_dir, f"{p.codec}_crf{p.crf}.y4m")
+
+
+def matched_figure(run: _ClipRun, points: Sequence[Point]) -> str:
+    """The clip's middle frame from the source and from each codec at matched rates, side by side
+    (:mod:`nervcodec.tasks.figures`): nervcodec's middle rate point, and each baseline's point
+    nearest to it in bpp.  Written to ``out_dir/figures/CLIP.png``; returns the path."""
+    from ..io import read_video
+    from ..metrics.tasks import rgb_mse
+    from ..metrics.psnr import mse_to_psnr
+    from ..metrics.rgb import frames_to_rgb24
+    from ..tasks.figures import write_figure
+    nerv = sorted((p for p in points if p.codec == NERV_CODEC), key=lambda p: p.bpp)
+    anchor = nerv[len(nerv) // 2].bpp if nerv else sorted(p.bpp for p in points)[len(points) // 2]
+    chosen = []
+    for codec in [*run.config.baselines, NERV_CODEC]:
+        pts = [p for p in points if p.codec == codec]
+        if pts:
+            chosen.append(min(pts, key=lambda p: abs(p.bpp - anchor)))
+    f = max(run.info.num_frames // 2 - 1, 0)  # the middle, off the D-NeRV keyframe grid for even lengths
+
+    def frame(path: str):
+        _, fr = read_video(path)
+        return frames_to_rgb24(type(fr)(tuple(q[f:f + 1] for q in fr.planes), fr.pix_fmt))[0]
+
+    src = frame(run.reference)
+    images, labels = [src], [f"{'reference' if run.config.reference else 'source'}, frame {f}"]
+    for p in chosen:
+        img = frame(_decoded_path(run, p))
+        psnr = float(mse_to_psnr(rgb_mse(src[None], img[None]), 255.0)[0])
+        images.append(img)
+        labels.append(f"{p.codec}, {p.bpp:.3f} bpp, {psnr:.2f} dB")
+    folder = os.path.join(run.out_dir, "figures")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{run.name}.png")
+    write_figure(path, images, labels)
+    return path
 
 
 def compute_bd(points: Iterable[Point], baselines: Sequence[str], method: str = "akima") -> Dict[str, Dict[str, BDResult]]:
@@ -347,6 +441,9 @@ def bench_clip(source: str, name: str, workdir: str, config: BenchConfig, *, out
         pts = run.baseline_sweep(codec, span)
         clip.points.extend(pts)
         clip.crfs[codec] = [p.crf for p in pts if p.crf is not None]
+    clip.task_baselines = task_baselines(source, config)
+    if config.figures and out_dir is not None:
+        clip.figure = run.rel(matched_figure(run, clip.points))
     if not config.keep_decoded:
         shutil.rmtree(run.decoded_dir, ignore_errors=True)
     clip.bd = compute_bd(clip.points, config.baselines, config.bd_method)
@@ -363,6 +460,13 @@ def run_bench(inputs: Sequence[str], config: BenchConfig, workdir: str, *, out_d
     """
     if not inputs:
         raise ConfigError("give at least one input video")
+    if config.reference is not None:
+        from ..codec.plan import check_reference
+        from ..io import open_video
+        if len(inputs) != 1:
+            raise ConfigError("--reference is the clean version of a single input; give one input")
+        with open_video(inputs[0]) as reader:
+            check_reference(config.reference, [reader.info])
     os.makedirs(workdir, exist_ok=True)
     taken: set = set()
     clips: List[ClipResult] = []

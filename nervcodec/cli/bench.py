@@ -17,7 +17,7 @@ import click
 from ..bench.baselines import BASELINES, CONTAINERS, X264_PRESETS
 from ..bench.report import format_table, to_json, write_outputs
 from ..bench.runner import BenchConfig, run_bench
-from ..errors import NervCodecError
+from ..errors import ConfigError, NervCodecError
 from ..model import model_names
 
 __all__ = ["bench"]
@@ -50,11 +50,23 @@ __all__ = ["bench"]
               help="Interpolation of the Bjontegaard deltas.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Keep encoded files and write results.json, results.csv and RD plots here.")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None, metavar="CLEAN",
+              help="Measure every codec against this clean clip instead of the input (denoising: the input is "
+                   "the noisy clip).")
+@click.option("--holdout", default=None, metavar="SPLIT",
+              help="nervcodec fits only these frames (every:N or A_B_C) and is scored on seen and unseen "
+                   "frames, next to the neighbour average.")
+@click.option("--mask", default=None, metavar="MASK",
+              help="nervcodec never sees these holes (disperse[:S], central, PNG(s)); scored inside and outside.")
+@click.option("--figures", is_flag=True,
+              help="Write DIR/figures/CLIP.png: the source's middle frame and each codec's at matched rates, "
+                   "side by side, with a zoomed crop and an error map (needs --out).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout (table goes to stderr).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset: str, bframes: int,
           container: str, bpps: Tuple[float, ...], model: str, epochs: Optional[int], device: str, seed: int,
-          no_nerv: bool, vmaf: bool, bd_method: str, out_dir: Optional[str], as_json: bool, quiet: bool) -> None:
+          no_nerv: bool, vmaf: bool, bd_method: str, out_dir: Optional[str], reference: Optional[str],
+          holdout: Optional[str], mask: Optional[str], figures: bool, as_json: bool, quiet: bool) -> None:
     """Compare nervcodec with H.264 / HEVC on INPUT videos: RD table, BD-rate, plots.
 
     Every codec's output is decoded and measured against the source the same
@@ -63,8 +75,10 @@ def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset:
     from the output file's size.
     """
     try:
+        if figures and not out_dir:
+            raise ConfigError("--figures writes PNG files into the --out folder; give --out DIR")
         _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs, device, seed, no_nerv, vmaf,
-             bd_method, out_dir, as_json, quiet)
+             bd_method, out_dir, as_json, quiet, figures, reference, holdout, mask)
     except NervCodecError as exc:
         click.echo(f"nervcodec: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -74,11 +88,12 @@ def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset:
 
 
 def _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs, device, seed, no_nerv, vmaf,
-         bd_method, out_dir, as_json, quiet) -> None:
+         bd_method, out_dir, as_json, quiet, figures=False, reference=None, holdout=None, mask=None) -> None:
     config = BenchConfig(
         baselines=tuple(BASELINES) if baseline == "all" else (baseline,), crfs=tuple(crfs), preset=preset,
         bframes=bframes, container=container, bpp_targets=tuple(bpps), nerv=not no_nerv, model=model, epochs=epochs,
-        device=device, seed=seed, vmaf=vmaf, bd_method=bd_method)
+        device=device, seed=seed, vmaf=vmaf, bd_method=bd_method, figures=figures,
+        reference=reference, holdout=holdout, mask=mask)
 
     def progress(msg: str) -> None:
         if not quiet:

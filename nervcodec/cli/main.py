@@ -136,6 +136,9 @@ def _device_option(f):
                    "folder of per-frame PNGs.")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None, metavar="CLEAN",
               help="With --verify: score against this clean clip (denoising) instead of the input.")
+@click.option("--figure", type=click.Path(dir_okay=False), default=None, metavar="PNG",
+              help="With --verify: write the reference, the input and the decoded frame side by side "
+                   "(zoomed crop, error map) to this PNG.")
 @click.option("--verify", is_flag=True, help="Decode the written file and report its measured quality.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -154,7 +157,7 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
                        keyframe_share=opts["keyframe_share"],
                        keyframe_weights=opts["keyframe_weights"], fps=opts["fps"], verify=verify, force=opts["force"],
                        checkpoint=opts["checkpoint"], resume=opts["resume"], holdout=opts["holdout"],
-                       mask=opts["mask"], reference=opts["reference"])
+                       mask=opts["mask"], reference=opts["reference"], figure=opts["figure"])
     res = do_encode(inputs, output, cfg, progress=not quiet and not as_json)
     if as_json:
         _emit_json(res.to_dict())

@@ -45,6 +45,7 @@ class EncodeConfig:
     holdout: Optional[str] = None           # frames kept out of the fit (every:N or A_B_C): interpolation
     mask: Optional[str] = None              # holes kept out of the fit (disperse[:S], central, PNG(s)): inpainting
     reference: Optional[str] = None         # --verify scores against this clean clip instead of the input
+    figure: Optional[str] = None            # --verify writes the task's comparison PNG here
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("params", "bpp", "preset") if getattr(self, n) is not None]
@@ -83,6 +84,8 @@ class EncodeConfig:
             parse_holdout(self.holdout)
         if self.reference is not None and not self.verify:
             raise ConfigError("--reference is the clip --verify scores against; give --verify too")
+        if self.figure is not None and not self.verify:
+            raise ConfigError("--figure shows what --verify decodes; give --verify too")
         if self.preset is not None and self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
 

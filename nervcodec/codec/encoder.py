@@ -100,5 +100,5 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
         fitted.checkpoint.remove()  # the file is written: nothing is left to resume
     seconds = time.monotonic() - t0
     checked = (verify(planned.output, planned.inputs, cfg.device, reference=cfg.reference, holdout=cfg.holdout,
-                      mask=cfg.mask) if cfg.verify else None)
+                      mask=cfg.mask, figure=cfg.figure) if cfg.verify else None)
     return _result(planned, fitted, coded, size, seconds, checked)

@@ -38,6 +38,9 @@ def bits_per_param(quant_bits: Optional[int], spec: ModelSpec) -> float:
 def params_for_bytes(weight_bytes: int, quant_bits: Optional[int], spec: ModelSpec) -> int:
     per = bits_per_param(quant_bits, spec)
     n = int(weight_bytes * 8 / per)
+    if weight_bytes <= 0:
+        raise ConfigError("the target rate does not even cover the keyframes and the header, so nothing is left for "
+                          "the network; raise --bpp (or lower --keyframe-share)")
     if n < 1000:
         raise ConfigError(f"the target rate leaves {weight_bytes} bytes for the network (about {n} parameters): "
                           f"too few; raise --bpp")
