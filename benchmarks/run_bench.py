@@ -18,18 +18,25 @@ rates or epochs can be run separately and each keeps its own table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
+import json
 import os
 import platform
 import re
+import shutil
 import sys
+import tempfile
 from typing import List, Optional, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, ROOT)
 
-from nervcodec.bench import BASELINES, BenchConfig, format_markdown, run_bench, write_outputs  # noqa: E402
+from nervcodec.bench import (BASELINES, BenchConfig, Point, compute_bd, format_markdown, pool_points,  # noqa: E402
+                             run_bench, write_outputs)
+from nervcodec.bench.report import prepare_out_dir  # noqa: E402
+from nervcodec.bench.results import NERV_CODEC  # noqa: E402
 from nervcodec.bench.baselines import X264_PRESETS  # noqa: E402
 from nervcodec.errors import NervCodecError  # noqa: E402
 
@@ -53,9 +60,11 @@ How nervcodec compares with H.264 and HEVC, measured by `nervcodec bench`.
 - **MS-SSIM**: pytorch_msssim on the rgb24 frames, `data_range=255`, per-frame mean. Frames with a
   side of 160 px or less get a smaller Gaussian window (9 at QCIF) or single-scale SSIM; each table
   says when.
-- **Baselines**: the bundled ffmpeg with the NeRV papers' settings unless stated:
+- **Baselines**: the bundled ffmpeg with the NeRV papers' encoder settings unless stated:
   `-c:v libx264 -preset medium -bf 0 -crf CRF` and
-  `-c:v libx265 -preset medium -x265-params bframes=0 -crf CRF`, yuv420p, mp4 container.
+  `-c:v libx265 -preset medium -x265-params bframes=0 -crf CRF`, in the source's pixel format;
+  the rate is the raw elementary stream without the encoders' settings SEI (the papers' mp4 files
+  with it are `--container mp4 --keep-sei`).
   These are weak anchors (no B-frames, medium preset); `--preset veryslow --bframes N` gives
   strong ones.
 - **Default rate points**: nervcodec aims at four bpp targets doubling from 160 kbit / (frames x W x H),
@@ -137,6 +146,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--bpp", type=float, action="append", default=[], help="nervcodec target (repeatable)")
     p.add_argument("--preset", choices=X264_PRESETS, default="medium")
     p.add_argument("--bframes", type=int, default=0)
+    p.add_argument("--container", choices=["raw", "mp4", "mkv"], default="raw")
+    p.add_argument("--keep-sei", action="store_true", help="keep the baselines' settings SEI (the papers' files)")
     p.add_argument("--model", choices=["nerv", "dnerv"], default="dnerv")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default="auto")
@@ -147,7 +158,49 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="name of the generated block to replace (one per run; default: the main block)")
     p.add_argument("--clip", action="append", default=[],
                    help="only clips whose file name contains this text (repeatable)")
+    p.add_argument("--reuse-nerv", default=None, metavar="RESULTS_JSON",
+                   help="take nervcodec's points and .nerv files from an earlier run's results.json instead of "
+                        "encoding again (the baselines run afresh and their sweep brackets those points)")
     return p.parse_args(argv)
+
+
+def load_nerv_points(results_json: str, stash: str) -> List[Point]:
+    """nervcodec's points of an earlier run, their .nerv files copied into ``stash`` (the new run's
+    output folder may be the old one, which the new run clears)."""
+    with open(results_json, encoding="utf-8") as fp:
+        old = json.load(fp)
+    folder = os.path.dirname(os.path.abspath(results_json))
+    points = []
+    for d in old["points"]:
+        if d["codec"] != NERV_CODEC:
+            continue
+        p = Point(**{k: v for k, v in d.items() if k in Point.__dataclass_fields__})
+        if p.file:
+            os.makedirs(os.path.join(stash, os.path.dirname(p.file)), exist_ok=True)
+            shutil.copy2(os.path.join(folder, p.file), os.path.join(stash, p.file))
+        points.append(p)
+    if not points:
+        raise SystemExit(f"run_bench: {results_json} has no nervcodec points")
+    return points
+
+
+def merge_nerv_points(result, points: Sequence[Point], stash: str, out_dir: str, source: str, bd_method: str) -> None:
+    """Put reused nervcodec points (and their files) back into a baselines-only result."""
+    for clip in result.clips:
+        mine = [p for p in points if p.clip == clip.name]
+        for p in mine:
+            if p.file:
+                os.makedirs(os.path.join(out_dir, os.path.dirname(p.file)), exist_ok=True)
+                shutil.copy2(os.path.join(stash, p.file), os.path.join(out_dir, p.file))
+        clip.points.extend(mine)
+        clip.bpp_targets = sorted(p.target_bpp for p in mine if p.target_bpp is not None)
+        clip.bd = compute_bd(clip.points, list(result.settings["baselines"]), bd_method)
+    if len(result.clips) > 1:
+        result.pooled_points = pool_points(result.clips)
+        result.pooled_bd = compute_bd(result.pooled_points, list(result.settings["baselines"]), bd_method)
+    result.notes = [n for n in result.notes if "no nervcodec points" not in n]
+    result.notes.append(f"nervcodec points and files reused from {source} (not re-encoded); the baselines "
+                        f"were run afresh")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -168,10 +221,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = BenchConfig(
             baselines=tuple(BASELINES) if args.baseline == "all" else (args.baseline,), crfs=tuple(args.crf),
-            preset=args.preset, bframes=args.bframes, bpp_targets=tuple(args.bpp), nerv=not args.no_nerv,
+            preset=args.preset, bframes=args.bframes, container=args.container, sei=args.keep_sei,
+            bpp_targets=tuple(args.bpp), nerv=not args.no_nerv,
             model=args.model, epochs=args.epochs, device=args.device, vmaf=args.vmaf)
+        reused: List[Point] = []
+        stash = tempfile.mkdtemp(prefix="run-bench-reuse-")
+        if args.reuse_nerv:
+            reused = load_nerv_points(args.reuse_nerv, stash)
+            old_settings = json.load(open(args.reuse_nerv, encoding="utf-8"))["settings"].get("nervcodec")
+            config = dataclasses.replace(config, nerv=False, bpp_targets=tuple(sorted(p.bpp for p in reused)))
+        prepare_out_dir(args.out)
         result = run_bench(clips, config, args.out, out_dir=args.out,
                            progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+        if reused:
+            result.settings["nervcodec"] = old_settings
+            merge_nerv_points(result, reused, stash, args.out, args.reuse_nerv, config.bd_method)
+        shutil.rmtree(stash, ignore_errors=True)
         write_outputs(result, args.out)
     except NervCodecError as exc:
         print(f"run_bench: error: {exc}", file=sys.stderr)

@@ -58,3 +58,20 @@ def make_moving_clip(width: int = 48, height: int = 32, frames: int = 17, speed:
         base = 0.5 + 0.35 * np.sin(2 * np.pi * x / 16 + k) * np.cos(2 * np.pi * y / 20)
         planes.append(np.clip(np.rint(base * 255), 0, 255).astype(np.uint8))
     return VideoInfo(width, height, fmt, Fraction(25), frames, name=name), Frames(tuple(planes), fmt)
+
+
+def tiny_fit_data(n: int = 4, h: int = 16, w: int = 16):
+    """Random 4:2:0 training items of one frame each (for the fitting loop alone)."""
+    from nervcodec.fit import FitData
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(n, 1, h, w, generator=g) * 255).to(torch.uint8)
+    c = (torch.rand(n, 1, 2, h // 2, w // 2, generator=g) * 255).to(torch.uint8)
+    return FitData(t=torch.arange(n, dtype=torch.float32)[:, None] / n, y=y, c=c, mask=torch.ones(n, 1),
+                   keyframes=None, max_value=255, chroma_shift=(1, 1))
+
+
+def tiny_nerv():
+    """A seeded NeRV of about 3000 parameters for 16x16 frames."""
+    from nervcodec.model.nerv import NeRV, plan_nerv
+    torch.manual_seed(0)
+    return NeRV(plan_nerv(16, 16, 3, 3000))

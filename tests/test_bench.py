@@ -47,11 +47,21 @@ def clip(tmp_path_factory):
 # --------------------------------------------------------------------------- command builders
 
 
-def test_registry_and_seed_paper_commands():
+def test_registry_and_fair_default_commands():
     assert set(BASELINES) == {"h264", "hevc"}
     s = BaselineSettings()
     # ffmpeg-python (the adapter's build_args) writes -map and -f first, then the other output options sorted
     # by name; ffmpeg does not care about their order within one output.
+    assert encode_args("h264", "in.y4m", "out.264", 28, s) == [
+        "-i", "in.y4m", "-map", "0:v:0", "-f", "h264", "-an", "-bf", "0", "-bsf:v", "filter_units=remove_types=6",
+        "-c:v", "libx264", "-crf", "28", "-dn", "-pix_fmt", "yuv420p", "-preset", "medium", "-sn", "out.264"]
+    assert encode_args("hevc", "in.y4m", "out.265", 38, s) == [
+        "-i", "in.y4m", "-map", "0:v:0", "-f", "hevc", "-an", "-c:v", "libx265", "-crf", "38", "-dn",
+        "-pix_fmt", "yuv420p", "-preset", "medium", "-sn", "-x265-params", "bframes=0:info=0", "out.265"]
+
+
+def test_seed_paper_commands_on_request():
+    s = BaselineSettings(container="mp4", sei=True)
     assert encode_args("h264", "in.y4m", "out.mp4", 28, s) == [
         "-i", "in.y4m", "-map", "0:v:0", "-f", "mp4", "-an", "-bf", "0", "-c:v", "libx264", "-crf", "28",
         "-dn", "-pix_fmt", "yuv420p", "-preset", "medium", "-sn", "out.mp4"]
@@ -66,8 +76,9 @@ def test_stronger_anchor_settings_and_containers():
     assert h264[h264.index("-preset") + 1] == "veryslow" and h264[h264.index("-bf") + 1] == "3"
     assert h264[h264.index("-f") + 1] == "h264" and h264[-1] == "b.264"
     hevc = encode_args("hevc", "a", "b.265", 20, s)
-    assert hevc[hevc.index("-x265-params") + 1] == "bframes=3" and hevc[hevc.index("-f") + 1] == "hevc"
-    assert describe("hevc", s) == "-c:v libx265 -preset veryslow -x265-params bframes=3 -crf CRF -pix_fmt yuv420p (raw)"
+    assert hevc[hevc.index("-x265-params") + 1] == "bframes=3:info=0" and hevc[hevc.index("-f") + 1] == "hevc"
+    assert describe("hevc", s) == ("-c:v libx265 -preset veryslow -x265-params bframes=3:info=0 -crf CRF "
+                                   "-pix_fmt yuv420p (raw elementary stream, settings SEI removed)")
 
 
 @pytest.mark.parametrize("bad", [
@@ -181,9 +192,9 @@ def test_bench_no_nerv_cli_matches_independent_measurement(clip, tmp_path):
     assert "3x3 Gaussian window" in data["clips"][0]["ms_ssim_note"]
     # independent: encode with the same settings, decode with plain ffmpeg, compare
     p = next(p for p in data["points"] if p["codec"] == "hevc" and p["crf"] == 30)
-    enc, dec = str(tmp_path / "x.mp4"), str(tmp_path / "x.y4m")
-    run_ffmpeg(["-i", clip, "-c:v", "libx265", "-preset", "medium", "-x265-params", "bframes=0", "-crf", "30",
-                "-pix_fmt", "yuv420p", enc])
+    enc, dec = str(tmp_path / "x.265"), str(tmp_path / "x.y4m")
+    run_ffmpeg(["-i", clip, "-c:v", "libx265", "-preset", "medium", "-x265-params", "bframes=0:info=0", "-crf", "30",
+                "-pix_fmt", "yuv420p", "-f", "hevc", enc])
     run_ffmpeg(["-i", enc, "-f", "yuv4mpegpipe", dec])
     assert p["bytes"] == os.path.getsize(enc) == os.path.getsize(out / p["file"])
     assert p["bpp"] == pytest.approx(os.path.getsize(enc) * 8 / (8 * 64 * 48))
@@ -204,7 +215,7 @@ def test_default_crf_sweep_brackets_the_targets(clip, tmp_path):
     assert bpps[-1] >= 0.6 or crfs[0] == CRF_GRID[0]
     # only kept points leave files behind
     kept = {os.path.basename(p) for p in os.listdir(os.path.join(str(tmp_path), "tiny"))}
-    assert kept == {f"h264_crf{c}.mp4" for c in crfs}
+    assert kept == {f"h264_crf{c}.264" for c in crfs}
 
 
 def test_bench_with_nervcodec_in_process(clip, tmp_path):

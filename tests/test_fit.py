@@ -4,22 +4,18 @@ import math
 import pytest
 import torch
 
-from nervcodec.fit import FitConfig, FitData, fit
+from nervcodec.fit import FitConfig, fit
 from nervcodec.fit.fit import lr_factor
-from nervcodec.model.nerv import NeRV, plan_nerv
+
+from conftest import tiny_fit_data, tiny_nerv
 
 
 def _data(n=4, h=16, w=16):
-    g = torch.Generator().manual_seed(0)
-    y = (torch.rand(n, 1, h, w, generator=g) * 255).to(torch.uint8)
-    c = (torch.rand(n, 1, 2, h // 2, w // 2, generator=g) * 255).to(torch.uint8)
-    return FitData(t=torch.arange(n, dtype=torch.float32)[:, None] / n, y=y, c=c, mask=torch.ones(n, 1),
-                   keyframes=None, max_value=255, chroma_shift=(1, 1))
+    return tiny_fit_data(n, h, w)
 
 
 def _model():
-    torch.manual_seed(0)
-    return NeRV(plan_nerv(16, 16, 3, 3000))
+    return tiny_nerv()
 
 
 def test_schedule_warmup_then_cosine():

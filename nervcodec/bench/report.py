@@ -340,6 +340,44 @@ def plot_rd(result: BenchResult, out_dir: str) -> Dict[str, str]:
     return written
 
 
+def prepare_out_dir(out_dir: str) -> None:
+    """Make ``out_dir`` (or refuse it in one line: not creatable, not writable), and remove what a
+    previous bench run wrote there, as its results.json lists it (encoded files, tables, plots,
+    figures), so a rerun never leaves stale points beside the new ones.  Other files are left alone."""
+    from ..fsutil import check_writable
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the --out folder {out_dir}: {exc.strerror or exc}") from None
+    check_writable(os.path.join(out_dir, "results.json"), "the --out folder")
+    previous = os.path.join(out_dir, "results.json")
+    if not os.path.isfile(previous):
+        return
+    try:
+        with open(previous, encoding="utf-8") as fp:
+            old = json.load(fp)
+    except (OSError, ValueError):
+        return
+    listed = [p.get("file") for p in old.get("points", []) if isinstance(p, dict)]
+    listed += [c.get("figure") for c in old.get("clips", []) if isinstance(c, dict)]
+    listed += list(old.get("files", {}).values()) if isinstance(old.get("files"), dict) else []
+    root = os.path.realpath(out_dir)
+    for rel in listed:
+        if not isinstance(rel, str) or not rel:
+            continue
+        path = os.path.realpath(rel if os.path.isabs(rel) else os.path.join(out_dir, rel))
+        if path.startswith(root + os.sep) and os.path.isfile(path):   # only inside --out
+            os.remove(path)
+    for name in os.listdir(out_dir):   # folders the old run emptied
+        folder = os.path.join(out_dir, name)
+        if os.path.isdir(folder):
+            for sub in (os.path.join(folder, "decoded"), folder):
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
+
+
 def write_outputs(result: BenchResult, out_dir: str) -> Dict[str, str]:
     """results.json, results.csv and the RD plots into ``out_dir``; returns kind -> path (also kept in the result)."""
     try:

@@ -21,6 +21,7 @@ Rate points
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -37,7 +38,8 @@ from ..metrics.quality import QualityReport, compare_videos
 from ..metrics.rate import bits_per_pixel
 from ..metrics.vmaf import vmaf_score
 from ..tools.ffmpeg import run_ffmpeg
-from .baselines import BASELINES, BaselineSettings, decode_args, describe, encode_args, output_name
+from .baselines import (BASELINES, ENCODER_PIX_FMTS, BaselineSettings, decode_args, describe, encode_args,
+                        output_name)
 from .results import NERV_CODEC, BenchResult, ClipResult, Point, pool_points
 
 __all__ = ["BenchConfig", "CRF_GRID", "CRF_START", "BD_METRICS", "default_bpp_targets", "select_sweep",
@@ -70,7 +72,8 @@ class BenchConfig:
     crfs: Tuple[int, ...] = ()
     preset: str = "medium"
     bframes: int = 0
-    container: str = "mp4"
+    container: str = "raw"
+    sei: bool = False            # keep the baselines' settings SEI (with container mp4: the papers' files)
     bpp_targets: Tuple[float, ...] = ()
     nerv: bool = True
     model: str = "dnerv"
@@ -110,14 +113,16 @@ class BenchConfig:
 
     @property
     def baseline_settings(self) -> BaselineSettings:
-        return BaselineSettings(preset=self.preset, bframes=self.bframes, container=self.container)
+        return BaselineSettings(preset=self.preset, bframes=self.bframes, container=self.container, sei=self.sei)
 
     def describe(self) -> dict:
         """The settings as they go into results.json: the exact baseline commands included."""
         s = self.baseline_settings
         return {
-            "baselines": {b: {"encoder": BASELINES[b].encoder, "settings": describe(b, s), "preset": s.preset,
-                              "bframes": s.bframes, "pix_fmt": s.pix_fmt, "container": s.container}
+            "baselines": {b: {"encoder": BASELINES[b].encoder,
+                              "settings": describe(b, dataclasses.replace(s, pix_fmt="SOURCE")), "preset": s.preset,
+                              "bframes": s.bframes, "pix_fmt": "the source's", "container": s.container,
+                              "settings_sei": s.sei}
                           for b in self.baselines},
             "crfs": list(self.crfs) or f"default sweep over {list(CRF_GRID)} from {CRF_START}, bracketing the targets",
             "nervcodec": ({"model": self.model, "epochs": self.epochs, "device": self.device, "seed": self.seed,
@@ -183,6 +188,11 @@ class _ClipRun:
         os.makedirs(self.decoded_dir, exist_ok=True)
         self.method = ms_ssim_method(info.width, info.height)
 
+    @property
+    def baseline_settings(self) -> BaselineSettings:
+        """The run's baseline settings in the source's own pixel format (bit depth and chroma kept)."""
+        return dataclasses.replace(self.config.baseline_settings, pix_fmt=self.info.pix_fmt.name)
+
     def rel(self, path: str) -> Optional[str]:
         return os.path.relpath(path, self.out_dir) if self.out_dir else None
 
@@ -215,7 +225,7 @@ class _ClipRun:
     # ------------------------------------------------------------------ baselines
 
     def baseline_point(self, codec: str, crf: int) -> Point:
-        settings = self.config.baseline_settings
+        settings = self.baseline_settings
         encoded = os.path.join(self.dir, output_name(codec, crf, settings))
         decoded = os.path.join(self.decoded_dir, f"{codec}_crf{crf}.y4m")
         t0 = time.perf_counter()
@@ -256,7 +266,7 @@ class _ClipRun:
         return [points[c] for c in keep]
 
     def _discard(self, codec: str, crf: int) -> None:
-        path = os.path.join(self.dir, output_name(codec, crf, self.config.baseline_settings))
+        path = os.path.join(self.dir, output_name(codec, crf, self.baseline_settings))
         try:
             os.remove(path)
         except OSError:
@@ -409,43 +419,54 @@ def bench_clip(source: str, name: str, workdir: str, config: BenchConfig, *, out
 
     with open_video(source) as reader:
         info = reader.info
-    if config.baselines and (info.width % 2 or info.height % 2):
-        raise InputError(f"{source}: {info.width}x{info.height} has an odd side; the yuv420p baselines need "
-                         f"even width and height")
+    fmt = info.pix_fmt
+    if config.baselines and ((fmt.log2_chroma_w and info.width % 2) or (fmt.log2_chroma_h and info.height % 2)):
+        raise InputError(f"{source}: {info.width}x{info.height} has an odd side; the {fmt.name} baselines need "
+                         f"even {'width and height' if fmt.log2_chroma_h else 'width'}")
+    for b in config.baselines:
+        encoder = BASELINES[b].encoder
+        if fmt.name not in ENCODER_PIX_FMTS[encoder]:
+            raise InputError(f"{source}: {encoder} cannot code {fmt.name} at its own bit depth and chroma format; "
+                             f"a baseline converted to another format would not be a fair anchor"
+                             + ("; use --baseline hevc" if encoder == "libx264" and "libx265" in
+                                [BASELINES[x].encoder for x in BASELINES] and fmt.name in ENCODER_PIX_FMTS["libx265"]
+                                else ""))
     run = _ClipRun(source, name, info, workdir, out_dir, config, progress)
-    targets = list(config.bpp_targets) or default_bpp_targets(info.width, info.height, info.num_frames)
-    uses_targets = config.nerv or not config.crfs
-    progress(f"[{name}] {info.width}x{info.height} {info.pix_fmt.name}, {info.num_frames} frames"
-             + (f"; {'nervcodec targets' if config.nerv else 'CRF sweep spans'} "
-                f"{', '.join(f'{t:g}' for t in targets)} bpp" if uses_targets else ""))
-    clip = ClipResult(name=name, path=source, width=info.width, height=info.height, frames=info.num_frames,
-                      fps=str(Fraction(info.fps)), pix_fmt=info.pix_fmt.name,
-                      bpp_targets=sorted(targets) if config.nerv else [], crfs={},
-                      ms_ssim_note=run.method.note)
-    if config.nerv:  # first, so the baseline sweep can span the rates nervcodec actually reached
-        failure: Optional[ConfigError] = None
-        for t in sorted(targets):
-            try:
-                clip.points.append(run.nerv_point(t))
-            except ConfigError as exc:
-                # One infeasible target (e.g. a rate too low for any model of this clip) should not
-                # throw away the rest of a long run; it is reported instead.  If no target works
-                # at all, the settings are wrong and that is an error.
-                failure = exc
-                clip.notes.append(f"nervcodec at {t:g} bpp skipped: {exc}")
-                progress(f"[{name}] nervcodec at {t:g} bpp skipped: {exc}")
-        if failure is not None and not any(p.codec == NERV_CODEC for p in clip.points):
-            raise ConfigError(f"{name}: no nervcodec target could be encoded ({failure})")
-    span = targets + [p.bpp for p in clip.points if p.codec == NERV_CODEC]
-    for codec in config.baselines:
-        pts = run.baseline_sweep(codec, span)
-        clip.points.extend(pts)
-        clip.crfs[codec] = [p.crf for p in pts if p.crf is not None]
-    clip.task_baselines = task_baselines(source, config)
-    if config.figures and out_dir is not None:
-        clip.figure = run.rel(matched_figure(run, clip.points))
-    if not config.keep_decoded:
-        shutil.rmtree(run.decoded_dir, ignore_errors=True)
+    try:
+        targets = list(config.bpp_targets) or default_bpp_targets(info.width, info.height, info.num_frames)
+        uses_targets = config.nerv or not config.crfs
+        progress(f"[{name}] {info.width}x{info.height} {info.pix_fmt.name}, {info.num_frames} frames"
+                 + (f"; {'nervcodec targets' if config.nerv else 'CRF sweep spans'} "
+                    f"{', '.join(f'{t:g}' for t in targets)} bpp" if uses_targets else ""))
+        clip = ClipResult(name=name, path=source, width=info.width, height=info.height, frames=info.num_frames,
+                          fps=str(Fraction(info.fps)), pix_fmt=info.pix_fmt.name,
+                          bpp_targets=sorted(targets) if config.nerv else [], crfs={},
+                          ms_ssim_note=run.method.note)
+        if config.nerv:  # first, so the baseline sweep can span the rates nervcodec actually reached
+            failure: Optional[ConfigError] = None
+            for t in sorted(targets):
+                try:
+                    clip.points.append(run.nerv_point(t))
+                except ConfigError as exc:
+                    # One infeasible target (e.g. a rate too low for any model of this clip) should not
+                    # throw away the rest of a long run; it is reported instead.  If no target works
+                    # at all, the settings are wrong and that is an error.
+                    failure = exc
+                    clip.notes.append(f"nervcodec at {t:g} bpp skipped: {exc}")
+                    progress(f"[{name}] nervcodec at {t:g} bpp skipped: {exc}")
+            if failure is not None and not any(p.codec == NERV_CODEC for p in clip.points):
+                raise ConfigError(f"{name}: no nervcodec target could be encoded ({failure})")
+        span = targets + [p.bpp for p in clip.points if p.codec == NERV_CODEC]
+        for codec in config.baselines:
+            pts = run.baseline_sweep(codec, span)
+            clip.points.extend(pts)
+            clip.crfs[codec] = [p.crf for p in pts if p.crf is not None]
+        clip.task_baselines = task_baselines(source, config)
+        if config.figures and out_dir is not None:
+            clip.figure = run.rel(matched_figure(run, clip.points))
+    finally:   # also on Ctrl-C or an error: no decoded/ folder is left behind
+        if not config.keep_decoded:
+            shutil.rmtree(run.decoded_dir, ignore_errors=True)
     clip.bd = compute_bd(clip.points, config.baselines, config.bd_method)
     return clip
 

@@ -15,15 +15,17 @@ from typing import Optional, Tuple
 import click
 
 from ..bench.baselines import BASELINES, CONTAINERS, X264_PRESETS
-from ..bench.report import format_table, to_json, write_outputs
+from ..bench.report import format_table, prepare_out_dir, to_json, write_outputs
 from ..bench.runner import BenchConfig, run_bench
 from ..errors import ConfigError, NervCodecError
 from ..model import model_names
+from .common import verbose_option
 
 __all__ = ["bench"]
 
 
 @click.command("bench")
+@verbose_option
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--baseline", type=click.Choice(["h264", "hevc", "all"]), default="all", show_default=True,
               help="Conventional codec(s) to compare against.")
@@ -34,8 +36,11 @@ __all__ = ["bench"]
               help="x264/x265 preset (medium = the NeRV papers' anchors; veryslow for a strong anchor).")
 @click.option("--bframes", type=click.IntRange(0, 16), default=0, show_default=True,
               help="B-frames for x264/x265 (0 = the NeRV papers' anchors).")
-@click.option("--container", type=click.Choice(sorted(CONTAINERS)), default="mp4", show_default=True,
-              help="Container of the baseline files (their whole size counts in bpp).")
+@click.option("--container", type=click.Choice(sorted(CONTAINERS)), default="raw", show_default=True,
+              help="Container of the baseline files; their whole size counts in bpp (raw = the elementary stream).")
+@click.option("--keep-sei", is_flag=True,
+              help="Keep the x264/x265 settings SEI in the baseline streams (with --container mp4: the NeRV "
+                   "papers' files, whose rate that text and the boxes inflate).")
 @click.option("--bpp", "bpps", type=float, multiple=True, metavar="B",
               help="nervcodec target rate in bits per pixel (repeatable). Default: four rates doubling from "
                    "160 kbit / (frames*W*H), the lowest clamped to 0.02..0.2.")
@@ -64,7 +69,8 @@ __all__ = ["bench"]
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout (table goes to stderr).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset: str, bframes: int,
-          container: str, bpps: Tuple[float, ...], model: str, epochs: Optional[int], device: str, seed: int,
+          container: str, keep_sei: bool, bpps: Tuple[float, ...], model: str, epochs: Optional[int], device: str,
+          seed: int,
           no_nerv: bool, vmaf: bool, bd_method: str, out_dir: Optional[str], reference: Optional[str],
           holdout: Optional[str], mask: Optional[str], figures: bool, as_json: bool, quiet: bool) -> None:
     """Compare nervcodec with H.264 / HEVC on INPUT videos: RD table, BD-rate, plots.
@@ -78,7 +84,7 @@ def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset:
         if figures and not out_dir:
             raise ConfigError("--figures writes PNG files into the --out folder; give --out DIR")
         _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs, device, seed, no_nerv, vmaf,
-             bd_method, out_dir, as_json, quiet, figures, reference, holdout, mask)
+             bd_method, out_dir, as_json, quiet, figures, reference, holdout, mask, keep_sei)
     except NervCodecError as exc:
         click.echo(f"nervcodec: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -88,10 +94,11 @@ def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset:
 
 
 def _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs, device, seed, no_nerv, vmaf,
-         bd_method, out_dir, as_json, quiet, figures=False, reference=None, holdout=None, mask=None) -> None:
+         bd_method, out_dir, as_json, quiet, figures=False, reference=None, holdout=None, mask=None,
+         keep_sei=False) -> None:
     config = BenchConfig(
         baselines=tuple(BASELINES) if baseline == "all" else (baseline,), crfs=tuple(crfs), preset=preset,
-        bframes=bframes, container=container, bpp_targets=tuple(bpps), nerv=not no_nerv, model=model, epochs=epochs,
+        bframes=bframes, container=container, sei=keep_sei, bpp_targets=tuple(bpps), nerv=not no_nerv, model=model, epochs=epochs,
         device=device, seed=seed, vmaf=vmaf, bd_method=bd_method, figures=figures,
         reference=reference, holdout=holdout, mask=mask)
 
@@ -99,6 +106,8 @@ def _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs
         if not quiet:
             click.echo(msg, err=True)
 
+    if out_dir:
+        prepare_out_dir(out_dir)   # writable (one line if not) and free of a previous run's files, before any work
     workdir = out_dir or tempfile.mkdtemp(prefix="nervcodec-bench-")
     try:
         result = run_bench(list(inputs), config, workdir, out_dir=out_dir, progress=progress)

@@ -23,12 +23,29 @@ from ..errors import NervCodecError, NervCodecWarning
 from ..textutil import plural
 from ..model import model_names
 from .bench import bench
+from .common import verbose_option
 
 DEBUG_ENV = "NERVCODEC_DEBUG"
 
 
 class _Group(click.Group):
     """Turns every failure into one line and an exit code."""
+
+    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None, complete_var=None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """click's own usage errors ("Error: Missing argument ...") in nervcodec's one-line form too."""
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            _fail("interrupted", 130)
+        except click.ClickException as exc:
+            hint = ""
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            _fail(f"{exc.format_message()}{hint}", exc.exit_code)
+        if isinstance(rv, int) and rv and standalone_mode:   # click's Exit(code), e.g. from --help: 0
+            sys.exit(rv)
+        return rv
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -62,13 +79,21 @@ def _reader_went_away() -> None:
     sys.exit(0)
 
 
+def _speaks() -> bool:
+    """Only one process of a torchrun job talks to the terminal: rank 0 (every rank still exits
+    with the error's code)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line each, like errors (no source line, no file name)."""
-    click.echo(f"nervcodec: warning: {message}", err=True)
+    if _speaks():
+        click.echo(f"nervcodec: warning: {message}", err=True)
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"nervcodec: error: {message}", err=True)
+    if _speaks():
+        click.echo(f"nervcodec: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -95,7 +120,11 @@ def _device_option(f):
 
 
 @cli.command()
+@verbose_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--inputs-from", type=click.Path(), default=None, metavar="LIST",
+              help="Read the input videos from LIST (one path per line, # comments; relative paths are relative "
+                   "to LIST) or from every video in the folder LIST; then give only OUTPUT.")
 @click.option("--model", type=click.Choice(model_names()), default="dnerv", show_default=True)
 @click.option("--params", type=int, default=None, help="Parameter budget of the network.")
 @click.option("--bpp", type=float, default=None,
@@ -125,6 +154,9 @@ def _device_option(f):
 @click.option("--fps", default=None, metavar="RATE",
               help="Frame rate of PNG-sequence inputs (a folder or frames/%05d.png), e.g. 25 or 30000/1001 [25].")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (only after a successful encode).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Keep frames, keyframes and training items in files under DIR instead of memory (large "
+                   "collections; removed afterwards).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Save the fitting state to this file every minute and on Ctrl-C (removed after success).")
 @click.option("--resume", is_flag=True, help="Continue the fit saved in --checkpoint (starts afresh if absent).")
@@ -140,15 +172,25 @@ def _device_option(f):
               help="With --verify: write the reference, the input and the decoded frame side by side "
                    "(zoomed crop, error map) to this PNG.")
 @click.option("--verify", is_flag=True, help="Decode the written file and report its measured quality.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or status lines (the result is still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opts: Any) -> None:
-    """Encode INPUT... into OUTPUT (.nerv).  Several inputs make one collection file."""
+def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, inputs_from: Optional[str],
+           **opts: Any) -> None:
+    """Encode INPUT... into OUTPUT (.nerv).  Several inputs make one collection file.
+
+    Under torchrun (``torchrun --nproc-per-node N -m nervcodec encode ...``) the fit is
+    data-parallel over the processes; --batch is then the global batch."""
     from ..codec import EncodeConfig
     from ..codec import encode as do_encode
-    if len(paths) < 2:
+    if inputs_from is not None:
+        from ..io.lists import read_input_list
+        if len(paths) != 1:
+            raise click.UsageError("with --inputs-from give only the OUTPUT file")
+        inputs, output = read_input_list(inputs_from), paths[0]
+    elif len(paths) < 2:
         raise click.UsageError("give at least one INPUT and the OUTPUT file")
-    *inputs, output = paths
+    else:
+        *inputs, output = paths
     cfg = EncodeConfig(model=opts["model"], params=opts["params"], bpp=opts["bpp"], preset=opts["preset"],
                        epochs=opts["epochs"], batch=opts["batch"], lr=opts["lr"], device=opts["device"],
                        seed=opts["seed"], loss=opts["loss"], quant_bits=opts["quant_bits"], lam=opts["lam"],
@@ -157,11 +199,14 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, **opt
                        keyframe_share=opts["keyframe_share"],
                        keyframe_weights=opts["keyframe_weights"], fps=opts["fps"], verify=verify, force=opts["force"],
                        checkpoint=opts["checkpoint"], resume=opts["resume"], holdout=opts["holdout"],
-                       mask=opts["mask"], reference=opts["reference"], figure=opts["figure"])
+                       mask=opts["mask"], reference=opts["reference"], figure=opts["figure"],
+                       cache_dir=opts["cache_dir"])
     res = do_encode(inputs, output, cfg, progress=not quiet and not as_json)
+    if not _speaks():
+        return
     if as_json:
         _emit_json(res.to_dict())
-    elif not quiet:
+    else:   # -q hides the progress, not the result
         click.echo(f"{res.path}: {res.bytes} bytes, {res.bpp:.4f} bpp, PSNR-YUV {res.psnr:.2f} dB "
                    f"(Y {res.psnr_y:.2f}), {res.params} parameters at {res.bits_per_param:.2f} bits, "
                    f"{res.frames} frames, {res.seconds:.1f} s")
@@ -188,6 +233,7 @@ def _task_line(t: Any) -> str:
 
 
 @cli.command()
+@verbose_option
 @click.argument("file", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output file (.y4m, .mkv, or a folder / pattern for PNGs); a folder for a collection.")
@@ -208,12 +254,13 @@ def decode(file: str, output: str, frames: Optional[str], video: Optional[str], 
                     keyframe_weights=keyframe_weights, progress=not quiet, fps_scale=fps_scale)
     if as_json:
         _emit_json(res.to_dict())
-    elif not quiet:
+    else:   # -q hides the progress, not the result
         click.echo(f"decoded {plural(res.frames, 'frame')} to {', '.join(res.outputs)} in {res.seconds:.2f} s "
                    f"({res.frames / max(res.seconds, 1e-9):.1f} fps on {res.device})")
 
 
 @cli.command()
+@verbose_option
 @click.argument("file", type=click.Path())
 @click.option("--json", "as_json", is_flag=True)
 def info(file: str, as_json: bool) -> None:
@@ -242,6 +289,7 @@ def info(file: str, as_json: bool) -> None:
 
 
 @cli.command()
+@verbose_option
 @click.option("--model", type=click.Choice(model_names()), default="dnerv", show_default=True)
 @click.option("--epochs", type=int, default=100, show_default=True)
 @click.option("--bpp", type=float, default=0.5, show_default=True)
@@ -285,6 +333,7 @@ def demo(model: str, epochs: int, bpp: float, device: str, keep: Optional[str], 
 
 
 @cli.command()
+@verbose_option
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--noise", "spec", required=True, metavar="TYPE:AMOUNT",

@@ -46,6 +46,7 @@ class EncodeConfig:
     mask: Optional[str] = None              # holes kept out of the fit (disperse[:S], central, PNG(s)): inpainting
     reference: Optional[str] = None         # --verify scores against this clean clip instead of the input
     figure: Optional[str] = None            # --verify writes the task's comparison PNG here
+    cache_dir: Optional[str] = None         # keep frames and training items on disk here, not in memory
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("params", "bpp", "preset") if getattr(self, n) is not None]

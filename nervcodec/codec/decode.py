@@ -15,6 +15,7 @@ from ..container import (SECTION_KEYFRAMES, SECTION_WEIGHTS, VERSION, NervFile, 
                          unpack_weights)
 from ..device import resolve_device
 from ..errors import ConfigError, FormatError, InterruptedError_, OutputError
+from ..distributed import current, init_from_env, launched
 from ..io import open_writer
 from ..io.video import Frames, VideoInfo
 from ..model import ModelSpec, VideoModel
@@ -152,6 +153,23 @@ def parse_frames(spec: Optional[str], num_frames: int) -> Optional[Tuple[int, in
     return a, b
 
 
+def select_videos(videos: Tuple[VideoInfo, ...], which: Optional[str]) -> List[int]:
+    """Every video, one (``--video NAME|INDEX``) or a range of indices (``--video A:B``, B excluded)."""
+    if which is None:
+        return list(range(len(videos)))
+    if ":" in which and not any(v.name == which for v in videos):
+        try:
+            a_s, b_s = which.split(":", 1)
+            a = int(a_s) if a_s.strip() else 0
+            b = int(b_s) if b_s.strip() else len(videos)
+        except ValueError:
+            raise ConfigError(f"--video must be a name, an index or a range A:B of indices, got {which!r}") from None
+        if not 0 <= a < b <= len(videos):
+            raise ConfigError(f"--video {which} is not a range of the file's {plural(len(videos), 'video')}")
+        return list(range(a, b))
+    return [select_video(videos, which)]
+
+
 def select_video(videos: Tuple[VideoInfo, ...], which: Optional[str]) -> Optional[int]:
     if which is None:
         return None
@@ -184,6 +202,9 @@ def _outputs(output: str | os.PathLike, videos: Tuple[VideoInfo, ...], chosen: L
     folder = Path(text)
     if len(chosen) == 1 and not (folder.is_dir() or text.endswith(("/", os.sep))):
         return {chosen[0]: folder}, None
+    if not folder.is_dir() and folder.suffix.lower() in (".y4m", ".mkv", ".png", ".yuv", ".mp4"):
+        raise ConfigError(f"the file holds {len(chosen)} videos and -o {text} names one file: give a folder "
+                          f"(-o {folder.with_suffix('')}/) for one file per video, or pick one with --video")
     return {i: folder / f"{_file_name(videos, i)}{ext}" for i in chosen}, folder
 
 
@@ -216,8 +237,7 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
     dev = resolve_device(device)
     model, layout = load_model(nf)
     videos = nf.header.videos
-    vi = select_video(videos, video)
-    chosen = [vi] if vi is not None else list(range(len(videos)))
+    chosen = select_videos(videos, video)
     if frames is not None and len(chosen) != 1:
         raise ConfigError("--frames needs a single video; pick one with --video NAME|INDEX")
     rng = parse_frames(frames, videos[chosen[0]].num_frames) if frames is not None else None
@@ -227,6 +247,8 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
         reader = KeyframeReader(nf.section(SECTION_KEYFRAMES), videos, layout, weights=keyframe_weights)
         kf, kf_planes = reader.source, reader.planes
     targets, folder = _outputs(output, videos, chosen, ".mkv" if fmt == "mkv" else ".y4m")
+    dist = init_from_env(dev.type) if launched() else current()
+    mine = chosen[dist.rank::dist.world] if dist is not None else chosen   # torchrun: videos dealt over ranks
     created = folder is not None and not folder.exists()
     if folder is not None:
         try:
@@ -235,7 +257,7 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
             raise OutputError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
     written = 0
     try:
-        for i in chosen:
+        for i in mine:
             v = videos[i]
             info = v.with_frames(((rng[1] - rng[0]) if rng else v.num_frames) * fps_scale)
             info = dataclasses.replace(info, fps=Fraction(info.fps) * fps_scale)
@@ -259,4 +281,6 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
         if isinstance(exc, KeyboardInterrupt):
             raise InterruptedError_("interrupted while decoding; no partial output was left") from None
         raise
+    if dist is not None:
+        written = sum(dist.all_gather(written))
     return DecodeResult(tuple(str(targets[i]) for i in chosen), written, time.monotonic() - t0, str(dev))

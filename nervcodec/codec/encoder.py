@@ -11,12 +11,16 @@ and, with ``verify``, a decode of the written file measured against the sources.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
+from ..device import resolve_device
+from ..errors import NervCodecError
+from ..distributed import init_from_env
 from ..fsutil import atomic_write_bytes
 from .coding import CodedFile, code
 from .config import EncodeConfig
@@ -54,6 +58,7 @@ class EncodeResult:
     rate_estimate_bytes: Optional[int] = None  # rate-aware fit: its estimate of the weights section
     fit_psnr_float: Optional[float] = None     # rate-aware fit: PSNR of the float and the quantized network
     fit_psnr_quantized: Optional[float] = None  # (the loss's measure, over the fitted items)
+    peak_rss_mib: Tuple[float, ...] = ()       # peak resident memory of each process (rank) up to the fit's end
 
     def to_dict(self) -> Dict[str, object]:
         out: Dict[str, object] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -81,7 +86,8 @@ def _result(plan: EncodePlan, fitted: FittedModel, coded: CodedFile, size: int, 
         bits_per_param=coded.weights_bytes * 8 / max(fitted.params, 1),
         lam=_finite(res.lam), rate_estimate_bytes=(None if fitted.estimated_bits is None
                                                    else int(round(fitted.estimated_bits / 8))),
-        fit_psnr_float=_finite(res.float_psnr), fit_psnr_quantized=_finite(res.quant_psnr))
+        fit_psnr_float=_finite(res.float_psnr), fit_psnr_quantized=_finite(res.quant_psnr),
+        peak_rss_mib=fitted.peak_rss)
 
 
 def _finite(x: float) -> Optional[float]:
@@ -90,10 +96,54 @@ def _finite(x: float) -> Optional[float]:
 
 def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: EncodeConfig, *,
            progress: bool = False) -> EncodeResult:
-    """Plan, fit, code and write ``output`` (then decode and measure it with ``cfg.verify``)."""
+    """Plan, fit, code and write ``output`` (then decode and measure it with ``cfg.verify``).
+
+    Under torchrun (several processes) every rank plans and fits its share of each batch
+    (:mod:`nervcodec.fit.distributed`); rank 0 alone codes, writes and verifies, and every
+    rank returns rank 0's result, or raises rank 0's error."""
     t0 = time.monotonic()
+    dist = init_from_env(resolve_device(cfg.device).type)
+    main = dist is None or dist.main
     planned = plan(inputs, output, cfg)
+    try:
+        return _fit_and_finish(planned, cfg, dist, progress and main, t0)
+    finally:
+        if planned.cache is not None:
+            planned.cache.close()
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB (0 where the platform does not say)."""
+    try:
+        import resource
+        import sys
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    except (ImportError, OSError):
+        return 0.0
+
+
+def _fit_and_finish(planned: EncodePlan, cfg: EncodeConfig, dist, progress: bool, t0: float) -> EncodeResult:
     fitted = fit_model(planned, progress)
+    rss = tuple(dist.all_gather(peak_rss_mib())) if dist is not None else (peak_rss_mib(),)
+    fitted = dataclasses.replace(fitted, peak_rss=rss)
+    if dist is None:
+        return _finish(planned, fitted, cfg, t0)
+    outcome: Tuple[str, object] = ("", None)
+    if dist.main:
+        try:
+            outcome = ("ok", _finish(planned, fitted, cfg, t0))
+        except NervCodecError as exc:
+            outcome = ("error", (type(exc), str(exc)))
+    kind, value = dist.broadcast_object(outcome)
+    if kind == "error":
+        cls, message = value
+        raise cls(message)
+    return value
+
+
+def _finish(planned: EncodePlan, fitted: FittedModel, cfg: EncodeConfig, t0: float) -> EncodeResult:
+    """Stages 3 and 4 (and --verify) on a fitted model."""
     coded = code(planned, fitted)
     size = write(planned, coded)
     if fitted.checkpoint is not None:

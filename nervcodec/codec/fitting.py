@@ -8,17 +8,20 @@ far below the quality its model started from warns.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, InterruptedError_, NervCodecWarning
 from ..fit import FitData, FitResult, fit
+from ..fit.data import DiskFitData
+from ..io.cache import DiskCache, RecordFile
 from ..fit.checkpoint import Checkpointer, fit_fingerprint
 from ..io.video import Frames, VideoInfo
 from ..model import VideoModel, config_to_dict
@@ -49,6 +52,7 @@ class FittedModel:
     checkpoint: Optional[Checkpointer] = None   # removed once the file is written
     steps: Optional[Dict[str, np.ndarray]] = None  # learned float16 step per tensor (rate-aware fit)
     estimated_bits: Optional[float] = None      # the rate term's estimate of the coded weights
+    peak_rss: Tuple[float, ...] = ()            # peak resident MiB of each process after the fit
 
 
 def build_fit_data(frames: Sequence[Frames], infos: Sequence[VideoInfo], layout: Layout, items, work_h: int,
@@ -69,6 +73,42 @@ def build_fit_data(frames: Sequence[Frames], infos: Sequence[VideoInfo], layout:
                    mask=loss_mask(layout, infos, items), keyframes=kf, max_value=fmt.max_value,
                    chroma_shift=(fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0),
                    pixels=pixels)
+
+
+DISK_CHUNK = 32  # items cut and written at a time when the items live in a cache file
+
+
+def build_disk_fit_data(frames: Sequence[Frames], infos: Sequence[VideoInfo], layout: Layout, items, work_h: int,
+                        work_w: int, keyframes: Optional[Mapping[Tuple[int, int], np.ndarray]],
+                        mask: Optional[MaskSpec], cache: DiskCache) -> DiskFitData:
+    """:func:`build_fit_data` into a cache file, ``DISK_CHUNK`` items at a time: memory holds one chunk,
+    and the fit reads its batches back from the file."""
+    fmt = infos[0].pix_fmt
+    sy, sx = (fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0)
+    d = layout.clip_len
+    fields = [("y", (d, work_h, work_w), fmt.dtype)]
+    if fmt.has_chroma:
+        fields.append(("c", (d, 2, work_h >> sy, work_w >> sx), fmt.dtype))
+    if keyframes is not None:
+        fields.append(("keyframes", (2, fmt.num_planes, work_h, work_w), fmt.dtype))
+    if mask is not None:
+        fields.append(("pixels", (d, work_h, work_w), np.uint8))
+    records = RecordFile(cache, "items.raw", fields)
+    digest = hashlib.sha256()
+    for a in range(0, len(items), DISK_CHUNK):
+        chunk = items[a:a + DISK_CHUNK]
+        ys, cs = cut_items(frames, layout, infos, chunk, work_h, work_w)
+        rows = {"y": ys, "c": cs}
+        if keyframes is not None:
+            rows["keyframes"] = keyframe_tiles(keyframes, layout, infos, chunk, work_h, work_w)
+        if mask is not None:
+            vis = {vi: (~video_holes(mask, infos[vi])).astype(np.uint8) for vi in {it.video for it in chunk}}
+            rows["pixels"] = cut_luma([vis.get(vi) for vi in range(len(infos))], layout, infos, chunk, work_h, work_w)
+        for name, _, _ in fields:
+            digest.update(np.ascontiguousarray(rows[name]).tobytes())
+        records.append(rows)
+    return DiskFitData(records, torch.from_numpy(layout.times(infos, items)), loss_mask(layout, infos, items),
+                       fmt.max_value, (sy, sx), digest.hexdigest())
 
 
 def loss_mask(layout: Layout, infos: Sequence[VideoInfo], items) -> torch.Tensor:
@@ -137,9 +177,10 @@ def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
     """Stage 2: fit the planned model; Ctrl-C gives :class:`InterruptedError_` (after saving a checkpoint)."""
     model = _initial_model(plan)
     n_params = model.num_params()
-    data = build_fit_data(plan.seen_frames, plan.infos, plan.layout, fit_items(plan), int(plan.config.height),
-                          int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None,
-                          plan.mask)
+    build = (build_fit_data if plan.cache is None
+             else lambda *a: build_disk_fit_data(*a, cache=plan.cache))  # noqa: E731
+    data = build(plan.seen_frames, plan.infos, plan.layout, fit_items(plan), int(plan.config.height),
+                 int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None, plan.mask)
     note(progress, f"fitting {plan.spec.name} with {n_params} parameters to {plural(plan.num_frames, 'frame')} "
                    f"on {plan.device} ({plural(plan.fit.epochs, 'epoch')})")
     rate = rate_term(plan, model)

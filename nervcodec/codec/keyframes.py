@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence as SequenceABC
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..container.keyframes import pack_keyframe_section, parse_keyframe_section
 from ..errors import FormatError
+from ..io.cache import ArrayStore, DiskCache
 from ..io.video import Frames, VideoInfo
 from ..keyframes import KEYFRAME_CODECS, default_keyframe_codec, keyframe_codec, keyframe_codec_by_id
 from .config import EncodeConfig
@@ -44,12 +46,12 @@ KEYFRAME_SHARE = 0.6
 @dataclass(frozen=True)
 class KeyframePlan:
     section: bytes
-    decoded: Dict[Tuple[int, int], np.ndarray]   # (video, frame) -> (C, H, W) full resolution
+    decoded: Mapping[Tuple[int, int], np.ndarray]   # (video, frame) -> (C, H, W) full resolution (maybe on disk)
     codec_name: str
     quality: int
-    native: Dict[Tuple[int, int], List[np.ndarray]] = field(default_factory=dict)  # decoded planes, native format
+    native: Mapping[Tuple[int, int], List[np.ndarray]] = field(default_factory=dict)  # decoded planes, native format
 
-    def source(self, items: Sequence[Item]) -> Dict[Tuple[int, int], np.ndarray]:
+    def source(self, items: Sequence[Item]) -> Mapping[Tuple[int, int], np.ndarray]:
         return self.decoded
 
     def planes(self, video: int, frame: int) -> List[np.ndarray]:
@@ -77,9 +79,26 @@ def _keyframe_list(infos: Sequence[VideoInfo], layout: Layout) -> List[Tuple[int
     return [(vi, f) for vi, v in enumerate(infos) for f in layout.keyframe_indices(v)]
 
 
+class _VideoKeyframes(SequenceABC):
+    """The keyframes of each video as :class:`Frames`, gathered when asked for (not all at once)."""
+
+    def __init__(self, infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout):
+        self.infos, self.frames, self.layout = infos, frames, layout
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+    def __getitem__(self, vi: int) -> Frames:  # type: ignore[override]
+        idx = self.layout.keyframe_indices(self.infos[vi])
+        fr = self.frames[vi]
+        return Frames(tuple(np.asarray(p[idx]) for p in fr.planes), fr.pix_fmt)
+
+
 def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
-                     budget: Optional[int]) -> KeyframePlan:
-    """Code the keyframes of every video, choosing the quality to fit their share of ``budget``."""
+                     budget: Optional[int], cache: Optional[DiskCache] = None) -> KeyframePlan:
+    """Code the keyframes of every video, choosing the quality to fit their share of ``budget``.
+
+    With a ``cache`` the decoded keyframes are kept in it, not in memory."""
     fmt = infos[0].pix_fmt
     codec = build_codec(cfg.keyframe_codec or _default_name(fmt), weights=cfg.keyframe_weights)
     codec.check_format(fmt)
@@ -88,30 +107,41 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
                       f"decode identically on another machine or device", stacklevel=2)
     keys = _keyframe_list(infos, layout)
     blobs: List[bytes] = []
-    decoded: Dict[Tuple[int, int], np.ndarray] = {}
-    native: Dict[Tuple[int, int], List[np.ndarray]] = {}
+    decoded: Any = ArrayStore(cache, "keyframes.raw", single=True) if cache is not None else {}
+    native: Any = ArrayStore(cache, "keyframes-native.raw") if cache is not None else {}
     # one quality for the whole collection, chosen on all keyframes together
-    per_video = [Frames(tuple(p[layout.keyframe_indices(v)] for p in fr.planes), fmt)
-                 for v, fr in zip(infos, frames)]
+    per_video = _VideoKeyframes(infos, frames, layout)
     if cfg.keyframe_quality is not None:
         quality = codec.check_quality(cfg.keyframe_quality)
-        coded = [codec.encode(kf, quality) for kf in per_video]
+        coded = _encode_all(codec, per_video, quality)
     elif budget is not None:
         share = cfg.keyframe_share if cfg.keyframe_share is not None else KEYFRAME_SHARE
         quality, coded = _choose(codec, per_video, int(budget * share))
     else:
         quality = _default_quality(codec)
-        coded = [codec.encode(kf, quality) for kf in per_video]
+        coded = _encode_all(codec, per_video, quality)
     params = codec.params(quality)
     for vi, (v, bl) in enumerate(zip(infos, coded)):
         dec = codec.decode(bl, fmt, v.width, v.height, params)
         full = upsample_chroma(dec)
         for k, f in enumerate(layout.keyframe_indices(v)):
-            decoded[(vi, f)] = full[k]
-            native[(vi, f)] = [p[k] for p in dec.planes]
+            if cache is not None:
+                decoded.put((vi, f), full[k])
+                native.put((vi, f), [p[k] for p in dec.planes])
+            else:
+                decoded[(vi, f)] = full[k]
+                native[(vi, f)] = [p[k] for p in dec.planes]
         blobs.extend(bl)
     assert len(blobs) == len(keys)
     return KeyframePlan(pack_keyframe_section(codec.codec_id, params, quality, blobs), decoded, codec.name, quality, native)
+
+
+def _encode_all(codec, per_video: Sequence[Frames], quality: int) -> List[List[bytes]]:
+    """Every video's keyframes coded at ``quality``; under torchrun the videos are dealt over the
+    ranks and the blobs gathered on every rank (image codecs are deterministic, so every rank
+    ends with the same section)."""
+    from ..distributed import current, map_over_ranks
+    return map_over_ranks(lambda kf: codec.encode(kf, quality), per_video, current())
 
 
 def _default_name(fmt) -> str:
@@ -131,7 +161,7 @@ def _choose(codec, per_video: Sequence[Frames], target: int) -> Tuple[int, List[
     best = None
     while lo <= hi:
         mid = (lo + hi) // 2
-        coded = [codec.encode(kf, mid) for kf in per_video]
+        coded = _encode_all(codec, per_video, mid)
         size = sum(len(b) for bl in coded for b in bl)
         if size <= target:
             best = (mid, coded)
@@ -140,7 +170,7 @@ def _choose(codec, per_video: Sequence[Frames], target: int) -> Tuple[int, List[
             hi = mid - 1
     if best is None:
         q = codec.quality_range[0]
-        best = (q, [codec.encode(kf, q) for kf in per_video])
+        best = (q, _encode_all(codec, per_video, q))
     return best
 
 

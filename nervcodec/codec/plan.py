@@ -16,11 +16,14 @@ import numpy as np
 import torch
 
 from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack
+from ..container.nervfile import MAX_VIDEOS
 from ..device import resolve_device
 from ..errors import ConfigError, InputError, OutputError
 from ..fit import FitConfig
+from ..distributed import current, launched
 from ..fsutil import check_writable
-from ..io import parse_fps, read_video
+from ..io import open_video, parse_fps, read_video
+from ..io.cache import DiskCache
 from ..io.png import is_png_sequence
 from ..io.video import Frames, VideoInfo
 from ..model import ModelSpec, model_spec
@@ -56,6 +59,7 @@ class EncodePlan:
     weight_budget: Optional[int] = None  # bytes of it left for the weights section
     visible: Optional[Tuple[Frames, ...]] = None  # what the fit and the keyframes may see (None: frames)
     mask: Optional[MaskSpec] = None     # --mask: holes kept out of the fit
+    cache: Optional[DiskCache] = None   # --cache-dir: frames, keyframes and items on disk (closed by encode)
 
     @property
     def seen_frames(self) -> Tuple[Frames, ...]:
@@ -87,23 +91,30 @@ def _unique_names(infos: Sequence[VideoInfo]) -> List[VideoInfo]:
     return out
 
 
-def read_inputs(inputs: Sequence[str | os.PathLike],
-                fps: Optional[str] = None) -> Tuple[Tuple[VideoInfo, ...], Tuple[Frames, ...]]:
+def read_inputs(inputs: Sequence[str | os.PathLike], fps: Optional[str] = None,
+                cache: Optional[DiskCache] = None) -> Tuple[Tuple[VideoInfo, ...], Tuple[Frames, ...]]:
     """Read every input video; a collection must share one pixel format; names are made unique.
 
     ``fps`` is the frame rate of the PNG-sequence inputs (other formats carry their own rate).
+    With a ``cache`` each video is streamed into it 16 frames at a time and comes back as
+    frames read on demand, so a collection never sits in memory whole.
     """
     if not inputs:
         raise InputError("no input video given")
-    if len(inputs) > 255:
-        raise InputError("at most 255 videos in one file")
+    if len(inputs) > MAX_VIDEOS:
+        raise InputError(f"at most {MAX_VIDEOS} videos in one file")
     rate = parse_fps(fps) if fps is not None else None
     pngs = [is_png_sequence(os.fspath(p)) for p in inputs]
     if rate is not None and not any(pngs):
         raise ConfigError("--fps sets the rate of PNG-sequence inputs; the inputs given carry their own rate")
     infos, frames = [], []
-    for p, png in zip(inputs, pngs):
-        info, fr = read_video(p, rate if png else None)
+    for k, (p, png) in enumerate(zip(inputs, pngs)):
+        if cache is None:
+            info, fr = read_video(p, rate if png else None)
+        else:
+            with open_video(p, rate if png else None) as reader:
+                info = reader.info
+                fr = cache.store_frames(reader.iter_frames(16), info.pix_fmt, info.width, info.height, f"v{k}.raw")
         infos.append(info.with_frames(fr.num_frames))
         frames.append(fr)
     fmts = {v.pix_fmt.name for v in infos}
@@ -113,13 +124,17 @@ def read_inputs(inputs: Sequence[str | os.PathLike],
 
 
 def check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool) -> None:
-    """Refuse, before any work, an output that is an input, exists without --force, or cannot be written."""
+    """Refuse, before any work, an output that is not a .nerv name, is an input, exists without --force,
+    or cannot be written (a typo such as ``encode in.y4m other.y4m --force`` must not replace a video)."""
     for p in inputs:
         try:
             if Path(p).resolve() == output.resolve() or (output.exists() and os.path.samefile(p, output)):
                 raise OutputError(f"the output {output} is also an input; choose another name")
         except OSError:
             pass
+    if output.suffix.lower() != ".nerv":
+        raise OutputError(f"the output {output} does not end in .nerv; nervcodec writes .nerv files (name it "
+                          f"{output.with_suffix('.nerv').name})")
     if output.exists() and not force:
         raise OutputError(f"{output} exists; use --force to replace it (it is replaced only after a successful encode)")
     if output.is_dir():
@@ -127,9 +142,23 @@ def check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool)
     check_writable(output)
 
 
+def _global_batch(asked: int, default: int) -> int:
+    """Items per step.  Under torchrun it is the global batch, split evenly over the processes: a
+    --batch that does not divide is refused here, before any work; the model's default is rounded
+    up to the next multiple of the process count."""
+    d = current()
+    if d is None:
+        return asked or default
+    if asked:
+        if asked % d.world:
+            raise ConfigError(f"--batch {asked} does not divide over {d.world} processes: --batch is the global "
+                              f"batch, give a multiple of {d.world}")
+        return asked
+    return -(-default // d.world) * d.world
+
+
 def check_reference(reference: str, infos: Sequence[VideoInfo]) -> None:
     """A --reference must be one clip of the input's size, pixel format and length."""
-    from ..io import open_video
     if len(infos) != 1:
         raise ConfigError("--reference is the clean version of a single input video; give one input")
     with open_video(reference) as reader:
@@ -157,7 +186,27 @@ def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: En
     check_output(output, inputs, cfg.force)
     spec = model_spec(cfg.model)
     device = resolve_device(cfg.device)
-    infos, frames = read_inputs(inputs, cfg.fps)
+    if device.type == "cuda" and device.index is None and launched():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))   # one GPU per torchrun rank
+    cache = _cache(cfg)
+    try:
+        return _plan(inputs, output, cfg, spec, device, cache)
+    except BaseException:
+        if cache is not None:
+            cache.close()
+        raise
+
+
+def _cache(cfg: EncodeConfig) -> Optional[DiskCache]:
+    if cfg.cache_dir is None:
+        return None
+    d = current()
+    return DiskCache(cfg.cache_dir, f"-rank{d.rank}" if d is not None else "")
+
+
+def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torch.device,
+          cache: Optional[DiskCache]) -> EncodePlan:
+    infos, frames = read_inputs(inputs, cfg.fps, cache)
     if cfg.reference is not None:
         check_reference(cfg.reference, infos)
     keyframed = spec.cls.needs_keyframes
@@ -176,21 +225,22 @@ def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: En
     layout = plan_layout(infos, clip_len, "video" if keyframed else "global", allow_patches=keyframed,
                          substitute=keyframed, holdout=holdout)
     mask = parse_mask(cfg.mask) if cfg.mask is not None else None
-    visible = _visible(infos, frames, layout, mask) if (mask is not None or holdout is not None) else None
+    visible = _visible(infos, frames, layout, mask, cache) if (mask is not None or holdout is not None) else None
     pixels = sum(v.pixels for v in infos)
     target_bpp = cfg.bpp if cfg.bpp is not None else (preset(cfg.preset) if cfg.preset else None)
     if cfg.params is None and target_bpp is None:
         target_bpp = preset("medium")
     budget = bytes_for_bpp(target_bpp, pixels) if target_bpp is not None else None
-    kf = encode_keyframes(infos, visible or frames, layout, cfg, budget) if keyframed else None
+    kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache) if keyframed else None
     weights = _weight_budget(cfg, spec, infos, layout, kf, budget, clip_len) if budget is not None else None
     params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)
     config = spec.plan(layout.patch_h, layout.patch_w, infos[0].pix_fmt.num_planes, params, clip_len=clip_len)
-    fit = FitConfig(epochs=cfg.epochs, batch=cfg.batch or spec.batch, lr=cfg.lr or spec.lr, loss=cfg.loss,
-                    seed=cfg.seed)
+    fit = FitConfig(epochs=cfg.epochs, batch=_global_batch(cfg.batch, spec.batch), lr=cfg.lr or spec.lr,
+                    loss=cfg.loss, seed=cfg.seed)
     return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,
                       infos=infos, frames=frames, layout=layout, keyframes=kf, config=config, fit=fit,
-                      target_bpp=target_bpp, budget=budget, weight_budget=weights, visible=visible, mask=mask)
+                      target_bpp=target_bpp, budget=budget, weight_budget=weights, visible=visible, mask=mask,
+                      cache=cache)
 
 
 def video_holes(mask: MaskSpec, v: VideoInfo) -> np.ndarray:
@@ -199,21 +249,31 @@ def video_holes(mask: MaskSpec, v: VideoInfo) -> np.ndarray:
 
 
 def _visible(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout,
-             mask: Optional[MaskSpec]) -> Tuple[Frames, ...]:
+             mask: Optional[MaskSpec], cache: Optional[DiskCache] = None) -> Tuple[Frames, ...]:
     """The inputs with what the encoder must not see taken out, before anything (keyframes, fit)
-    reads them: held-out frames set to zero, holes filled from the visible pixels around them."""
+    reads them: held-out frames set to zero, holes filled from the visible pixels around them.
+    Done 16 frames at a time (into the cache, when there is one)."""
     out = []
-    for v, fr in zip(infos, frames):
-        planes = [p.copy() for p in fr.planes]
-        fmt = v.pix_fmt
+    for vi, (v, fr) in enumerate(zip(infos, frames)):
         if mask is not None:
             mask.check(v.width, v.height, v.num_frames)
-            holes = video_holes(mask, v)
-            shift = (fmt.log2_chroma_h, fmt.log2_chroma_w)
-            planes = [fill_holes(p, holes if k == 0 else chroma_holes(holes, shift)) for k, p in enumerate(planes)]
-        if layout.split is not None:
-            hidden = [f for f in range(v.num_frames) if not layout.split.seen(f)]
-            for p in planes:
-                p[hidden] = 0
-        out.append(Frames(tuple(planes), fmt))
+        chunks = (_hide(v, fr, layout, mask, a, min(a + 16, v.num_frames)) for a in range(0, v.num_frames, 16))
+        if cache is not None:
+            out.append(cache.store_frames(chunks, v.pix_fmt, v.width, v.height, f"visible{vi}.raw"))
+        else:
+            out.append(Frames.concat(list(chunks)))
     return tuple(out)
+
+
+def _hide(v: VideoInfo, fr: Frames, layout: Layout, mask: Optional[MaskSpec], a: int, b: int) -> Frames:
+    fmt = v.pix_fmt
+    planes = [np.array(p[a:b]) for p in fr.planes]
+    if mask is not None:
+        holes = np.stack([mask.holes(f, v.height, v.width) for f in range(a, b)])
+        shift = (fmt.log2_chroma_h, fmt.log2_chroma_w)
+        planes = [fill_holes(p, holes if k == 0 else chroma_holes(holes, shift)) for k, p in enumerate(planes)]
+    if layout.split is not None:
+        hidden = [f - a for f in range(a, b) if not layout.split.seen(f)]
+        for p in planes:
+            p[hidden] = 0
+    return Frames(tuple(planes), fmt)

@@ -1,4 +1,11 @@
-"""A progress bar on stderr (tqdm) showing the fitting PSNR and the ETA."""
+"""A progress bar on stderr (tqdm) showing the fitting PSNR and the ETA.
+
+The bar starts at the step of its first update (the fit's first refresh, or a resumed
+fit's step), so its rate and ETA count only the steps it has seen run.  The PSNR it
+shows is the training loss's: the plane-weighted MSE of the last steps' batches, as
+fitted (float weights, or the quantized ones in the rate-aware part), which is not the
+PSNR-YUV of the decoded file that encode reports at the end.
+"""
 from __future__ import annotations
 
 import sys
@@ -15,10 +22,10 @@ class ProgressBar:
             return
         if self._bar is None:
             from tqdm import tqdm
-            self._bar = tqdm(total=total, desc=self._desc, unit=self._unit, file=sys.stderr, dynamic_ncols=True,
-                             leave=False)
-        self._bar.n = step
-        self._bar.set_postfix_str(f"psnr {psnr:.2f} dB", refresh=False)
+            self._bar = tqdm(total=total, initial=step, desc=self._desc, unit=self._unit, file=sys.stderr,
+                             dynamic_ncols=True, leave=False)
+        self._bar.update(step - self._bar.n)
+        self._bar.set_postfix_str(f"training PSNR {psnr:.2f} dB", refresh=False)
         self._bar.refresh()
 
     def close(self) -> None:

@@ -46,8 +46,10 @@ def cut_items(videos: Sequence[Frames], layout: Layout, infos: Sequence[VideoInf
 
 def cut_luma(planes: Sequence[np.ndarray], layout: Layout, infos: Sequence[VideoInfo], items: Sequence[Item],
              work_h: int, work_w: int) -> np.ndarray:
-    """(M, D, h, w) tiles of luma-sized planes ``planes[video]`` (N, H, W) for each item."""
-    out = np.empty((len(items), layout.clip_len, work_h, work_w), planes[0].dtype)
+    """(M, D, h, w) tiles of luma-sized planes ``planes[video]`` (N, H, W) for each item (videos no item
+    uses may be None)."""
+    dtype = next(p for p in planes if p is not None).dtype
+    out = np.empty((len(items), layout.clip_len, work_h, work_w), dtype)
     for i, it in enumerate(items):
         y0, x0 = layout.patch_origin(infos[it.video], it.patch)
         out[i] = cut_plane(planes[it.video][list(it.frames)], y0, x0, layout.patch_h, layout.patch_w, work_h, work_w)

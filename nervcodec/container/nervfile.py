@@ -55,7 +55,7 @@ _CODE_TO_FMT = {v: k for k, v in PIXEL_FORMAT_CODES.items()}
 
 MAX_HEADER = 1 << 20
 MAX_SECTIONS = 16
-MAX_VIDEOS = 255
+MAX_VIDEOS = 65535     # a count byte of 0 is followed by a varint count (256 or more videos)
 MAX_DIM = 16384
 MAX_FRAMES = 10_000_000
 MAX_NAME = 255
@@ -96,8 +96,11 @@ class NervFile:
 def _pack_header(h: Header) -> bytes:
     w = Writer()
     if not 1 <= len(h.videos) <= MAX_VIDEOS:
-        raise ValueError("1..255 videos per file")
-    w.u8(len(h.videos))
+        raise ValueError(f"1..{MAX_VIDEOS} videos per file")
+    if len(h.videos) <= 255:
+        w.u8(len(h.videos))
+    else:   # large collections: 0, then the count (readers before this rule refuse the file cleanly)
+        w.u8(0).varint(len(h.videos))
     for v in h.videos:
         name = v.name.encode("utf-8")[:MAX_NAME]
         w.blob(name).varint(v.width).varint(v.height).u8(PIXEL_FORMAT_CODES[v.pix_fmt.name])
@@ -110,8 +113,10 @@ def _pack_header(h: Header) -> bytes:
 def _unpack_header(data: bytes, major: int = VERSION[0]) -> Header:
     r = Reader(data, "file header")
     n = r.u8()
-    if n < 1:
-        raise FormatError("file header lists no video")
+    if n == 0:
+        n = r.varint(MAX_VIDEOS)
+        if n <= 255:
+            raise FormatError("file header has a long video count for fewer than 256 videos")
     videos = []
     for _ in range(n):
         try:
@@ -207,7 +212,10 @@ def read_file(path: str | os.PathLike) -> NervFile:
         raise FormatError(f"{p} is a directory, not a .nerv file") from None
     except PermissionError:
         raise FormatError(f"{p}: permission denied") from None
-    return unpack(data)
+    try:
+        return unpack(data)
+    except FormatError as exc:   # say which file: a user may be reading many
+        raise FormatError(f"{p}: {exc}") from None
 
 
 def write_file(path: str | os.PathLike, header: Header, sections: Mapping[int, bytes]) -> int:

@@ -56,8 +56,13 @@ def fit_fingerprint(model_config: Dict[str, Any], data: Any, fit_cfg: Any) -> st
     h = hashlib.sha256()
     cfg = {k: getattr(fit_cfg, k) for k in sorted(vars(fit_cfg))}
     h.update(json.dumps({"model": model_config, "fit": cfg}, sort_keys=True, default=str).encode())
-    for name in ("t", "y", "c", "mask", "keyframes"):
-        _hash_tensor(h, getattr(data, name, None))
+    if getattr(data, "digest", None) is not None:   # data kept on disk: the digest of its records
+        h.update(data.digest.encode())
+        for name in ("t", "mask"):
+            _hash_tensor(h, data.t if name == "t" else data.mask)
+    else:
+        for name in ("t", "y", "c", "mask", "keyframes"):
+            _hash_tensor(h, getattr(data, name, None))
     h.update(f"{data.max_value}{tuple(data.chroma_shift)}".encode())
     return h.hexdigest()
 

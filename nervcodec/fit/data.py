@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 
-__all__ = ["FitData", "PLANE_WEIGHTS"]
+__all__ = ["FitData", "DiskFitData", "PLANE_WEIGHTS"]
 
 PLANE_WEIGHTS = (4.06, 4.22, 3.21)
 
@@ -61,7 +62,51 @@ class FitData:
         return FitData(mv(self.t), mv(self.y), mv(self.c), mv(self.mask), mv(self.keyframes), self.max_value,
                        self.chroma_shift, mv(self.pixels))
 
-    def keyframes_float(self, idx: torch.Tensor) -> Optional[torch.Tensor]:
+    def keyframes_float(self, idx) -> Optional[torch.Tensor]:
         if self.keyframes is None:
             return None
         return self.keyframes[idx].float() / self.max_value
+
+    def batch(self, idx: torch.Tensor) -> "FitData":
+        """The items ``idx`` (gathered on the data's device)."""
+        pick = lambda x: None if x is None else x[idx]  # noqa: E731
+        return FitData(self.t[idx], self.y[idx], pick(self.c), self.mask[idx], pick(self.keyframes), self.max_value,
+                       self.chroma_shift, pick(self.pixels))
+
+
+class DiskFitData:
+    """The items of a collection kept in a cache file (``--cache-dir``), read a batch at a time.
+
+    Offers what the fitting loop uses of :class:`FitData`: the item count, the (small)
+    times and loss mask in memory, and :meth:`batch`, which reads the items' targets,
+    keyframe tiles and visibility from the file and moves them to the device.  The
+    ``digest`` of every record written stands for the data in checkpoint fingerprints.
+    """
+
+    def __init__(self, records, t: torch.Tensor, mask: torch.Tensor, max_value: int,
+                 chroma_shift: Tuple[int, int], digest: str):
+        self.records, self.t, self.mask = records, t, mask
+        self.max_value, self.chroma_shift, self.digest = max_value, chroma_shift, digest
+        self.device = torch.device("cpu")
+
+    num_items = FitData.num_items
+    clip_len = FitData.clip_len
+    num_frames = FitData.num_frames
+
+    def to(self, device: torch.device) -> "DiskFitData":
+        self.device = torch.device(device)
+        self.t, self.mask = self.t.to(device), self.mask.to(device)
+        return self
+
+    def batch(self, idx: torch.Tensor) -> FitData:
+        rows = self.records.read(idx.tolist())
+        dev = self.device
+
+        def tensor(name: str) -> Optional[torch.Tensor]:
+            if name not in rows:
+                return None
+            a = rows[name]
+            return torch.from_numpy(a.astype(np.int16) if a.dtype not in (np.uint8, np.float32) else a).to(dev)
+
+        return FitData(self.t[idx], tensor("y"), tensor("c"), self.mask[idx], tensor("keyframes"), self.max_value,
+                       self.chroma_shift, tensor("pixels"))

@@ -44,6 +44,7 @@ from ..errors import ConfigError, FitDivergedError
 from ..model.base import VideoModel
 from ..model.planes import split_planes
 from .data import PLANE_WEIGHTS, FitData
+from ..distributed import Dist, current, pad_to_batches, shard
 
 __all__ = ["FitConfig", "FitResult", "fit", "batch_loss", "StopFlag", "evaluate_psnr"]
 
@@ -240,28 +241,38 @@ def _compiled(model: VideoModel, cfg: FitConfig, device: torch.device) -> Callab
 
 @torch.no_grad()
 def evaluate_psnr(model: VideoModel, data: FitData, batch: int, use_amp: bool,
-                  weights: Optional[Dict[str, torch.Tensor]] = None) -> float:
+                  weights: Optional[Dict[str, torch.Tensor]] = None, dist: Optional[Dist] = None) -> float:
     """PSNR of the plane-weighted MSE of ``model`` (run with ``weights`` in place of its parameters
-    when given) over every item of ``data`` (what the loss measures)."""
+    when given) over every item of ``data`` (what the loss measures); with ``dist`` each rank
+    measures every world-th batch and the sums are all-reduced."""
     device = data.t.device
     total = torch.zeros((), device=device)
     frames = torch.zeros((), device=device)
-    for start in range(0, data.num_items, batch):
-        idx = torch.arange(start, min(start + batch, data.num_items), device=device)
+    first, stride = (dist.rank * batch, dist.world * batch) if dist is not None else (0, batch)
+    for start in range(first, data.num_items, stride):
+        b = data.batch(torch.arange(start, min(start + batch, data.num_items), device=device))
+        every = slice(None)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = (model(data.t[idx], data.keyframes_float(idx)) if weights is None else
-                   functional_call(model, weights, (data.t[idx], data.keyframes_float(idx))))
-        mask = data.mask[idx]
-        mse = _weighted_mean(_errors(out, data, idx)[2], mask, torch.square)
+            out = (model(b.t, b.keyframes_float(every)) if weights is None else
+                   functional_call(model, weights, (b.t, b.keyframes_float(every))))
+        mask = b.mask
+        mse = _weighted_mean(_errors(out, b, every)[2], mask, torch.square)
         n = mask.sum()
         total += mse * n.clamp_min(1.0)
         frames += n
+    if dist is not None:
+        both = dist.sum_(torch.stack([total, frames]))
+        total, frames = both[0], both[1]
     return _psnr(float(total) / max(float(frames), 1.0))
 
 
 def _psnr(mse: float) -> float:
     return -10 * math.log10(max(mse, 1e-12)) if math.isfinite(mse) else float("nan")
 
+
+# Under torchrun the fit checks progress, divergence and Ctrl-C every this many steps, on values
+# all-reduced over the ranks (a wall-clock refresh would fall on different steps in each rank).
+DIST_REFRESH_STEPS = 20
 
 # A fit whose PSNR falls this far below its start, and under the floor, has diverged.
 COLLAPSE_DB = 10.0
@@ -292,8 +303,15 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     torch.manual_seed(cfg.seed)
     model.to(device).train()
     data = data.to(device)
+    dist = current()
     m = data.num_items
-    batch = max(1, min(cfg.batch, m))
+    if dist is not None:
+        if cfg.batch % dist.world:
+            raise ConfigError(f"the batch of {cfg.batch} items does not divide over {dist.world} processes: "
+                              f"give a --batch that is a multiple of {dist.world} (--batch is the global batch)")
+        batch = cfg.batch                      # global: short epochs are padded by wrapping around
+    else:
+        batch = max(1, min(cfg.batch, m))
     steps_per_epoch = math.ceil(m / batch)
     total = steps_per_epoch * cfg.epochs
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas,
@@ -310,35 +328,47 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     start_epoch = start_i = 0
     start_psnr = float("nan")
     forward = _compiled(model, cfg, device)
+    if rate is not None and dist is not None:
+        rate.reduce = dist.average
     if resume is not None:
         start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch,
                                               rate)
     else:
-        start_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp)  # no gradients: larger batches
+        if dist is not None:   # one model everywhere, as DistributedDataParallel's constructor ensures
+            dist.broadcast_([t.data for t in model.state_dict().values()])
+        start_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp, dist=dist)  # no gradients: larger batches
     collapse = min(start_psnr - COLLAPSE_DB, COLLAPSE_FLOOR_DB) if math.isfinite(start_psnr) else -math.inf
     rate_start = rate.start_step(total) if rate is not None else None
+    main = dist is None or dist.main
     with StopFlag() as stop:
         for epoch in range(start_epoch, cfg.epochs):
             gen_state = gen.get_state()  # before this epoch's order is drawn: what a checkpoint stores
-            perm = torch.randperm(m, generator=gen).to(device)
+            perm = torch.randperm(m, generator=gen)
+            if dist is not None:
+                perm = pad_to_batches(perm, steps_per_epoch, batch)
+            perm = perm.to(device)
             first = start_i if epoch == start_epoch else 0
             if first == 0:
                 epoch_mse.zero_()
             for i in range(first, steps_per_epoch):
-                idx = perm[i * batch:(i + 1) * batch]
+                idx = shard(perm, i, batch, dist)
                 if rate is not None and not rate.active and step >= rate_start:
                     rate.begin(model)
                 quantized = rate is not None and rate.active
                 if quantized:
                     weights, bits = rate.terms(model)
+                b = data.batch(idx)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    args = (data.t[idx], data.keyframes_float(idx))
+                    args = (b.t, b.keyframes_float(slice(None)))
                     out = functional_call(model, weights, args) if quantized else forward(*args)
-                loss, mse = batch_loss(out, data, idx, cfg.loss)
+                loss, mse = batch_loss(out, b, slice(None), cfg.loss)
                 if quantized:
                     loss = rate.loss(loss, bits)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if dist is not None:
+                    dist.average([p.grad for p in model.parameters()]
+                                 + ([rate.log_step.grad] if quantized else []))
                 opt.step()
                 sched.step()
                 if quantized:
@@ -350,7 +380,16 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                 epoch_mse += d
                 run_n += 1
                 now = time.monotonic()
-                if now - last >= refresh_seconds or step == total:
+                stopping = stop.requested if dist is None else False
+                due = (now - last >= refresh_seconds if dist is None else step % DIST_REFRESH_STEPS == 0) \
+                    or step == total
+                if due:
+                    if dist is not None:   # the same numbers, hence the same decisions, on every rank
+                        agreed = dist.sum_(torch.stack([run_mse, run_loss,
+                                                        torch.full((), float(stop.requested), device=device)]))
+                        run_mse.copy_(agreed[0] / dist.world)
+                        run_loss.copy_(agreed[1] / dist.world)
+                        stopping = bool(agreed[2] > 0)
                     mean_mse, mean_loss = float(run_mse) / run_n, float(run_loss) / run_n
                     if not (math.isfinite(mean_mse) and math.isfinite(mean_loss)):
                         raise _diverged(step, total, cfg.lr)
@@ -361,13 +400,15 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                     run_loss.zero_()
                     run_n = 0
                     last = now
-                    if progress is not None:
+                    if progress is not None and main:
                         progress(step, total, _psnr(mean_mse))
-                if checkpoint is not None:
+                if checkpoint is not None and main:
                     checkpoint(lambda: _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, i + 1, step, total,
-                                                 steps_per_epoch, rate), stop.requested)
-                if stop.requested:
+                                                 steps_per_epoch, rate), stopping)
+                if stopping:
                     raise KeyboardInterrupt
+    if dist is not None:
+        dist.average([epoch_mse])
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         raise _diverged(step, total, cfg.lr)
     final = _psnr(float(epoch_mse) / steps_per_epoch)
@@ -376,6 +417,6 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         return FitResult(step, time.monotonic() - t0, final, start_psnr)
     with torch.no_grad():
         hard = rate.quantized(model)
-    float_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp)
-    quant_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp, hard)
+    float_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp, dist=dist)
+    quant_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp, hard, dist=dist)
     return FitResult(step, time.monotonic() - t0, final, start_psnr, float_psnr, quant_psnr, float(rate.lam))

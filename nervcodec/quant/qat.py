@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -97,6 +97,8 @@ class RateTerm:
         self.active = False
         self._calibrated = False
         self.opt: Optional[torch.optim.Optimizer] = None
+        # data-parallel fits: averages gradients over the ranks in place (set by the fitting loop)
+        self.reduce: Optional[Callable[[List[torch.Tensor]], None]] = None
 
     def _to(self, device: torch.device) -> None:
         """Move the term to the model's device (the fit moves the model after the term was made)."""
@@ -180,6 +182,8 @@ class RateTerm:
         """Start lambda where the steps are in balance: the least-squares lambda that cancels the
         distortion's pull on the log-steps with the rate's push (one extra backward pass, once)."""
         g_d, = torch.autograd.grad(distortion, self.log_step, retain_graph=True)
+        if self.reduce is not None:   # each rank saw a share of the batch: the pull of the whole batch
+            self.reduce([g_d])
         g_r, = torch.autograd.grad(bits / self.cfg.pixels, self.log_step, retain_graph=True)
         lam = float(-(g_d * g_r).sum() / (g_r * g_r).sum().clamp_min(1e-30))
         if math.isfinite(lam) and lam > 0:

@@ -1,0 +1,140 @@
+"""A new user's first hour (issue 16): outputs that do what their names say, one-line errors,
+-q and -v where people put them, bench folders that hold one run."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from nervcodec.cli import cli
+from nervcodec.codec import EncodeConfig, encode
+from nervcodec.codec.progress import ProgressBar
+from nervcodec.io import write_video
+
+from conftest import make_clip
+
+FAST = ["--model", "nerv", "--params", "2500", "--epochs", "1", "--device", "cpu"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def clip(tmp_path):
+    path = tmp_path / "c.y4m"
+    write_video(path, *make_clip(width=16, height=16, frames=3))
+    return path
+
+
+def test_encode_refuses_an_output_that_is_not_a_nerv_file(tmp_path, clip):
+    victim = tmp_path / "victim.y4m"
+    victim.write_bytes(b"precious")
+    res = run("encode", clip, victim, "--force", *FAST)
+    assert res.exit_code != 0 and "does not end in .nerv" in res.output and "victim.nerv" in res.output
+    assert victim.read_bytes() == b"precious"
+
+
+def test_decoding_a_collection_to_one_file_name_is_refused(tmp_path, clip):
+    other = tmp_path / "d.y4m"
+    write_video(other, *make_clip(width=16, height=16, frames=3, name="d"))
+    encode([clip, other], tmp_path / "set.nerv", EncodeConfig(model="dnerv", params=6000, epochs=1, device="cpu",
+                                                               clip_len=2, keyframe_quality=40))
+    res = run("decode", tmp_path / "set.nerv", "-o", tmp_path / "x.y4m")
+    assert res.exit_code != 0 and "holds 2 videos" in res.output and "--video" in res.output
+    assert not (tmp_path / "x.y4m").exists()
+
+
+def test_quiet_hides_progress_not_the_result(tmp_path, clip):
+    res = run("encode", clip, tmp_path / "o.nerv", *FAST, "-q", "--verify")
+    assert res.exit_code == 0 and "bytes" in res.output and "verified:" in res.output
+    res = run("decode", tmp_path / "o.nerv", "-o", tmp_path / "o.y4m", "-q")
+    assert res.exit_code == 0 and res.output.startswith("decoded 3 frames")
+
+
+def test_click_usage_errors_are_one_nervcodec_line_and_verbose_goes_anywhere(tmp_path, clip):
+    res = run("decode", tmp_path / "o.nerv")
+    assert res.exit_code == 2 and res.output.startswith("nervcodec: error: Missing option")
+    assert "decode --help" in res.output and "Usage:" not in res.output
+    assert run("encode", clip, tmp_path / "v.nerv", *FAST, "-q", "-v").exit_code == 0
+    assert run("--help").exit_code == 0 and "Usage:" in run("--help").output
+
+
+def test_a_truncated_file_is_named_in_the_error(tmp_path, clip):
+    encode([clip], tmp_path / "o.nerv", EncodeConfig(model="nerv", params=2500, epochs=1, device="cpu"))
+    cut = tmp_path / "cut.nerv"
+    cut.write_bytes((tmp_path / "o.nerv").read_bytes()[:200])
+    res = run("info", cut)
+    assert res.exit_code != 0 and str(cut) in res.output and "truncated" in res.output
+
+
+def test_the_progress_bar_labels_its_psnr_and_counts_from_its_first_step(capsys):
+    with ProgressBar(True, "fitting") as bar:
+        bar(100, 200, 30.0)
+        bar(150, 200, 31.0)
+    err = capsys.readouterr().err
+    assert "150/200" in err and "training PSNR 31.00 dB" in err
+
+
+def test_bench_out_unwritable_is_one_line_and_a_rerun_removes_the_previous_files(tmp_path, clip):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = run("bench", clip, "--no-nerv", "--out", blocker / "out")
+    assert res.exit_code != 0 and res.output.count("\n") == 1 and "--out" in res.output
+    out = tmp_path / "b"
+    assert run("bench", clip, "--no-nerv", "--baseline", "h264", "--crf", "30", "--out", out, "-q").exit_code == 0
+    old = json.loads((out / "results.json").read_text())["points"][0]["file"]
+    assert (out / old).exists()
+    (out / "mine.txt").write_text("keep")
+    assert run("bench", clip, "--no-nerv", "--baseline", "h264", "--crf", "40", "--out", out, "-q").exit_code == 0
+    assert not (out / old).exists() and (out / "mine.txt").exists()
+    assert [p["crf"] for p in json.loads((out / "results.json").read_text())["points"]] == [40]
+    assert not (out / "c" / "decoded").exists()
+
+
+def test_an_interrupted_bench_leaves_no_decoded_folder(tmp_path, clip, monkeypatch):
+    import nervcodec.bench.runner as runner
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runner, "compare_videos", interrupted)
+    res = run("bench", clip, "--no-nerv", "--baseline", "h264", "--crf", "30", "--out", tmp_path / "b")
+    assert res.exit_code == 130 and not os.path.exists(tmp_path / "b" / "c" / "decoded")
+
+
+def test_default_baselines_are_elementary_streams_without_the_settings_sei(tmp_path, clip):
+    out = tmp_path / "b"
+    res = run("bench", clip, "--no-nerv", "--crf", "30", "--out", out, "--json", "-q")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    for p in d["points"]:
+        data = (out / p["file"]).read_bytes()
+        assert p["file"].endswith((".264", ".265")) and p["bytes"] == len(data)
+        assert b"x264 - core" not in data and b"x265 (build" not in data and b"ftyp" not in data
+    assert "settings SEI removed" in d["settings"]["baselines"]["hevc"]["settings"]
+    papers = tmp_path / "p"
+    res = run("bench", clip, "--no-nerv", "--crf", "30", "--out", papers, "--container", "mp4", "--keep-sei",
+              "--json", "-q")
+    kept = json.loads(res.stdout)["points"]
+    assert all(b"ftyp" in (papers / p["file"]).read_bytes() for p in kept)
+    hevc_papers = [p for p in kept if p["codec"] == "hevc"][0]
+    assert b"x265 (build" in (papers / hevc_papers["file"]).read_bytes()
+    assert hevc_papers["bytes"] > [p for p in d["points"] if p["codec"] == "hevc"][0]["bytes"]
+
+
+def test_baselines_keep_the_source_bit_depth_or_refuse(tmp_path):
+    from nervcodec.bench.baselines import BaselineSettings, encode_args
+    ten = tmp_path / "ten.y4m"
+    write_video(ten, *make_clip(width=16, height=16, frames=2, pix_fmt="yuv420p10le"))
+    out = tmp_path / "b"
+    res = run("bench", ten, "--no-nerv", "--crf", "20", "--out", out, "--json", "-q")
+    assert res.exit_code == 0, res.output
+    assert all(p["psnr_y"] > 30 for p in json.loads(res.stdout)["points"])
+    args = encode_args("h264", "in.y4m", "o.264", 30, BaselineSettings(pix_fmt="yuv420p10le"))
+    assert args[args.index("-pix_fmt") + 1] == "yuv420p10le"
+    twelve = tmp_path / "twelve.y4m"
+    write_video(twelve, *make_clip(width=16, height=16, frames=2, pix_fmt="yuv420p12le"))
+    res = run("bench", twelve, "--no-nerv", "--baseline", "h264", "--crf", "30")
+    assert res.exit_code != 0 and "cannot code yuv420p12le" in res.output and "--baseline hevc" in res.output
