@@ -175,9 +175,11 @@ def load_nerv_points(results_json: str, stash: str) -> List[Point]:
         if d["codec"] != NERV_CODEC:
             continue
         p = Point(**{k: v for k, v in d.items() if k in Point.__dataclass_fields__})
-        if p.file:
+        if p.file and os.path.isfile(os.path.join(folder, p.file)):
             os.makedirs(os.path.join(stash, os.path.dirname(p.file)), exist_ok=True)
             shutil.copy2(os.path.join(folder, p.file), os.path.join(stash, p.file))
+        elif p.file:   # the earlier run did not keep it (not committed): the point stays, without a file
+            p.file = None
         points.append(p)
     if not points:
         raise SystemExit(f"run_bench: {results_json} has no nervcodec points")
@@ -193,14 +195,15 @@ def merge_nerv_points(result, points: Sequence[Point], stash: str, out_dir: str,
                 os.makedirs(os.path.join(out_dir, os.path.dirname(p.file)), exist_ok=True)
                 shutil.copy2(os.path.join(stash, p.file), os.path.join(out_dir, p.file))
         clip.points.extend(mine)
+        clip.notes.append(f"nervcodec's points and files are reused from an earlier run ({os.path.relpath(source)}, "
+                          f"encode times as measured then); the baselines were run afresh")
         clip.bpp_targets = sorted(p.target_bpp for p in mine if p.target_bpp is not None)
         clip.bd = compute_bd(clip.points, list(result.settings["baselines"]), bd_method)
     if len(result.clips) > 1:
         result.pooled_points = pool_points(result.clips)
         result.pooled_bd = compute_bd(result.pooled_points, list(result.settings["baselines"]), bd_method)
     result.notes = [n for n in result.notes if "no nervcodec points" not in n]
-    result.notes.append(f"nervcodec points and files reused from {source} (not re-encoded); the baselines "
-                        f"were run afresh")
+
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
