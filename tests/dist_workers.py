@@ -17,6 +17,12 @@ def _join(rank: int, world: int, folder: str) -> None:
                              world_size=world)
 
 
+def _leave() -> None:
+    """Every rank done before any tears the group down (gloo aborts a process whose peer is gone)."""
+    tdist.barrier()
+    tdist.destroy_process_group()
+
+
 def tiny_data():
     return tiny_fit_data(6)
 
@@ -70,7 +76,7 @@ def fit_worker(rank: int, world: int, folder: str) -> None:
         out["odd_batch"] = str(exc)
     with open(os.path.join(folder, f"fit{rank}.json"), "w") as f:
         json.dump(out, f)
-    tdist.destroy_process_group()
+    _leave()
 
 
 def encode_worker(rank: int, world: int, folder: str, inputs: list, output: str, cfg: dict) -> None:
@@ -80,7 +86,7 @@ def encode_worker(rank: int, world: int, folder: str, inputs: list, output: str,
     res = encode(inputs, output, EncodeConfig(**cfg))
     with open(os.path.join(folder, f"encode{rank}.json"), "w") as f:
         json.dump(res.to_dict(), f, default=str)
-    tdist.destroy_process_group()
+    _leave()
 
 
 def checksum(values) -> float:
@@ -94,4 +100,4 @@ def decode_worker(rank: int, world: int, folder: str, nerv: str, out: str) -> No
     res = decode(nerv, out, device="cpu")
     with open(os.path.join(folder, f"decode{rank}.json"), "w") as f:
         json.dump(res.to_dict(), f)
-    tdist.destroy_process_group()
+    _leave()

@@ -138,3 +138,106 @@ def test_baselines_keep_the_source_bit_depth_or_refuse(tmp_path):
     write_video(twelve, *make_clip(width=16, height=16, frames=2, pix_fmt="yuv420p12le"))
     res = run("bench", twelve, "--no-nerv", "--baseline", "h264", "--crf", "30")
     assert res.exit_code != 0 and "cannot code yuv420p12le" in res.output and "--baseline hevc" in res.output
+
+
+def test_a_file_over_its_budget_is_trimmed_to_land_at_or_under_the_target(tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    from nervcodec.codec.coding import code
+    from nervcodec.codec.fitting import fit_model
+    from nervcodec.codec.plan import plan
+    from nervcodec.codec.verification import verify
+    src = tmp_path / "m.y4m"
+    from conftest import make_moving_clip
+    write_video(src, *make_moving_clip(width=32, height=24, frames=9))
+    p = plan([src], tmp_path / "o.nerv", EncodeConfig(model="nerv", bpp=3.0, epochs=3, device="cpu"))
+    fitted = fit_model(p)
+    finer = dataclasses.replace(fitted, steps={k: (v.astype(np.float32) * 0.6).astype(np.float16)
+                                               for k, v in fitted.steps.items()})
+    coded = code(p, finer)
+    assert len(coded.data) <= p.budget < len(code(dataclasses.replace(p, budget=None), finer).data)
+    (tmp_path / "o.nerv").write_bytes(coded.data)
+    assert verify(tmp_path / "o.nerv", [src], "cpu").psnr_yuv == pytest.approx(coded.psnr, abs=1e-6)
+    res = encode([src], tmp_path / "e.nerv", EncodeConfig(model="nerv", bpp=3.0, epochs=3, device="cpu"))
+    assert res.bpp <= 3.0
+
+
+def test_decode_replaces_an_existing_output_only_when_asked(tmp_path, clip):
+    encode([clip], tmp_path / "o.nerv", EncodeConfig(model="nerv", params=2500, epochs=1, device="cpu"))
+    out = tmp_path / "o.y4m"
+    out.write_bytes(b"mine")
+    res = run("decode", tmp_path / "o.nerv", "-o", out)
+    assert res.exit_code != 0 and "--force" in res.output and out.read_bytes() == b"mine"
+    assert run("decode", tmp_path / "o.nerv", "-o", out, "-y").exit_code == 0 and out.read_bytes() != b"mine"
+    assert run("encode", clip, tmp_path / "o.nerv", *FAST, "-y", "-q").exit_code == 0     # -y as ffmpeg users type it
+
+
+def test_threads_sets_torch_threads(tmp_path, clip):
+    import torch
+    before = torch.get_num_threads()
+    try:
+        assert run("encode", clip, tmp_path / "o.nerv", *FAST, "--threads", "1", "-q").exit_code == 0
+        assert torch.get_num_threads() == 1
+        res = run("decode", tmp_path / "o.nerv", "-o", tmp_path / "o.y4m", "--threads", "0")
+        assert res.exit_code == 2 and "--threads" in res.output and res.output.startswith("nervcodec: error:")
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_bench_shows_each_fit_with_its_number_and_a_labelled_bar(tmp_path, clip):
+    res = CliRunner().invoke(cli, ["bench", str(clip), "--baseline", "h264", "--crf", "30", "--bpp", "24",
+                                   "--model", "nerv", "--epochs", "2", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "(point 1 of 1)" in res.stderr and "optimizer steps" in res.stderr and "training PSNR" in res.stderr
+
+
+def test_a_rate_too_low_names_the_lowest_rate_that_fits(tmp_path):
+    import re
+    src = tmp_path / "m.y4m"
+    from conftest import make_moving_clip
+    write_video(src, *make_moving_clip(width=48, height=32, frames=9))
+    res = run("encode", src, tmp_path / "o.nerv", "--device", "cpu", "-q")
+    assert res.exit_code != 0 and "the default rate (0.25 bpp)" in res.output and "smallest dnerv model" in res.output
+    lowest = re.search(r"--bpp ([0-9.]+) is sure to fit", res.output).group(1)
+    ok = run("encode", src, tmp_path / "o.nerv", "--bpp", lowest, "--epochs", "1", "--device", "cpu", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["bpp"] <= float(lowest)
+
+
+def test_raw_yuv_input_with_size_pix_fmt_and_fps(tmp_path):
+    from nervcodec.io import read_video
+    info, fr = make_clip(width=16, height=16, frames=3)
+    raw = tmp_path / "c.yuv"
+    raw.write_bytes(b"".join(fr.to_bytes(i) for i in range(3)))
+    res = run("encode", raw, tmp_path / "r.nerv", *FAST, "--size", "16x16", "--pix-fmt", "yuv420p", "--fps", "50",
+              "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["frames"] == 3
+    assert run("decode", tmp_path / "r.nerv", "-o", tmp_path / "r.y4m", "-q").exit_code == 0
+    dinfo, _ = read_video(tmp_path / "r.y4m")
+    assert (dinfo.width, dinfo.height, dinfo.num_frames, float(dinfo.fps)) == (16, 16, 3, 50.0)
+    res = run("encode", raw, tmp_path / "x.nerv", *FAST)
+    assert res.exit_code != 0 and "--size" in res.output and "--pix-fmt" in res.output
+    res = run("encode", raw, tmp_path / "x.nerv", *FAST, "--size", "16x15", "--pix-fmt", "yuv420p")
+    assert res.exit_code != 0 and "whole number" in res.output
+
+
+def test_decode_output_rule_pattern_means_pngs_folder_means_one_y4m_per_video(tmp_path, clip):
+    encode([clip], tmp_path / "o.nerv", EncodeConfig(model="nerv", params=2500, epochs=1, device="cpu"))
+    assert run("decode", tmp_path / "o.nerv", "-o", tmp_path / "png" / "%03d.png", "--frames", "1:3").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["001.png", "002.png"]   # numbered as ffmpeg does
+    assert run("decode", tmp_path / "o.nerv", "-o", str(tmp_path / "dir") + "/").exit_code == 0
+    assert [p.name for p in (tmp_path / "dir").iterdir()] == ["c.y4m"]
+    assert "PNG pattern" in run("decode", "--help").output
+
+
+def test_rd_plots_come_as_png_pdf_and_svg_with_ms_ssim_in_db(tmp_path, clip):
+    out = tmp_path / "b"
+    assert run("bench", clip, "--no-nerv", "--baseline", "h264", "--crf", "30", "--crf", "40", "--out", out,
+               "-q").exit_code == 0
+    assert (out / "rd_psnr_rgb.pdf").read_bytes()[:4] == b"%PDF"
+    assert b"<svg" in (out / "rd_ms_ssim.svg").read_bytes()[:2000]
+    from nervcodec.bench.report import _plotted
+    assert _plotted(0.99, "ms_ssim") == pytest.approx(20.0) and _plotted(31.5, "psnr_rgb") == 31.5

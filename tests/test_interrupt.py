@@ -139,7 +139,7 @@ def test_failed_decode_leaves_nothing(tmp_path, nerv_file, monkeypatch, target, 
     before = {p.name for p in dest.iterdir()}
     _fail_after(monkeypatch, 2, exc)
     with pytest.raises(expected):
-        decode(nerv_file, str(path) + ("/" if target.endswith("/") else ""), device="cpu")
+        decode(nerv_file, str(path) + ("/" if target.endswith("/") else ""), device="cpu", force=True)
     assert {p.name for p in dest.iterdir()} == before   # no temporary file or folder, no partial output
     if target.startswith("out"):
         assert path.read_bytes() == OLD

@@ -14,7 +14,7 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import OutputError
-from ..metrics.bd import BDResult
+from ..metrics.bd import BDResult, ms_ssim_to_db
 from .results import NERV_CODEC, POINT_FIELDS, BenchResult, ClipResult, Point
 
 __all__ = ["to_json", "format_table", "format_markdown", "write_csv", "write_json", "plot_rd", "write_outputs",
@@ -294,8 +294,15 @@ def _draw(ax, points: Sequence[Point], metric: str, title: str) -> None:
         if not pts:
             continue
         color, marker = _STYLE.get(codec, ("tab:gray", "x"))
-        label = codec if codec == NERV_CODEC else f"{codec} (preset {pts[0].preset}, bf {pts[0].bframes})"
-        ax.plot([p.bpp for p in pts], [getattr(p, metric) for p in pts], marker=marker, color=color, label=label)
+        if codec == NERV_CODEC:
+            label = f"nervcodec {pts[0].model or ''}, {pts[0].epochs or 'default'} epochs".replace("  ", " ")
+        else:
+            label = f"{codec} (preset {pts[0].preset}, bf {pts[0].bframes})"
+        ys = [_plotted(getattr(p, metric), metric) for p in pts]
+        ax.plot([p.bpp for p in pts], ys, marker=marker, color=color, label=label)
+        for p, y in zip(pts, ys):   # each point says what made it: the CRF, or nervcodec's target
+            tag = f"crf {p.crf}" if p.crf is not None else (f"{p.target_bpp:g}" if p.target_bpp is not None else "")
+            ax.annotate(tag, (p.bpp, y), textcoords="offset points", xytext=(3, -9), fontsize=6, color=color)
     if rates and max(rates) / min(rates) > 8:
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
         ax.set_xscale("log")
@@ -305,11 +312,20 @@ def _draw(ax, points: Sequence[Point], metric: str, title: str) -> None:
     ax.set_xlabel("bpp")
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
+
+
+def _plotted(v: float, metric: str) -> float:
+    """MS-SSIM is drawn in dB, -10 log10(1 - MS-SSIM), the scale of the BD table."""
+    return ms_ssim_to_db(v) if metric == "ms_ssim" else v
+
+
+PLOT_FORMATS = ("png", "pdf", "svg")
 
 
 def plot_rd(result: BenchResult, out_dir: str) -> Dict[str, str]:
-    """One PNG per metric (:data:`PLOT_FILES`), one panel per clip plus a pooled panel for several clips."""
+    """One figure per metric (:data:`PLOT_FILES`), one panel per clip plus a pooled panel for several clips,
+    written as PNG and, for papers, as PDF and SVG beside it (same name)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -325,17 +341,20 @@ def plot_rd(result: BenchResult, out_dir: str) -> Dict[str, str]:
         FigureCanvasAgg(fig)
         for i, (name, points, note) in enumerate(panels):
             ax = fig.add_subplot(rows, cols, i + 1)
-            label = "PSNR-RGB (dB)" if metric == "psnr_rgb" else "MS-SSIM"
-            if metric == "ms_ssim" and note:
-                label += " (small-frame window, see notes)"
-            ax.set_ylabel(label)
-            _draw(ax, points, metric, name)
+            label = "PSNR-RGB (dB)" if metric == "psnr_rgb" else "MS-SSIM (dB) = -10 log10(1 - MS-SSIM)"
+            ax.set_ylabel(label, fontsize=8)
+            title = name + (" (MS-SSIM with a small-frame window, see notes)" if metric == "ms_ssim" and note else "")
+            _draw(ax, points, metric, title)
         fig.tight_layout()
         path = os.path.join(out_dir, fname)
-        try:
-            fig.savefig(path, format="png")
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        for fmt in PLOT_FORMATS:
+            target = os.path.splitext(path)[0] + "." + fmt
+            try:
+                fig.savefig(target, format=fmt)
+            except OSError as exc:
+                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+            if fmt != "png":
+                written[f"{metric}_{fmt}"] = target
         written[metric] = path
     return written
 

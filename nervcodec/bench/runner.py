@@ -87,6 +87,7 @@ class BenchConfig:
     reference: Optional[str] = None  # measure every codec against this clean clip (denoising), one input only
     holdout: Optional[str] = None    # nervcodec fits only these frames (interpolation); scored seen / unseen
     mask: Optional[str] = None       # nervcodec never sees these holes (inpainting); scored inside / outside
+    bars: bool = False               # show each nervcodec fit's progress bar (PSNR, ETA) on stderr
 
     def __post_init__(self) -> None:
         for b in self.baselines:
@@ -274,7 +275,7 @@ class _ClipRun:
 
     # ------------------------------------------------------------------ nervcodec
 
-    def nerv_point(self, target: float) -> Point:
+    def nerv_point(self, target: float, number: int = 1, count: int = 1) -> Point:
         from ..codec import EncodeConfig, decode, encode
         cfg = self.config
         kwargs = {"model": cfg.model, "bpp": target, "seed": cfg.seed, "device": cfg.device, "force": True,
@@ -286,11 +287,11 @@ class _ClipRun:
         for stale in (encoded, decoded):
             if os.path.exists(stale):
                 os.remove(stale)
-        self.progress(f"[{self.name}] nervcodec {cfg.model} at {target:g} bpp: encoding (this takes a while)")
+        self.progress(f"[{self.name}] nervcodec {cfg.model} at {target:g} bpp (point {number} of {count}): encoding")
         t0 = time.perf_counter()
-        encode([self.source], encoded, EncodeConfig(**kwargs), progress=False)
+        encode([self.source], encoded, EncodeConfig(**kwargs), progress=cfg.bars)
         t1 = time.perf_counter()
-        decode(encoded, decoded, frames=None, device=cfg.device, progress=False)
+        decode(encoded, decoded, frames=None, device=cfg.device, progress=False, force=True)
         t2 = time.perf_counter()
         tasks = None
         if cfg.holdout or cfg.mask or cfg.reference:
@@ -444,9 +445,9 @@ def bench_clip(source: str, name: str, workdir: str, config: BenchConfig, *, out
                           ms_ssim_note=run.method.note)
         if config.nerv:  # first, so the baseline sweep can span the rates nervcodec actually reached
             failure: Optional[ConfigError] = None
-            for t in sorted(targets):
+            for k, t in enumerate(sorted(targets), 1):
                 try:
-                    clip.points.append(run.nerv_point(t))
+                    clip.points.append(run.nerv_point(t, k, len(targets)))
                 except ConfigError as exc:
                     # One infeasible target (e.g. a rate too low for any model of this clip) should not
                     # throw away the rest of a long run; it is reported instead.  If no target works

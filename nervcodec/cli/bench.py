@@ -19,13 +19,14 @@ from ..bench.report import format_table, prepare_out_dir, to_json, write_outputs
 from ..bench.runner import BenchConfig, run_bench
 from ..errors import ConfigError, NervCodecError
 from ..model import model_names
-from .common import verbose_option
+from .common import threads_option, verbose_option
 
 __all__ = ["bench"]
 
 
 @click.command("bench")
 @verbose_option
+@threads_option
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--baseline", type=click.Choice(["h264", "hevc", "all"]), default="all", show_default=True,
               help="Conventional codec(s) to compare against.")
@@ -100,7 +101,7 @@ def _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs
         baselines=tuple(BASELINES) if baseline == "all" else (baseline,), crfs=tuple(crfs), preset=preset,
         bframes=bframes, container=container, sei=keep_sei, bpp_targets=tuple(bpps), nerv=not no_nerv, model=model, epochs=epochs,
         device=device, seed=seed, vmaf=vmaf, bd_method=bd_method, figures=figures,
-        reference=reference, holdout=holdout, mask=mask)
+        reference=reference, holdout=holdout, mask=mask, bars=not quiet)
 
     def progress(msg: str) -> None:
         if not quiet:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-__all__ = ["verbose_option", "set_verbose"]
+__all__ = ["verbose_option", "set_verbose", "threads_option"]
 
 
 def set_verbose(on: bool) -> None:
@@ -26,3 +26,18 @@ def verbose_option(f: Any) -> Any:
     """``-v`` after the subcommand too (``nervcodec encode ... -v``), as before it."""
     return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_callback,
                         help="Log external commands (ffmpeg) and details.")(f)
+
+
+def _threads(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is None:
+        return
+    if value < 1:
+        raise click.BadParameter("must be at least 1", ctx=ctx, param=param)
+    import torch
+    torch.set_num_threads(int(value))
+
+
+def threads_option(f: Any) -> Any:
+    """``--threads N``: CPU threads for torch (fitting, synthesis); default: torch's (the machine's cores)."""
+    return click.option("--threads", type=int, default=None, expose_value=False, callback=_threads,
+                        metavar="N", help="CPU threads for fitting and synthesis [all cores].")(f)

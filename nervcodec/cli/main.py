@@ -23,7 +23,7 @@ from ..errors import NervCodecError, NervCodecWarning
 from ..textutil import plural
 from ..model import model_names
 from .bench import bench
-from .common import verbose_option
+from .common import threads_option, verbose_option
 
 DEBUG_ENV = "NERVCODEC_DEBUG"
 
@@ -135,6 +135,7 @@ def _device_option(f):
 @click.option("--batch", type=int, default=0, help="Frames (NeRV) or clips (D-NeRV) per step [model default].")
 @click.option("--lr", type=float, default=0.0, help="Peak learning rate [model default].")
 @_device_option
+@threads_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--loss", type=click.Choice(["l2", "fusion"]), default="l2", show_default=True,
               help="l2, or fusion = 0.7 L1 + 0.3 (1 - SSIM) as the reference code.")
@@ -152,8 +153,12 @@ def _device_option(f):
 @click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None,
               help="Weights file for a learned keyframe codec (compressai zoo checkpoint).")
 @click.option("--fps", default=None, metavar="RATE",
-              help="Frame rate of PNG-sequence inputs (a folder or frames/%05d.png), e.g. 25 or 30000/1001 [25].")
-@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (only after a successful encode).")
+              help="Frame rate of PNG-sequence (a folder or frames/%05d.png) and raw .yuv inputs, e.g. 25 or "
+                   "30000/1001 [25].")
+@click.option("--size", default=None, metavar="WxH", help="Frame size of raw .yuv inputs (with --pix-fmt).")
+@click.option("--pix-fmt", default=None, metavar="FMT",
+              help="Pixel format of raw .yuv inputs: yuv420p, yuv422p, yuv444p, their 10/12-bit 'le' forms, gray.")
+@click.option("--force", "-y", is_flag=True, help="Replace OUTPUT if it exists (only after a successful encode).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Keep frames, keyframes and training items in files under DIR instead of memory (large "
                    "collections; removed afterwards).")
@@ -197,7 +202,8 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, input
                        clip_len=opts["clip_len"],
                        keyframe_codec=opts["keyframe_codec"], keyframe_quality=opts["keyframe_quality"],
                        keyframe_share=opts["keyframe_share"],
-                       keyframe_weights=opts["keyframe_weights"], fps=opts["fps"], verify=verify, force=opts["force"],
+                       keyframe_weights=opts["keyframe_weights"], fps=opts["fps"], size=opts["size"],
+                       pix_fmt=opts["pix_fmt"], verify=verify, force=opts["force"],
                        checkpoint=opts["checkpoint"], resume=opts["resume"], holdout=opts["holdout"],
                        mask=opts["mask"], reference=opts["reference"], figure=opts["figure"],
                        cache_dir=opts["cache_dir"])
@@ -236,22 +242,25 @@ def _task_line(t: Any) -> str:
 @verbose_option
 @click.argument("file", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),
-              help="Output file (.y4m, .mkv, or a folder / pattern for PNGs); a folder for a collection.")
+              help="A .y4m or .mkv file; a PNG pattern such as frames/%05d.png for PNGs; or a folder (ending in "
+                   "/ or existing) for one .y4m per video, which a collection needs.")
 @click.option("--frames", default=None, help="Only frames A:B (B exclusive) or N.")
 @click.option("--video", default=None, help="Only this video of a collection (name or index).")
 @_device_option
+@threads_option
 @click.option("--batch", type=int, default=8, show_default=True, help="Clips per synthesis batch.")
+@click.option("--force", "-y", is_flag=True, help="Replace output files that exist (only once the new one is complete).")
 @click.option("--fps-scale", type=int, default=1, show_default=True, metavar="K",
               help="Frame-rate up-conversion: K frames per source frame, rendered between the fitted ones.")
 @click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None)
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 def decode(file: str, output: str, frames: Optional[str], video: Optional[str], device: str, batch: int,
-           fps_scale: int, keyframe_weights: Optional[str], quiet: bool, as_json: bool) -> None:
+           force: bool, fps_scale: int, keyframe_weights: Optional[str], quiet: bool, as_json: bool) -> None:
     """Decode FILE.nerv to video (the source's pixel format and frame rate, times --fps-scale)."""
     from ..codec import decode as do_decode
     res = do_decode(file, output, frames=frames, video=video, device=device, batch=batch,
-                    keyframe_weights=keyframe_weights, progress=not quiet, fps_scale=fps_scale)
+                    keyframe_weights=keyframe_weights, progress=not quiet, fps_scale=fps_scale, force=force)
     if as_json:
         _emit_json(res.to_dict())
     else:   # -q hides the progress, not the result
@@ -294,6 +303,7 @@ def info(file: str, as_json: bool) -> None:
 @click.option("--epochs", type=int, default=100, show_default=True)
 @click.option("--bpp", type=float, default=0.5, show_default=True)
 @_device_option
+@threads_option
 @click.option("--keep", type=click.Path(file_okay=False), default=None, help="Keep the .nerv and decoded y4m here.")
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -313,7 +323,7 @@ def demo(model: str, epochs: int, bpp: float, device: str, keep: Optional[str], 
         res = do_encode([sample], nerv, EncodeConfig(model=model, bpp=bpp, epochs=epochs, device=device, force=True),
                         progress=not quiet and not as_json)
         t0 = time.monotonic()
-        dres = do_decode(nerv, out, device=device)
+        dres = do_decode(nerv, out, device=device, force=True)
         dec_s = time.monotonic() - t0
         _, src = read_video(sample)
         _, dec = read_video(out)
@@ -340,7 +350,7 @@ def demo(model: str, epochs: int, bpp: float, device: str, keep: Optional[str], 
               help="saltpepper:P, white:P, black:P (density of corrupted luma samples), gaussian:SIGMA "
                    "(8-bit code values) or patches:N (random squares per frame).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--force", "-y", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def noise(source: str, output: str, spec: str, seed: int, force: bool, as_json: bool) -> None:
     """Write a reproducibly corrupted copy of SOURCE to OUTPUT (for denoising experiments)."""

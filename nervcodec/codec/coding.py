@@ -1,7 +1,8 @@
 """Encode stage 3, code: float weights -> integer symbols -> the file's bytes.
 
 Quantization uses the steps the rate-aware fit learned (so the symbols are
-exactly the rounding the fit simulated), or, with ``--quant-bits``, fixed-precision
+exactly the rounding the fit simulated; a file over its --bpp budget has every
+step scaled up by one common factor until it fits, see :func:`_trim`), or, with ``--quant-bits``, fixed-precision
 steps with each tensor's mode chosen by its real coded size; the signed symbols
 are entropy-coded into the weights section; the header and sections are
 packed into the bytes that stage 4 writes.  The encoder then rebuilds the network
@@ -20,6 +21,7 @@ import torch
 from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack, pack_weights, signed_symbols
 from ..errors import FitDivergedError
 from ..quant import QuantizedTensor, quantize_fixed, quantize_with_step
+from ..quant.quantize import f16_up
 from .decode import build_network
 from .fitting import FittedModel
 from .plan import EncodePlan
@@ -88,19 +90,52 @@ def quantized_state(state: Mapping[str, torch.Tensor], steps: Optional[Mapping[s
     return out
 
 
+def _pack(plan: EncodePlan, state, steps, coder, header) -> tuple:
+    """(symbols, sections, the whole file) for ``steps`` (learned) or the --quant-bits precision."""
+    symbols = tuple(quantized_state(state, steps, plan.cfg.quant_bits, coder))
+    sections = {SECTION_WEIGHTS: pack_weights(list(symbols), coder)}
+    if plan.keyframes is not None:
+        sections[SECTION_KEYFRAMES] = plan.keyframes.section
+    return symbols, sections, pack(header, sections)
+
+
+TRIM_ROUNDS = 12   # bisection rounds of the step scale (each codes the weights once)
+
+
+def _trim(plan: EncodePlan, fitted: FittedModel, coder, header) -> tuple:
+    """The file over its --bpp budget (the fit's rate estimate is within about 1%, either way):
+    every learned step is scaled by the smallest common factor (bisection over [1, 2], steps
+    rounded up to float16) that brings the whole file to the budget or under, so a target rate
+    is a budget the file keeps."""
+    def at(f: float) -> tuple:
+        steps = {k: f16_up(v.astype(np.float32) * f) for k, v in fitted.steps.items()}
+        return _pack(plan, fitted.state, steps, coder, header)
+
+    lo, hi = 1.0, 2.0
+    best = at(hi)
+    if len(best[2]) > plan.budget:      # cannot happen short of a broken fit; keep the untrimmed file
+        return at(lo)
+    for _ in range(TRIM_ROUNDS):
+        mid = (lo + hi) / 2
+        cand = at(mid)
+        if len(cand[2]) <= plan.budget:
+            hi, best = mid, cand
+        else:
+            lo = mid
+    return best
+
+
 def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
     """Stage 3: quantize and entropy-code the weights, pack the file, measure what decodes from it."""
     bad = [k for k, v in fitted.state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:  # the fitting loop catches divergence; this keeps non-finite weights out of any file regardless
         raise FitDivergedError(f"the fitted weights are not finite ({bad[0]}); lower --lr and try again")
     coder = _CodedSymbols()
-    symbols = tuple(quantized_state(fitted.state, fitted.steps, plan.cfg.quant_bits, coder))
-    weights = pack_weights(list(symbols), coder)
-    sections = {SECTION_WEIGHTS: weights}
-    if plan.keyframes is not None:
-        sections[SECTION_KEYFRAMES] = plan.keyframes.section
     header = make_header(plan.infos, plan.spec, plan.cfg.quant_code, plan.config, plan.layout.to_dict())
-    data = pack(header, sections)
+    symbols, sections, data = _pack(plan, fitted.state, fitted.steps, coder, header)
+    if plan.budget is not None and fitted.steps is not None and plan.cfg.lam is None and len(data) > plan.budget:
+        symbols, sections, data = _trim(plan, fitted, coder, header)
+    weights = sections[SECTION_WEIGHTS]
 
     model = build_network(plan.spec, plan.config, weights)
     scores = FrameScores(plan.infos[0].pix_fmt)

@@ -36,7 +36,9 @@ class EncodeConfig:
     keyframe_quality: Optional[int] = None  # None = chosen by the rate planner
     keyframe_share: Optional[float] = None  # share of a --bpp budget for keyframes; None = KEYFRAME_SHARE
     keyframe_weights: Optional[str] = None  # local weights file for learned keyframe codecs
-    fps: Optional[str] = None               # frame rate of PNG-sequence inputs (default 25, as ffmpeg's image2)
+    fps: Optional[str] = None               # frame rate of PNG-sequence and raw .yuv inputs (default 25)
+    size: Optional[str] = None              # WxH of raw .yuv inputs
+    pix_fmt: Optional[str] = None           # pixel format of raw .yuv inputs (yuv420p, yuv420p10le, ...)
     verify: bool = False
     force: bool = False
     checkpoint: Optional[str] = None        # save the fitting state here now and then and on Ctrl-C
@@ -83,6 +85,8 @@ class EncodeConfig:
             raise ConfigError(f"the checkpoint interval must be >= 0 seconds, got {self.checkpoint_seconds}")
         if self.holdout is not None:
             parse_holdout(self.holdout)
+        if (self.size is None) != (self.pix_fmt is None):
+            raise ConfigError("raw .yuv input needs both --size WxH and --pix-fmt")
         if self.reference is not None and not self.verify:
             raise ConfigError("--reference is the clip --verify scores against; give --verify too")
         if self.figure is not None and not self.verify:

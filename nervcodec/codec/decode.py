@@ -222,12 +222,14 @@ def _windows(rng: Tuple[int, int], clip_len: int, batch: int) -> List[Tuple[int,
 
 def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Optional[str] = None,
            video: Optional[str] = None, device: str = "auto", batch: int = 8, fmt: Optional[str] = None,
-           keyframe_weights: Optional[str] = None, progress: bool = False, fps_scale: int = 1) -> DecodeResult:
+           keyframe_weights: Optional[str] = None, progress: bool = False, fps_scale: int = 1,
+           force: bool = False) -> DecodeResult:
     """Decode ``path`` into ``output`` (a file for one video; a folder for a collection).
 
     ``fps_scale`` K > 1 up-converts the frame rate: K frames per source frame, at times
     f, f + 1/K, ..., f + (K-1)/K (the network rendered between the frames it was fitted on);
-    the frames after the video's last one repeat it."""
+    the frames after the video's last one repeat it.  An existing output file is replaced only with
+    ``force`` (the same rule as encode's; the new file replaces it only once complete)."""
     t0 = time.monotonic()
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {batch}")
@@ -249,6 +251,11 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
     targets, folder = _outputs(output, videos, chosen, ".mkv" if fmt == "mkv" else ".y4m")
     dist = init_from_env(dev.type) if launched() else current()
     mine = chosen[dist.rank::dist.world] if dist is not None else chosen   # torchrun: videos dealt over ranks
+    if not force:
+        taken = [str(targets[i]) for i in mine if targets[i].is_file()]
+        if taken:
+            raise OutputError(f"{taken[0]} exists{f' (and {len(taken) - 1} more)' if len(taken) > 1 else ''}; "
+                              f"use --force (-y) to replace it")
     created = folder is not None and not folder.exists()
     if folder is not None:
         try:

@@ -181,8 +181,10 @@ def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
              else lambda *a: build_disk_fit_data(*a, cache=plan.cache))  # noqa: E731
     data = build(plan.seen_frames, plan.infos, plan.layout, fit_items(plan), int(plan.config.height),
                  int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None, plan.mask)
+    steps = plan.fit.epochs * -(-data.num_items // max(1, min(plan.fit.batch, data.num_items)))
     note(progress, f"fitting {plan.spec.name} with {n_params} parameters to {plural(plan.num_frames, 'frame')} "
-                   f"on {plan.device} ({plural(plan.fit.epochs, 'epoch')})")
+                   f"on {plan.device} ({plural(plan.fit.epochs, 'epoch')}, {plural(steps, 'optimizer step')}; "
+                   f"the bar shows the time left)")
     rate = rate_term(plan, model)
     ckpt = _checkpointer(plan, model, data, progress, rate)
     try:

@@ -7,6 +7,7 @@ the network and their bytes come off the budget before the network is sized.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..distributed import current, launched
 from ..fsutil import check_writable
 from ..io import open_video, parse_fps, read_video
 from ..io.cache import DiskCache
+from ..io.reader import RAW_EXTENSIONS, parse_size
 from ..io.png import is_png_sequence
 from ..io.video import Frames, VideoInfo
 from ..model import ModelSpec, model_spec
@@ -32,7 +34,7 @@ from ..tasks.masks import chroma_holes
 from .config import EncodeConfig, preset
 from .keyframes import KeyframePlan, encode_keyframes
 from .layout import Layout, plan_layout
-from .rate import bytes_for_bpp, params_for_bytes
+from .rate import bits_per_param, bytes_for_bpp, params_for_bytes
 
 __all__ = ["EncodePlan", "plan", "read_inputs", "check_output"]
 
@@ -92,10 +94,12 @@ def _unique_names(infos: Sequence[VideoInfo]) -> List[VideoInfo]:
 
 
 def read_inputs(inputs: Sequence[str | os.PathLike], fps: Optional[str] = None,
-                cache: Optional[DiskCache] = None) -> Tuple[Tuple[VideoInfo, ...], Tuple[Frames, ...]]:
+                cache: Optional[DiskCache] = None,
+                raw: Optional[Tuple[int, int, str]] = None) -> Tuple[Tuple[VideoInfo, ...], Tuple[Frames, ...]]:
     """Read every input video; a collection must share one pixel format; names are made unique.
 
-    ``fps`` is the frame rate of the PNG-sequence inputs (other formats carry their own rate).
+    ``fps`` is the frame rate of the PNG-sequence and raw inputs (other formats carry their own rate);
+    ``raw`` = (width, height, pixel format) of the raw ``.yuv`` inputs.
     With a ``cache`` each video is streamed into it 16 frames at a time and comes back as
     frames read on demand, so a collection never sits in memory whole.
     """
@@ -104,15 +108,19 @@ def read_inputs(inputs: Sequence[str | os.PathLike], fps: Optional[str] = None,
     if len(inputs) > MAX_VIDEOS:
         raise InputError(f"at most {MAX_VIDEOS} videos in one file")
     rate = parse_fps(fps) if fps is not None else None
-    pngs = [is_png_sequence(os.fspath(p)) for p in inputs]
+    pngs = [is_png_sequence(os.fspath(p)) or os.fspath(p).lower().endswith(RAW_EXTENSIONS) for p in inputs]
     if rate is not None and not any(pngs):
-        raise ConfigError("--fps sets the rate of PNG-sequence inputs; the inputs given carry their own rate")
+        raise ConfigError("--fps sets the rate of PNG-sequence and raw .yuv inputs; the inputs given carry their "
+                          "own rate")
+    if raw is not None and not any(os.fspath(p).lower().endswith(RAW_EXTENSIONS) for p in inputs):
+        raise ConfigError("--size and --pix-fmt describe raw .yuv inputs; the inputs given have headers")
     infos, frames = [], []
     for k, (p, png) in enumerate(zip(inputs, pngs)):
+        fmt_raw = raw if os.fspath(p).lower().endswith(RAW_EXTENSIONS) else None
         if cache is None:
-            info, fr = read_video(p, rate if png else None)
+            info, fr = read_video(p, rate if png else None, fmt_raw)
         else:
-            with open_video(p, rate if png else None) as reader:
+            with open_video(p, rate if png else None, fmt_raw) as reader:
                 info = reader.info
                 fr = cache.store_frames(reader.iter_frames(16), info.pix_fmt, info.width, info.height, f"v{k}.raw")
         infos.append(info.with_frames(fr.num_frames))
@@ -140,6 +148,43 @@ def check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool)
     if output.is_dir():
         raise OutputError(f"{output} is a directory")
     check_writable(output)
+
+
+def smallest_model(spec: ModelSpec, height: int, width: int, channels: int, clip_len: int) -> Optional[int]:
+    """Parameters of the smallest model ``spec`` plans for this working size (None above 10^8)."""
+    p = 1000.0
+    while p < 1e8:
+        try:
+            cfg = spec.plan(height, width, channels, int(p), clip_len=clip_len)
+            with torch.device("meta"):
+                return spec.cls(cfg).num_params()
+        except ConfigError:
+            p *= 1.15
+    return None
+
+
+def _too_low(cfg: EncodeConfig, spec: ModelSpec, layout: Layout, channels: int, clip_len: int, budget: int,
+             weights: Optional[int], pixels: int, target_bpp: float, exc: ConfigError) -> str:
+    """Why a target rate cannot be met, and the lowest one that can: the smallest model this clip allows,
+    at the measured bits per weight, plus what the rate spends on keyframes (their share) and the header."""
+    smallest = smallest_model(spec, layout.patch_h, layout.patch_w, channels, clip_len)
+    if smallest is None or weights is None:
+        return str(exc)
+    per = bits_per_param(cfg.quant_bits, spec)
+    overhead = max(budget - weights - (int(budget * _share(cfg)) if spec.cls.needs_keyframes else 0), 0)
+    need = (smallest * per / 8 + overhead) / (1 - (_share(cfg) if spec.cls.needs_keyframes else 0.0))
+    lowest = math.ceil(need * 8 / pixels * 1000) / 1000
+    what = "--bpp" if cfg.bpp is not None else ("--preset" if cfg.preset is not None else "the default rate")
+    return (f"{what} ({target_bpp:g} bpp) leaves {max(weights, 0)} bytes for the network, about "
+            f"{max(int(weights * 8 / per), 0)} parameters, and the smallest {spec.name} model for "
+            f"{layout.patch_w}x{layout.patch_h} frames has {smallest}: --bpp {lowest:g} is sure to fit it"
+            + (" (or a lower --keyframe-share)" if spec.cls.needs_keyframes else "")
+            + ", or set the network's size with --params")
+
+
+def _share(cfg: EncodeConfig) -> float:
+    from .keyframes import KEYFRAME_SHARE
+    return cfg.keyframe_share if cfg.keyframe_share is not None else KEYFRAME_SHARE
 
 
 def _global_batch(asked: int, default: int) -> int:
@@ -206,7 +251,8 @@ def _cache(cfg: EncodeConfig) -> Optional[DiskCache]:
 
 def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torch.device,
           cache: Optional[DiskCache]) -> EncodePlan:
-    infos, frames = read_inputs(inputs, cfg.fps, cache)
+    raw = (*parse_size(cfg.size), cfg.pix_fmt) if cfg.size is not None else None
+    infos, frames = read_inputs(inputs, cfg.fps, cache, raw)
     if cfg.reference is not None:
         check_reference(cfg.reference, infos)
     keyframed = spec.cls.needs_keyframes
@@ -233,8 +279,15 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     budget = bytes_for_bpp(target_bpp, pixels) if target_bpp is not None else None
     kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache) if keyframed else None
     weights = _weight_budget(cfg, spec, infos, layout, kf, budget, clip_len) if budget is not None else None
-    params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)
-    config = spec.plan(layout.patch_h, layout.patch_w, infos[0].pix_fmt.num_planes, params, clip_len=clip_len)
+    channels = infos[0].pix_fmt.num_planes
+    try:
+        params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)
+        config = spec.plan(layout.patch_h, layout.patch_w, channels, params, clip_len=clip_len)
+    except ConfigError as exc:
+        if cfg.params is not None or budget is None:
+            raise
+        raise ConfigError(_too_low(cfg, spec, layout, channels, clip_len, budget, weights, pixels, target_bpp, exc)) \
+            from None
     fit = FitConfig(epochs=cfg.epochs, batch=_global_batch(cfg.batch, spec.batch), lr=cfg.lr or spec.lr,
                     loss=cfg.loss, seed=cfg.seed)
     return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,

@@ -27,9 +27,11 @@ __all__ = [
 ]
 
 
-def read_video(path: "str | os.PathLike[str]", fps: Optional[FpsLike] = None) -> Tuple[VideoInfo, Frames]:
-    """Read a whole video into memory (convenient for short clips and tests); ``fps`` as in :func:`open_video`."""
-    with open_video(path, fps) as reader:
+def read_video(path: "str | os.PathLike[str]", fps: Optional[FpsLike] = None,
+               raw: Optional[Tuple[int, int, str]] = None) -> Tuple[VideoInfo, Frames]:
+    """Read a whole video into memory (convenient for short clips and tests); ``fps`` and ``raw`` as in
+    :func:`open_video`."""
+    with open_video(path, fps, raw) as reader:
         return reader.info, reader.read()
 
 

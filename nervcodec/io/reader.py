@@ -147,6 +147,53 @@ class Y4MVideoReader(VideoReader):
         super().close()
 
 
+# --------------------------------------------------------------------------- raw planar (.yuv)
+
+RAW_EXTENSIONS = (".yuv",)
+
+
+class RawVideoReader(VideoReader):
+    """Headerless planar frames back to back (``.yuv``): the size, pixel format and rate come from
+    the caller (``--size``, ``--pix-fmt``, ``--fps``), as with ffmpeg's rawvideo demuxer."""
+
+    def __init__(self, path: str, name: str, width: int, height: int, pix_fmt: PixelFormat, fps: Fraction):
+        self._per = pix_fmt.frame_bytes(width, height)
+        try:
+            size = os.path.getsize(path)
+            self._fp = open(path, "rb")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        if size == 0 or size % self._per:
+            self._fp.close()
+            raise InputError(f"{path}: {size} bytes is not a whole number of {width}x{height} {pix_fmt.name} "
+                             f"frames ({self._per} bytes each); check --size and --pix-fmt")
+        super().__init__(path, VideoInfo(width, height, pix_fmt, fps, size // self._per, name=name))
+
+    def _iter_range(self, batch: int, start: int, stop: int) -> Iterator[Frames]:
+        i = self.info
+        for a in range(start, stop, batch):
+            n = min(batch, stop - a)
+            self._fp.seek(a * self._per)
+            data = self._fp.read(n * self._per)
+            yield Frames.from_bytes(data, i.pix_fmt, i.width, i.height, n)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fp.close()
+        super().close()
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``WxH`` -> (width, height)."""
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size must look like WIDTHxHEIGHT (e.g. 176x144), got {text!r}") from None
+    if not (1 <= w <= 16384 and 1 <= h <= 16384):
+        raise ConfigError(f"--size {text} is out of range (1..16384 on a side)")
+    return w, h
+
+
 # --------------------------------------------------------------------------- ffmpeg probing
 
 
@@ -513,12 +560,14 @@ def _name_of(path: str) -> str:
     return p.stem
 
 
-def open_video(path: "str | os.PathLike[str]", fps: "Optional[Union[Fraction, int, float, str]]" = None) -> VideoReader:
+def open_video(path: "str | os.PathLike[str]", fps: "Optional[Union[Fraction, int, float, str]]" = None,
+               raw: Optional[Tuple[int, int, str]] = None) -> VideoReader:
     """Open any video for streaming reads: our parser for y4m (by content), imageio + ffmpeg for a
     PNG sequence (a folder of PNGs or a pattern like ``frames/%05d.png``), ffmpeg for the rest.
 
-    ``fps`` (e.g. ``25``, ``"30000/1001"``) is the frame rate of a PNG sequence, which the
-    files do not store (default 25, as ffmpeg's image2).  Any other input has its own rate,
+    ``fps`` (e.g. ``25``, ``"30000/1001"``) is the frame rate of a PNG sequence or a raw ``.yuv``
+    file, which do not store it (default 25, as ffmpeg's image2 and rawvideo).  ``raw`` =
+    (width, height, pixel format) describes a raw ``.yuv`` file's frames.  Any other input has its own rate,
     so giving ``fps`` for it is a :class:`ConfigError` rather than a silent retiming.
 
     Missing, empty or undecodable inputs and inputs without frames raise a one-line
@@ -528,6 +577,13 @@ def open_video(path: "str | os.PathLike[str]", fps: "Optional[Union[Fraction, in
 
     path = os.fspath(path)
     rate = None if fps is None else parse_fps(fps)
+    if path.lower().endswith(RAW_EXTENSIONS) or raw is not None:
+        if raw is None:
+            raise InputError(f"{path}: a raw .yuv file has no header: give --size WxH and --pix-fmt (e.g. "
+                             f"yuv420p), and --fps if it is not 25")
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: file not found")
+        return RawVideoReader(path, _name_of(path), raw[0], raw[1], pixel_format(raw[2]), rate or Fraction(25))
     if is_png_sequence(path):
         return PNGSequenceReader(path, sequence_name(path), rate)
     if rate is not None:
