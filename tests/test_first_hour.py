@@ -241,3 +241,13 @@ def test_rd_plots_come_as_png_pdf_and_svg_with_ms_ssim_in_db(tmp_path, clip):
     assert b"<svg" in (out / "rd_ms_ssim.svg").read_bytes()[:2000]
     from nervcodec.bench.report import _plotted
     assert _plotted(0.99, "ms_ssim") == pytest.approx(20.0) and _plotted(31.5, "psnr_rgb") == 31.5
+
+
+def test_the_expected_fitting_time_is_said_once_up_front(capsys):
+    import time as _time
+    with ProgressBar(True, "fitting") as bar:
+        _time.sleep(0.05)
+        bar(10, 100, 20.0)
+        bar(20, 100, 21.0)
+    err = capsys.readouterr().err
+    assert err.count("expected fitting time: about") == 1 and "100 steps" in err

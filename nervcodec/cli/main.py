@@ -130,7 +130,8 @@ def _device_option(f):
 @click.option("--bpp", type=float, default=None,
               help="Target rate in bits per pixel (the whole file) [0.25 = --preset medium when no size is given].")
 @click.option("--preset", type=click.Choice(["tiny", "small", "medium", "large", "xlarge"]), default=None,
-              help="A named rate (0.05 / 0.1 / 0.25 / 0.5 / 1.0 bpp).")
+              help="A named rate (0.05 / 0.1 / 0.25 / 0.5 / 1.0 bpp); not an effort preset as in x264 "
+                   "(bench's --preset is x264's; see README).")
 @click.option("--epochs", type=int, default=300, show_default=True)
 @click.option("--batch", type=int, default=0, help="Frames (NeRV) or clips (D-NeRV) per step [model default].")
 @click.option("--lr", type=float, default=0.0, help="Peak learning rate [model default].")

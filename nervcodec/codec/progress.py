@@ -9,6 +9,15 @@ PSNR-YUV of the decoded file that encode reports at the end.
 from __future__ import annotations
 
 import sys
+import time
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class ProgressBar:
@@ -16,12 +25,17 @@ class ProgressBar:
         self._bar = None
         self._enabled = enabled
         self._desc, self._unit = desc, unit
+        self._t0 = time.monotonic()
 
     def __call__(self, step: int, total: int, psnr: float) -> None:
         if not self._enabled:
             return
         if self._bar is None:
             from tqdm import tqdm
+            elapsed = time.monotonic() - self._t0
+            if 0 < step < total and elapsed > 0:   # said once, up front, before the bar takes the line
+                print(f"expected fitting time: about {_duration(elapsed * total / step)} "
+                      f"({total} steps at {step / elapsed:.1f} steps/s so far)", file=sys.stderr)
             self._bar = tqdm(total=total, initial=step, desc=self._desc, unit=self._unit, file=sys.stderr,
                              dynamic_ncols=True, leave=False)
         self._bar.update(step - self._bar.n)
