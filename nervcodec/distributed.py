@@ -31,7 +31,8 @@ import torch.distributed as tdist
 
 from .errors import ConfigError
 
-__all__ = ["Dist", "init_from_env", "current", "shard", "pad_to_batches", "launched", "map_over_ranks"]
+__all__ = ["Dist", "init_from_env", "current", "shard", "pad_to_batches", "launched", "map_over_ranks",
+           "rank_device", "local_rank", "GROUP_TIMEOUT_S"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -95,15 +96,34 @@ def current() -> Optional[Dist]:
     return None
 
 
-def init_from_env(device_type: str, timeout_s: float = 1800.0) -> Optional[Dist]:
+#: How long a rank waits for the others in one collective: rank 0 alone codes, writes and verifies
+#: the file after the fit while the others wait for its result, which takes long on a large collection.
+GROUP_TIMEOUT_S = 6 * 3600.0
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def rank_device(device: torch.device) -> torch.device:
+    """Under torchrun, ``cuda`` without an index means this rank's own GPU (``cuda:LOCAL_RANK``)."""
+    if device.type == "cuda" and device.index is None and launched():
+        return torch.device("cuda", local_rank())
+    return device
+
+
+def init_from_env(device_type: str, timeout_s: float = GROUP_TIMEOUT_S) -> Optional[Dist]:
     """Join torchrun's process group (env:// rendezvous): nccl for CUDA, gloo for the CPU.
-    None when not launched with several processes."""
+    None when not launched with several processes.  On CUDA each rank is first bound to its own
+    GPU (``LOCAL_RANK``), which nccl and the object collectives expect."""
     if not launched():
         return current()
     if not tdist.is_available():
         raise ConfigError("this torch build has no torch.distributed; run one process")
     if not tdist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(local_rank())
         try:
             tdist.init_process_group(backend, init_method="env://", timeout=datetime.timedelta(seconds=timeout_s))
         except (RuntimeError, ValueError, KeyError) as exc:

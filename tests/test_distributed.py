@@ -67,8 +67,9 @@ def test_a_two_process_encode_writes_one_file_that_decodes_as_reported(tmp_path)
     cfg = dict(model="dnerv", params=7000, keyframe_quality=40, epochs=6, batch=4, device="cpu", clip_len=4,
                quant_bits=8)
     two = str(tmp_path / "two.nerv")
-    _spawn(dist_workers.encode_worker, str(tmp_path), inputs, two, cfg)
+    _spawn(dist_workers.encode_worker, str(tmp_path), inputs, two, {**cfg, "verify": True})
     r0, r1 = (json.loads((tmp_path / f"encode{r}.json").read_text()) for r in range(2))
+    assert r0["verify"]["frames"] == 20 and abs(r0["verify"]["psnr_yuv"] - r0["psnr"]) < 1e-6   # rank 0 decoded it all
     assert r0 == r1 and r0["bytes"] == (tmp_path / "two.nerv").stat().st_size      # every rank: rank 0's result
     one = encode(inputs, tmp_path / "one.nerv", EncodeConfig(**cfg))
     decode(two, tmp_path / "dec", device="cpu")

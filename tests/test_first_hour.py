@@ -251,3 +251,58 @@ def test_the_expected_fitting_time_is_said_once_up_front(capsys):
         bar(20, 100, 21.0)
     err = capsys.readouterr().err
     assert err.count("expected fitting time: about") == 1 and "100 steps" in err
+
+
+def test_review_fixes_masks_scores_fill_and_lazy_indexing(tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    from nervcodec.io.cache import DiskCache
+    from nervcodec.io.video import Frames, pixel_format
+    from nervcodec.metrics.tasks import score_tasks
+    from nervcodec.tasks import fill_holes, parse_mask
+    from PIL import Image
+    one_bit = np.zeros((8, 8), bool)
+    one_bit[2:4, 2:6] = True
+    Image.fromarray(one_bit).save(tmp_path / "m.png")                     # a 1-bit PNG
+    assert iio.imread(tmp_path / "m.png").dtype == bool
+    assert (parse_mask(str(tmp_path / "m.png")).holes(0, 8, 8) == one_bit).all()
+    gray = pixel_format("gray")
+    ref = Frames((np.full((2, 8, 8), 100, np.uint8),), gray)
+    dec = Frames((np.full((2, 8, 8), 110, np.uint8),), gray)
+    holes = np.zeros((2, 8, 8), bool)
+    holes[1, 2:4, 2:4] = True                                                # frame 0 has no hole
+    s = score_tasks(ref, dec, holes=holes)
+    assert s.psnr_rgb_holes == pytest.approx(s.psnr_rgb) and s.psnr_rgb < 40   # not lifted by a 100 dB empty frame
+    ten = np.zeros((1, 4, 4), np.uint16)
+    assert fill_holes(ten, np.ones((4, 4), bool), 1023).max() <= 1023        # middle grey of 10 bits, not 16
+    cache = DiskCache(tmp_path / "c")
+    lazy = cache.store_frames([ref], gray, 8, 8, "v.raw").planes[0]
+    assert lazy[np.array([False, True])].shape == (1, 8, 8) and lazy[np.int64(1)].shape == (8, 8)
+    cache.close()
+
+
+def test_bench_out_leaves_foreign_results_and_user_folders_alone(tmp_path, clip):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "mine").mkdir()
+    (out / "keep.txt").write_text("x")
+    (out / "results.json").write_text(json.dumps({"points": [{"file": "keep.txt"}], "clips": [], "settings": {}}))
+    assert run("bench", clip, "--no-nerv", "--baseline", "h264", "--crf", "30", "--out", out, "-q").exit_code == 0
+    assert (out / "keep.txt").exists() and (out / "mine").is_dir()
+    first = json.loads((out / "results.json").read_text())
+    assert run("bench", clip, "--no-nerv", "--baseline", "h264", "--crf", "40", "--out", out, "-q").exit_code == 0
+    assert all(not (out / os.path.relpath(f, out)).exists() or f.endswith(("results.json", ".png", ".csv", ".pdf",
+                                                                             ".svg"))
+               for f in first["files"].values())
+    assert (out / "mine").is_dir()
+
+
+def test_errors_only_one_rank_meets_are_said_by_that_rank(tmp_path, clip, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    res = run("decode", tmp_path / "missing.nerv", "-o", tmp_path / "x.y4m")    # FormatError: every rank alike
+    assert res.exit_code != 0 and res.output == ""
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    res = run("bench", clip, "--no-nerv", "--out", blocker / "o")                 # OutputError: this rank's own
+    assert res.exit_code != 0 and res.output.startswith("nervcodec: error (rank 1):")

@@ -377,24 +377,30 @@ def prepare_out_dir(out_dir: str) -> None:
             old = json.load(fp)
     except (OSError, ValueError):
         return
-    listed = [p.get("file") for p in old.get("points", []) if isinstance(p, dict)]
-    listed += [c.get("figure") for c in old.get("clips", []) if isinstance(c, dict)]
+    if not (isinstance(old, dict) and isinstance(old.get("points"), list) and isinstance(old.get("clips"), list)
+            and isinstance(old.get("settings"), dict) and "baselines" in old["settings"]):
+        return   # not a results.json that bench wrote: touch nothing
+    listed = [p.get("file") for p in old["points"] if isinstance(p, dict)]
+    listed += [c.get("figure") for c in old["clips"] if isinstance(c, dict)]
     listed += list(old.get("files", {}).values()) if isinstance(old.get("files"), dict) else []
     root = os.path.realpath(out_dir)
     for rel in listed:
         if not isinstance(rel, str) or not rel:
             continue
-        path = os.path.realpath(rel if os.path.isabs(rel) else os.path.join(out_dir, rel))
-        if path.startswith(root + os.sep) and os.path.isfile(path):   # only inside --out
-            os.remove(path)
-    for name in os.listdir(out_dir):   # folders the old run emptied
-        folder = os.path.join(out_dir, name)
-        if os.path.isdir(folder):
-            for sub in (os.path.join(folder, "decoded"), folder):
-                try:
-                    os.rmdir(sub)
-                except OSError:
-                    pass
+        # point files are relative to --out; the artifact list holds paths as they were given (with --out)
+        for cand in {os.path.realpath(os.path.join(out_dir, rel)), os.path.realpath(rel)}:
+            if cand.startswith(root + os.sep) and os.path.isfile(cand):   # only inside --out
+                os.remove(cand)
+    clip_dirs = [c.get("name") for c in old["clips"] if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    for name in [*clip_dirs, "figures"]:   # the folders the old run made, if it left them empty
+        folder = os.path.realpath(os.path.join(out_dir, name))
+        if not folder.startswith(root + os.sep):
+            continue
+        for sub in (os.path.join(folder, "decoded"), folder):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
 
 
 def write_outputs(result: BenchResult, out_dir: str) -> Dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 from typing import Optional, Tuple
 
@@ -19,7 +18,7 @@ from ..bench.report import format_table, prepare_out_dir, to_json, write_outputs
 from ..bench.runner import BenchConfig, run_bench
 from ..errors import ConfigError, NervCodecError
 from ..model import model_names
-from .common import threads_option, verbose_option
+from .common import COLLECTIVE, fail, threads_option, verbose_option
 
 __all__ = ["bench"]
 
@@ -87,11 +86,9 @@ def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset:
         _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs, device, seed, no_nerv, vmaf,
              bd_method, out_dir, as_json, quiet, figures, reference, holdout, mask, keep_sei)
     except NervCodecError as exc:
-        click.echo(f"nervcodec: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        fail(str(exc), exc.exit_code, everywhere=not isinstance(exc, COLLECTIVE))
     except KeyboardInterrupt:
-        click.echo("nervcodec: error: interrupted", err=True)
-        sys.exit(130)
+        fail("interrupted", 130)
 
 
 def _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs, device, seed, no_nerv, vmaf,

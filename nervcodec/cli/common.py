@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import warnings
 from typing import Any
 
 import click
 
-__all__ = ["verbose_option", "set_verbose", "threads_option"]
+from ..errors import ConfigError, FitDivergedError, FormatError, InputError, InterruptedError_
+
+__all__ = ["verbose_option", "set_verbose", "threads_option", "speaks", "fail", "COLLECTIVE"]
+
+# Raised alike by every rank of a torchrun job (same inputs, same agreed decisions): said by rank 0 only.
+COLLECTIVE = (ConfigError, InputError, FormatError, InterruptedError_, FitDivergedError)
 
 
 def set_verbose(on: bool) -> None:
@@ -41,3 +48,19 @@ def threads_option(f: Any) -> Any:
     """``--threads N``: CPU threads for torch (fitting, synthesis); default: torch's (the machine's cores)."""
     return click.option("--threads", type=int, default=None, expose_value=False, callback=_threads,
                         metavar="N", help="CPU threads for fitting and synthesis [all cores].")(f)
+
+
+def speaks() -> bool:
+    """Only one process of a torchrun job talks to the terminal: rank 0 (every rank still exits
+    with the error's code)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def fail(message: str, code: int, everywhere: bool = False) -> None:
+    if speaks():
+        click.echo(f"nervcodec: error: {message}", err=True)
+    elif everywhere:
+        click.echo(f"nervcodec: error (rank {os.environ.get('RANK')}): {message}", err=True)
+    sys.exit(code)
+
+

@@ -23,6 +23,9 @@ from ..errors import NervCodecError, NervCodecWarning
 from ..textutil import plural
 from ..model import model_names
 from .bench import bench
+from .common import COLLECTIVE as _COLLECTIVE
+from .common import fail as _fail
+from .common import speaks as _speaks
 from .common import threads_option, verbose_option
 
 DEBUG_ENV = "NERVCODEC_DEBUG"
@@ -54,17 +57,18 @@ class _Group(click.Group):
         except BrokenPipeError:
             _reader_went_away()
         except NervCodecError as exc:
-            _fail(str(exc), exc.exit_code)
+            # errors every rank of a torchrun job meets alike are said once (rank 0); others by the rank that met them
+            _fail(str(exc), exc.exit_code, everywhere=not isinstance(exc, _COLLECTIVE))
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except MemoryError:
-            _fail("out of memory (try a shorter or smaller input, a smaller model, or --batch 1)", 1)
+            _fail("out of memory (try a shorter or smaller input, a smaller model, or --batch 1)", 1, everywhere=True)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug: still one line unless debugging
             if os.environ.get(DEBUG_ENV):
                 raise
-            _fail(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for details)", 70)
+            _fail(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for details)", 70, everywhere=True)
 
 
 def _reader_went_away() -> None:
@@ -79,22 +83,10 @@ def _reader_went_away() -> None:
     sys.exit(0)
 
 
-def _speaks() -> bool:
-    """Only one process of a torchrun job talks to the terminal: rank 0 (every rank still exits
-    with the error's code)."""
-    return os.environ.get("RANK", "0") == "0"
-
-
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line each, like errors (no source line, no file name)."""
     if _speaks():
         click.echo(f"nervcodec: warning: {message}", err=True)
-
-
-def _fail(message: str, code: int) -> None:
-    if _speaks():
-        click.echo(f"nervcodec: error: {message}", err=True)
-    sys.exit(code)
 
 
 def _emit_json(obj: Any) -> None:

@@ -15,7 +15,7 @@ from ..container import (SECTION_KEYFRAMES, SECTION_WEIGHTS, VERSION, NervFile, 
                          unpack_weights)
 from ..device import resolve_device
 from ..errors import ConfigError, FormatError, InterruptedError_, OutputError
-from ..distributed import current, init_from_env, launched
+from ..distributed import current, init_from_env, launched, rank_device
 from ..io import open_writer
 from ..io.video import Frames, VideoInfo
 from ..model import ModelSpec, VideoModel
@@ -223,20 +223,22 @@ def _windows(rng: Tuple[int, int], clip_len: int, batch: int) -> List[Tuple[int,
 def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Optional[str] = None,
            video: Optional[str] = None, device: str = "auto", batch: int = 8, fmt: Optional[str] = None,
            keyframe_weights: Optional[str] = None, progress: bool = False, fps_scale: int = 1,
-           force: bool = False) -> DecodeResult:
+           force: bool = False, split: bool = True) -> DecodeResult:
     """Decode ``path`` into ``output`` (a file for one video; a folder for a collection).
 
     ``fps_scale`` K > 1 up-converts the frame rate: K frames per source frame, at times
     f, f + 1/K, ..., f + (K-1)/K (the network rendered between the frames it was fitted on);
     the frames after the video's last one repeat it.  An existing output file is replaced only with
-    ``force`` (the same rule as encode's; the new file replaces it only once complete)."""
+    ``force`` (the same rule as encode's; the new file replaces it only once complete).  Under
+    torchrun the videos are dealt over the ranks unless ``split`` is False (one process decoding
+    everything itself, as ``encode --verify`` does on rank 0)."""
     t0 = time.monotonic()
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {batch}")
     if not 1 <= fps_scale <= 16:
         raise ConfigError(f"--fps-scale must be in 1..16, got {fps_scale}")
     nf = read_file(path)
-    dev = resolve_device(device)
+    dev = rank_device(resolve_device(device)) if split else resolve_device(device)
     model, layout = load_model(nf)
     videos = nf.header.videos
     chosen = select_videos(videos, video)
@@ -249,10 +251,10 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
         reader = KeyframeReader(nf.section(SECTION_KEYFRAMES), videos, layout, weights=keyframe_weights)
         kf, kf_planes = reader.source, reader.planes
     targets, folder = _outputs(output, videos, chosen, ".mkv" if fmt == "mkv" else ".y4m")
-    dist = init_from_env(dev.type) if launched() else current()
+    dist = (init_from_env(dev.type) if launched() else current()) if split else None
     mine = chosen[dist.rank::dist.world] if dist is not None else chosen   # torchrun: videos dealt over ranks
-    if not force:
-        taken = [str(targets[i]) for i in mine if targets[i].is_file()]
+    if not force:   # every rank checks every target, so that all refuse alike
+        taken = [str(targets[i]) for i in chosen if targets[i].is_file()]
         if taken:
             raise OutputError(f"{taken[0]} exists{f' (and {len(taken) - 1} more)' if len(taken) > 1 else ''}; "
                               f"use --force (-y) to replace it")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
 from ..device import resolve_device
-from ..errors import NervCodecError
+from ..errors import InterruptedError_, NervCodecError
 from ..distributed import init_from_env
 from ..fsutil import atomic_write_bytes
 from .coding import CodedFile, code
@@ -130,15 +130,26 @@ def _fit_and_finish(planned: EncodePlan, cfg: EncodeConfig, dist, progress: bool
     if dist is None:
         return _finish(planned, fitted, cfg, t0)
     outcome: Tuple[str, object] = ("", None)
+    crash: Optional[BaseException] = None
     if dist.main:
         try:
             outcome = ("ok", _finish(planned, fitted, cfg, t0))
         except NervCodecError as exc:
             outcome = ("error", (type(exc), str(exc)))
+        except KeyboardInterrupt:
+            outcome = ("interrupt", None)
+        except BaseException as exc:   # a bug or the system: the others must not wait for rank 0 forever
+            crash, outcome = exc, ("crash", f"{type(exc).__name__}: {exc}")
     kind, value = dist.broadcast_object(outcome)
     if kind == "error":
         cls, message = value
         raise cls(message)
+    if kind == "interrupt":
+        raise InterruptedError_("interrupted while writing the file; nothing was written")
+    if kind == "crash":
+        if crash is not None:
+            raise crash
+        raise NervCodecError(f"rank 0 failed while writing the file ({value})")
     return value
 
 

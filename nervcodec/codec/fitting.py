@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InterruptedError_, NervCodecWarning
+from ..distributed import current
 from ..fit import FitData, FitResult, fit
 from ..fit.data import DiskFitData
 from ..io.cache import DiskCache, RecordFile
@@ -163,6 +164,17 @@ def _checkpointer(plan: EncodePlan, model: VideoModel, data: FitData, progress: 
     return ckpt
 
 
+def _resume_state(ckpt: Optional[Checkpointer], resume: bool) -> Optional[Dict]:
+    """The checkpoint to continue from: read by rank 0 alone and sent to the others under torchrun
+    (on several machines only rank 0's holds the file, and every rank must take the same branch)."""
+    if ckpt is None or not resume:
+        return None
+    d = current()
+    if d is None:
+        return ckpt.load()
+    return d.broadcast_object(ckpt.load() if d.main else None)
+
+
 def _quality_warnings(plan: EncodePlan, res: FitResult) -> Tuple[str, ...]:
     if not (math.isfinite(res.start_psnr) and res.final_psnr < res.start_psnr - WORSE_THAN_START_DB):
         return ()
@@ -190,7 +202,7 @@ def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
     try:
         with ProgressBar(progress, "fitting") as bar:
             res = fit(model, data, plan.fit, plan.device, progress=bar, checkpoint=ckpt,
-                      resume=ckpt.load() if ckpt is not None and plan.cfg.resume else None, rate=rate)
+                      resume=_resume_state(ckpt, plan.cfg.resume), rate=rate)
     except KeyboardInterrupt:
         saved = (f"; fitting state saved in {plan.cfg.checkpoint} (continue with --resume)"
                  if ckpt is not None and ckpt.saved_step is not None else "")

@@ -21,7 +21,7 @@ from ..container.nervfile import MAX_VIDEOS
 from ..device import resolve_device
 from ..errors import ConfigError, InputError, OutputError
 from ..fit import FitConfig
-from ..distributed import current, launched
+from ..distributed import current, rank_device
 from ..fsutil import check_writable
 from ..io import open_video, parse_fps, read_video
 from ..io.cache import DiskCache
@@ -230,9 +230,7 @@ def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: En
     output = Path(output)
     check_output(output, inputs, cfg.force)
     spec = model_spec(cfg.model)
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and device.index is None and launched():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))   # one GPU per torchrun rank
+    device = rank_device(resolve_device(cfg.device))   # under torchrun: one GPU per rank
     cache = _cache(cfg)
     try:
         return _plan(inputs, output, cfg, spec, device, cache)
@@ -252,6 +250,9 @@ def _cache(cfg: EncodeConfig) -> Optional[DiskCache]:
 def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torch.device,
           cache: Optional[DiskCache]) -> EncodePlan:
     raw = (*parse_size(cfg.size), cfg.pix_fmt) if cfg.size is not None else None
+    if cfg.verify and len(inputs) > 1 and any(x is not None for x in (cfg.holdout, cfg.mask, cfg.figure)):
+        raise ConfigError("--verify scores --holdout, --mask and --figure on a single input video; encode the "
+                          "collection without --verify, or verify one video at a time")
     infos, frames = read_inputs(inputs, cfg.fps, cache, raw)
     if cfg.reference is not None:
         check_reference(cfg.reference, infos)
@@ -324,7 +325,8 @@ def _hide(v: VideoInfo, fr: Frames, layout: Layout, mask: Optional[MaskSpec], a:
     if mask is not None:
         holes = np.stack([mask.holes(f, v.height, v.width) for f in range(a, b)])
         shift = (fmt.log2_chroma_h, fmt.log2_chroma_w)
-        planes = [fill_holes(p, holes if k == 0 else chroma_holes(holes, shift)) for k, p in enumerate(planes)]
+        planes = [fill_holes(p, holes if k == 0 else chroma_holes(holes, shift), fmt.max_value)
+                  for k, p in enumerate(planes)]
     if layout.split is not None:
         hidden = [f - a for f in range(a, b) if not layout.split.seen(f)]
         for p in planes:

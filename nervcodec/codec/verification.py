@@ -54,7 +54,9 @@ def verify(path: str | os.PathLike, inputs: Sequence[str | os.PathLike], device:
     if tasks and len(inputs) != 1:
         raise ConfigError("--reference, --holdout, --mask and --figure are scored on a single input video")
     with tempfile.TemporaryDirectory(prefix="nervcodec-verify-") as tmp:
-        res = decode(path, tmp + os.sep, device=device)  # a folder: one y4m per video, collection or not
+        # a folder: one y4m per video, collection or not; this process decodes all of them (under torchrun
+        # only rank 0 verifies, while the others wait for its result)
+        res = decode(path, tmp + os.sep, device=device, split=False)
         refs = [reference] if reference is not None else list(inputs)
         results = [measure_pair(src, dec) for src, dec in zip(refs, res.outputs)]
         scores = task_scores(inputs[0], res.outputs[0], reference, holdout, mask, figure) if tasks else None

@@ -199,7 +199,10 @@ def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, st
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+            if current() is not None:   # rank 0's own GPU's generator, for this rank's GPU
+                torch.cuda.set_rng_state(state["cuda_rng"][0])
+            else:
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
         epoch_mse.fill_(float(state["epoch_mse"]))
         if (rate is not None) != (state.get("rate") is not None):
             raise ValueError("one of the fits has a rate term and the other has not")
@@ -314,6 +317,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         batch = max(1, min(cfg.batch, m))
     steps_per_epoch = math.ceil(m / batch)
     total = steps_per_epoch * cfg.epochs
+    eval_batch = max(batch // (dist.world if dist is not None else 1), 8)   # items per rank per evaluation pass
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas,
                            **({"fused": True} if device.type == "cuda" else {}))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup))
@@ -336,7 +340,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     else:
         if dist is not None:   # one model everywhere, as DistributedDataParallel's constructor ensures
             dist.broadcast_([t.data for t in model.state_dict().values()])
-        start_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp, dist=dist)  # no gradients: larger batches
+        start_psnr = evaluate_psnr(model, data, eval_batch, use_amp, dist=dist)  # no gradients: larger batches
     collapse = min(start_psnr - COLLAPSE_DB, COLLAPSE_FLOOR_DB) if math.isfinite(start_psnr) else -math.inf
     rate_start = rate.start_step(total) if rate is not None else None
     main = dist is None or dist.main
@@ -366,9 +370,11 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                     loss = rate.loss(loss, bits)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if dist is not None:
+                stop_flag = None
+                if dist is not None:   # Ctrl-C rides on the gradients' all-reduce: no collective of its own
+                    stop_flag = torch.full((1,), float(stop.requested), device=device)
                     dist.average([p.grad for p in model.parameters()]
-                                 + ([rate.log_step.grad] if quantized else []))
+                                 + ([rate.log_step.grad] if quantized else []) + [stop_flag])
                 opt.step()
                 sched.step()
                 if quantized:
@@ -380,7 +386,10 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                 epoch_mse += d
                 run_n += 1
                 now = time.monotonic()
-                stopping = stop.requested if dist is None else False
+                if dist is None:
+                    stopping = stop.requested
+                else:   # read every step on the CPU; on a GPU at the refresh steps (no sync per step)
+                    stopping = device.type == "cpu" and bool(stop_flag.item() > 0)
                 due = (now - last >= refresh_seconds if dist is None else step % DIST_REFRESH_STEPS == 0) \
                     or step == total
                 if due:
@@ -389,7 +398,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                                                         torch.full((), float(stop.requested), device=device)]))
                         run_mse.copy_(agreed[0] / dist.world)
                         run_loss.copy_(agreed[1] / dist.world)
-                        stopping = bool(agreed[2] > 0)
+                        stopping = stopping or bool(agreed[2] > 0)
                     mean_mse, mean_loss = float(run_mse) / run_n, float(run_loss) / run_n
                     if not (math.isfinite(mean_mse) and math.isfinite(mean_loss)):
                         raise _diverged(step, total, cfg.lr)
@@ -417,6 +426,6 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         return FitResult(step, time.monotonic() - t0, final, start_psnr)
     with torch.no_grad():
         hard = rate.quantized(model)
-    float_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp, dist=dist)
-    quant_psnr = evaluate_psnr(model, data, max(batch, 8), use_amp, hard, dist=dist)
+    float_psnr = evaluate_psnr(model, data, eval_batch, use_amp, dist=dist)
+    quant_psnr = evaluate_psnr(model, data, eval_batch, use_amp, hard, dist=dist)
     return FitResult(step, time.monotonic() - t0, final, start_psnr, float_psnr, quant_psnr, float(rate.lam))

@@ -28,7 +28,8 @@ __all__ = ["DiskCache", "LazyPlane", "ArrayStore", "RecordFile"]
 
 
 class DiskCache:
-    """A private folder of cache files, removed by :meth:`close` (or when the process exits)."""
+    """A private folder of cache files, removed by :meth:`close` (the encoder closes it however the
+    encode ends; a process killed outright leaves it behind, under the --cache-dir it was given)."""
 
     def __init__(self, parent: str | os.PathLike, tag: str = ""):
         try:
@@ -135,10 +136,15 @@ class LazyPlane:
         rest: tuple = ()
         if isinstance(item, tuple):
             item, rest = item[0], item[1:]
-        if isinstance(item, (int, np.integer)):
+        arr = None if isinstance(item, slice) else np.asarray(item)
+        if isinstance(item, (int, np.integer)) or (arr is not None and arr.ndim == 0 and arr.dtype.kind in "iu"):
             one = self._one(int(item))
             return one[rest] if rest else one
-        idx = range(self.n)[item] if isinstance(item, slice) else [int(i) for i in np.asarray(item).reshape(-1)]
+        if arr is not None and arr.dtype == bool:   # a mask over the frames, as numpy reads it
+            if arr.shape != (self.n,):
+                raise IndexError(f"boolean index of shape {arr.shape} for {self.n} frames")
+            arr = np.nonzero(arr)[0]
+        idx = range(self.n)[item] if arr is None else [int(i) for i in arr.reshape(-1)]
         out = np.empty((len(idx), *self.shape[1:]), self.dtype)
         for k, i in enumerate(idx):
             out[k] = self._one(i)

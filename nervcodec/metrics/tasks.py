@@ -86,9 +86,11 @@ def score_tasks(reference: Frames, decoded: Frames, *, seen: Optional[Sequence[i
         if unseen:
             base = frames_to_rgb24(neighbour_average(source if source is not None else reference, seen, unseen))
             out["psnr_rgb_unseen_neighbours"] = float(mse_to_psnr(rgb_mse(ref[list(unseen)], base), 255.0).mean())
-    if holes is not None:
-        out["psnr_rgb_holes"] = float(mse_to_psnr(rgb_mse(ref, dec, holes), 255.0).mean())
-        out["psnr_rgb_visible"] = float(mse_to_psnr(rgb_mse(ref, dec, ~holes), 255.0).mean())
+    if holes is not None:   # over the frames that have such pixels (a frame without holes has no hole score)
+        for key, where in (("psnr_rgb_holes", holes), ("psnr_rgb_visible", ~holes)):
+            some = where.reshape(where.shape[0], -1).any(axis=1)
+            if some.any():
+                out[key] = float(mse_to_psnr(rgb_mse(ref[some], dec[some], where[some]), 255.0).mean())
     if source is not None and source is not reference:
         out["psnr_rgb_input"] = float(mse_to_psnr(rgb_mse(ref, frames_to_rgb24(source)), 255.0).mean())
     return TaskScores(**out)

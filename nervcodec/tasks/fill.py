@@ -11,6 +11,8 @@ The result depends on the visible pixels only, by construction.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 __all__ = ["fill_holes"]
@@ -32,13 +34,16 @@ def _push_pull(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(valid > 0, x, up)
 
 
-def fill_holes(plane: np.ndarray, holes: np.ndarray) -> np.ndarray:
+def fill_holes(plane: np.ndarray, holes: np.ndarray, max_value: Optional[int] = None) -> np.ndarray:
     """``plane`` (…, H, W) integer samples with the pixels where ``holes`` (broadcastable bool) is
-    True replaced by a smooth fill from the others, same dtype."""
+    True replaced by a smooth fill from the others, same dtype; ``max_value`` is the samples' peak
+    (the bit depth's, e.g. 1023 in a uint16 array; default the dtype's), and a frame with nothing
+    visible becomes its middle grey."""
     holes = np.broadcast_to(holes, plane.shape)
     if not holes.any():
         return plane.copy()
-    top = float(np.iinfo(plane.dtype).max) if plane.dtype.kind in "ui" else 1.0
+    top = float(max_value if max_value is not None else (np.iinfo(plane.dtype).max if plane.dtype.kind in "ui"
+                                                         else 1.0))
     x = plane.astype(np.float64) / top
     out = _push_pull(x, (~holes).astype(np.float64))
     return np.clip(np.rint(out * top), 0, top).astype(plane.dtype)

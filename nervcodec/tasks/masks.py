@@ -109,6 +109,8 @@ def _read_png_mask(path: str, height: int, width: int) -> np.ndarray:
         img = np.asarray(iio.imread(path))
     except Exception as exc:
         raise InputError(f"cannot read the mask {path}: {exc}") from None
+    if img.dtype == bool:          # 1-bit PNGs come back as booleans: True (white) = hole
+        img = img.astype(np.uint8) * 255
     if img.ndim == 3:
         img = img[..., :3].mean(axis=-1) if img.shape[-1] >= 3 else img[..., 0]
     if img.shape != (height, width):
