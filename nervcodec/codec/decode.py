@@ -253,8 +253,10 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
     targets, folder = _outputs(output, videos, chosen, ".mkv" if fmt == "mkv" else ".y4m")
     dist = (init_from_env(dev.type) if launched() else current()) if split else None
     mine = chosen[dist.rank::dist.world] if dist is not None else chosen   # torchrun: videos dealt over ranks
-    if not force:   # every rank checks every target, so that all refuse alike
+    if not force:   # every rank checks every target before any writes one, so that all refuse alike
         taken = [str(targets[i]) for i in chosen if targets[i].is_file()]
+        if dist is not None:
+            dist.barrier()
         if taken:
             raise OutputError(f"{taken[0]} exists{f' (and {len(taken) - 1} more)' if len(taken) > 1 else ''}; "
                               f"use --force (-y) to replace it")
