@@ -16,7 +16,7 @@ measured throughput of a large fp32 matrix multiply (so the CPU figure is "fract
 what this CPU's GEMM reaches", stated as such).
 
     python benchmarks/speed.py CLIP [--model nerv|dnerv] [--params N] [--epochs E]
-                               [--frames N] [--device cpu|cuda] [--json]
+                               [--frames N] [--device cpu|cuda] [--nchw] [--json]
 """
 from __future__ import annotations
 
@@ -162,6 +162,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--nchw", action="store_true",
+                    help="fit in the NCHW layout (the CPU default before channels-last was measured and adopted)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
@@ -181,7 +183,8 @@ def main(argv=None) -> int:
 
     ours = spec.cls(cfg)
     ours.load_state_dict(init)
-    fres = fit(ours, data, FitConfig(epochs=args.epochs, batch=batch, lr=lr, seed=args.seed), device)
+    fres = fit(ours, data, FitConfig(epochs=args.epochs, batch=batch, lr=lr, seed=args.seed,
+                                     channels_last=False if args.nchw else None), device)
     our_psnr = psnr_of(ours, layout, info, items, fr_planes, device)
 
     frame_steps = args.epochs * data.num_items * frames_per_item
