@@ -31,9 +31,8 @@ if ROOT not in sys.path:
 
 from nervcodec.codec import EncodeConfig, encode  # noqa: E402
 from nervcodec.io import read_video  # noqa: E402
-from nervcodec.metrics.psnr import mse_to_psnr  # noqa: E402
 from nervcodec.metrics.rgb import frames_to_rgb24  # noqa: E402
-from nervcodec.metrics.tasks import rgb_mse  # noqa: E402
+from nervcodec.metrics.tasks import mean_psnr_rgb  # noqa: E402
 from nervcodec.tasks import apply_filter  # noqa: E402
 from nervcodec.tasks.corrupt import corrupt_file  # noqa: E402
 
@@ -88,7 +87,7 @@ def run_filters(data: str, out: str) -> None:
         _, noisy = read_video(noisy_input(out, key, people))
         for name in ("noisy", "median3", "gaussian"):
             fr = noisy if name == "noisy" else apply_filter(noisy, name)
-            rows[f"{key}-{name}"] = float(mse_to_psnr(rgb_mse(ref, frames_to_rgb24(fr)), 255.0).mean())
+            rows[f"{key}-{name}"] = mean_psnr_rgb(ref, frames_to_rgb24(fr))
     with open(os.path.join(out, "filters.json"), "w") as f:
         json.dump(rows, f, indent=2)
     print("filters:", rows, flush=True)
@@ -99,15 +98,19 @@ def report(out: str) -> str:
         p = os.path.join(out, f"{name}.json")
         return json.load(open(p)) if os.path.exists(p) else None
 
-    lines: List[str] = []
-    lines += ["| interpolation (people, every:2) | bpp | seen | unseen | neighbour average (unseen) | fit s |",
-              "|---|---|---|---|---|---|"]
-    for m in ("nerv", "dnerv"):
-        r = load(f"interp-{m}")
-        if r:
-            v, t = r["result"], r["result"]["verify"]["tasks"]
-            lines.append(f"| {m} | {v['bpp']:.3f} | {t['psnr_rgb_seen']:.2f} | {t['psnr_rgb_unseen']:.2f} | "
-                         f"{t['psnr_rgb_unseen_neighbours']:.2f} | {v['fit_seconds']:.0f} |")
+    def task_rows(prefix: str, keys) -> List[str]:
+        """One row per model of an experiment: bpp, then the named task scores."""
+        rows = []
+        for m in ("nerv", "dnerv"):
+            r = load(f"{prefix}-{m}")
+            if r:
+                v, t = r["result"], r["result"]["verify"]["tasks"]
+                rows.append(f"| {m} | {v['bpp']:.3f} | " + " | ".join(f"{t[k]:.2f}" for k in keys) + " |")
+        return rows
+
+    lines: List[str] = ["| interpolation (people, every:2) | bpp | seen | unseen | neighbour average (unseen) |",
+                        "|---|---|---|---|---|"]
+    lines += task_rows("interp", ("psnr_rgb_seen", "psnr_rgb_unseen", "psnr_rgb_unseen_neighbours"))
     filt = load("filters") or {}
     lines += ["", "| denoising (people, vs clean) | noise | PSNR-RGB | bpp |", "|---|---|---|---|"]
     for key, spec in NOISES.items():
@@ -122,12 +125,7 @@ def report(out: str) -> str:
                 lines.append(f"| {m} | {spec} | {v['verify']['psnr_rgb']:.2f} | {v['bpp']:.3f} |")
     lines += ["", "| inpainting (carphone, disperse) | bpp | full frame | holes | outside holes |",
               "|---|---|---|---|---|"]
-    for m in ("nerv", "dnerv"):
-        r = load(f"inpaint-{m}")
-        if r:
-            v, t = r["result"], r["result"]["verify"]["tasks"]
-            lines.append(f"| {m} | {v['bpp']:.3f} | {t['psnr_rgb']:.2f} | {t['psnr_rgb_holes']:.2f} | "
-                         f"{t['psnr_rgb_visible']:.2f} |")
+    lines += task_rows("inpaint", ("psnr_rgb", "psnr_rgb_holes", "psnr_rgb_visible"))
     return "\n".join(lines)
 
 

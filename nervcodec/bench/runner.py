@@ -194,6 +194,11 @@ class _ClipRun:
         """The run's baseline settings in the source's own pixel format (bit depth and chroma kept)."""
         return dataclasses.replace(self.config.baseline_settings, pix_fmt=self.info.pix_fmt.name)
 
+    def decoded_path(self, codec: str, crf: Optional[int] = None, target: Optional[float] = None) -> str:
+        """Where a point's decoded y4m goes (kept for --figures until the clip is done)."""
+        name = f"nervcodec_bpp{target:g}" if codec == NERV_CODEC else f"{codec}_crf{crf}"
+        return os.path.join(self.decoded_dir, f"{name}.y4m")
+
     def rel(self, path: str) -> Optional[str]:
         return os.path.relpath(path, self.out_dir) if self.out_dir else None
 
@@ -228,7 +233,7 @@ class _ClipRun:
     def baseline_point(self, codec: str, crf: int) -> Point:
         settings = self.baseline_settings
         encoded = os.path.join(self.dir, output_name(codec, crf, settings))
-        decoded = os.path.join(self.decoded_dir, f"{codec}_crf{crf}.y4m")
+        decoded = self.decoded_path(codec, crf=crf)
         t0 = time.perf_counter()
         run_ffmpeg(encode_args(codec, self.source, encoded, crf, settings),
                    what=f"encoding {self.name} with {BASELINES[codec].encoder} at CRF {crf}")
@@ -283,7 +288,7 @@ class _ClipRun:
         if cfg.epochs is not None:
             kwargs["epochs"] = cfg.epochs
         encoded = os.path.join(self.dir, f"nervcodec_{cfg.model}_bpp{target:g}.nerv")
-        decoded = os.path.join(self.decoded_dir, f"nervcodec_bpp{target:g}.y4m")
+        decoded = self.decoded_path(NERV_CODEC, target=target)
         for stale in (encoded, decoded):
             if os.path.exists(stale):
                 os.remove(stale)
@@ -309,9 +314,8 @@ def task_baselines(source: str, config: BenchConfig) -> Dict[str, float]:
     the input itself and its 3x3-median and Gaussian filtered versions; with a holdout, the
     average of the two nearest seen frames on the unseen ones."""
     from ..io import read_video
-    from ..metrics.psnr import mse_to_psnr
     from ..metrics.rgb import frames_to_rgb24
-    from ..metrics.tasks import neighbour_average, rgb_mse
+    from ..metrics.tasks import mean_psnr_rgb, neighbour_average
     from ..tasks import apply_filter, parse_holdout
     out: Dict[str, float] = {}
     if config.reference is None and config.holdout is None:
@@ -321,7 +325,7 @@ def task_baselines(source: str, config: BenchConfig) -> Dict[str, float]:
     ref_rgb = frames_to_rgb24(ref)
 
     def score(frames, rgb=ref_rgb) -> float:
-        return float(mse_to_psnr(rgb_mse(rgb, frames_to_rgb24(frames)), 255.0).mean())
+        return mean_psnr_rgb(rgb, frames_to_rgb24(frames))
 
     if config.reference is not None:
         out["input itself"] = score(src)
@@ -335,21 +339,13 @@ def task_baselines(source: str, config: BenchConfig) -> Dict[str, float]:
     return out
 
 
-def _decoded_path(run: _ClipRun, p: Point) -> str:
-    if p.codec == NERV_CODEC:
-        return os.path.join(run.decoded_dir, f"nervcodec_bpp{p.target_bpp:g}.y4m")
-    return os.path.join(run.decoded_dir, f"{p.codec}_crf{p.crf}.y4m")
-
-
 def matched_figure(run: _ClipRun, points: Sequence[Point]) -> str:
     """The clip's middle frame from the source and from each codec at matched rates, side by side
     (:mod:`nervcodec.tasks.figures`): nervcodec's middle rate point, and each baseline's point
     nearest to it in bpp.  Written to ``out_dir/figures/CLIP.png``; returns the path."""
     from ..io import read_video
-    from ..metrics.tasks import rgb_mse
-    from ..metrics.psnr import mse_to_psnr
-    from ..metrics.rgb import frames_to_rgb24
-    from ..tasks.figures import write_figure
+    from ..metrics.rgb import frame_rgb24
+    from ..tasks.figures import middle_frame, write_figure
     nerv = sorted((p for p in points if p.codec == NERV_CODEC), key=lambda p: p.bpp)
     anchor = nerv[len(nerv) // 2].bpp if nerv else sorted(p.bpp for p in points)[len(points) // 2]
     chosen = []
@@ -357,19 +353,11 @@ def matched_figure(run: _ClipRun, points: Sequence[Point]) -> str:
         pts = [p for p in points if p.codec == codec]
         if pts:
             chosen.append(min(pts, key=lambda p: abs(p.bpp - anchor)))
-    f = max(run.info.num_frames // 2 - 1, 0)  # the middle, off the D-NeRV keyframe grid for even lengths
-
-    def frame(path: str):
-        _, fr = read_video(path)
-        return frames_to_rgb24(type(fr)(tuple(q[f:f + 1] for q in fr.planes), fr.pix_fmt))[0]
-
-    src = frame(run.reference)
-    images, labels = [src], [f"{'reference' if run.config.reference else 'source'}, frame {f}"]
-    for p in chosen:
-        img = frame(_decoded_path(run, p))
-        psnr = float(mse_to_psnr(rgb_mse(src[None], img[None]), 255.0)[0])
-        images.append(img)
-        labels.append(f"{p.codec}, {p.bpp:.3f} bpp, {psnr:.2f} dB")
+    f = middle_frame(run.info.num_frames)
+    images = [frame_rgb24(read_video(path)[1], f)
+              for path in [run.reference] + [run.decoded_path(p.codec, p.crf, p.target_bpp) for p in chosen]]
+    labels = [f"{'reference' if run.config.reference else 'source'}, frame {f}"]
+    labels += [f"{p.codec}, {p.bpp:.3f} bpp" for p in chosen]
     folder = os.path.join(run.out_dir, "figures")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{run.name}.png")

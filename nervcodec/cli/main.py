@@ -23,10 +23,7 @@ from ..errors import NervCodecError, NervCodecWarning
 from ..textutil import plural
 from ..model import model_names
 from .bench import bench
-from .common import COLLECTIVE as _COLLECTIVE
-from .common import fail as _fail
-from .common import speaks as _speaks
-from .common import threads_option, verbose_option
+from .common import COLLECTIVE, fail, speaks, threads_option, verbose_option
 
 DEBUG_ENV = "NERVCODEC_DEBUG"
 
@@ -40,12 +37,12 @@ class _Group(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:
-            _fail("interrupted", 130)
+            fail("interrupted", 130)
         except click.ClickException as exc:
             hint = ""
             if isinstance(exc, click.UsageError) and exc.ctx is not None:
                 hint = f" (see '{exc.ctx.command_path} --help')"
-            _fail(f"{exc.format_message()}{hint}", exc.exit_code)
+            fail(f"{exc.format_message()}{hint}", exc.exit_code)
         if isinstance(rv, int) and rv and standalone_mode:   # click's Exit(code), e.g. from --help: 0
             sys.exit(rv)
         return rv
@@ -58,17 +55,17 @@ class _Group(click.Group):
             _reader_went_away()
         except NervCodecError as exc:
             # errors every rank of a torchrun job meets alike are said once (rank 0); others by the rank that met them
-            _fail(str(exc), exc.exit_code, everywhere=not isinstance(exc, _COLLECTIVE))
+            fail(str(exc), exc.exit_code, everywhere=not isinstance(exc, COLLECTIVE))
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            fail("interrupted", 130)
         except MemoryError:
-            _fail("out of memory (try a shorter or smaller input, a smaller model, or --batch 1)", 1, everywhere=True)
+            fail("out of memory (try a shorter or smaller input, a smaller model, or --batch 1)", 1, everywhere=True)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug: still one line unless debugging
             if os.environ.get(DEBUG_ENV):
                 raise
-            _fail(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for details)", 70, everywhere=True)
+            fail(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for details)", 70, everywhere=True)
 
 
 def _reader_went_away() -> None:
@@ -85,7 +82,7 @@ def _reader_went_away() -> None:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line each, like errors (no source line, no file name)."""
-    if _speaks():
+    if speaks():
         click.echo(f"nervcodec: warning: {message}", err=True)
 
 
@@ -201,7 +198,7 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, input
                        mask=opts["mask"], reference=opts["reference"], figure=opts["figure"],
                        cache_dir=opts["cache_dir"])
     res = do_encode(inputs, output, cfg, progress=not quiet and not as_json)
-    if not _speaks():
+    if not speaks():
         return
     if as_json:
         _emit_json(res.to_dict())

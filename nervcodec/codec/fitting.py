@@ -21,7 +21,7 @@ import torch
 from ..errors import ConfigError, InterruptedError_, NervCodecWarning
 from ..distributed import current
 from ..fit import FitData, FitResult, fit
-from ..fit.data import DiskFitData
+from ..fit.data import DiskFitData, sample_tensor
 from ..io.cache import DiskCache, RecordFile
 from ..fit.checkpoint import Checkpointer, fit_fingerprint
 from ..io.video import Frames, VideoInfo
@@ -56,24 +56,37 @@ class FittedModel:
     peak_rss: Tuple[float, ...] = ()            # peak resident MiB of each process after the fit
 
 
+def _chroma_shift(fmt) -> Tuple[int, int]:
+    return (fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0)
+
+
+def item_arrays(frames: Sequence[Frames], infos: Sequence[VideoInfo], layout: Layout, items, work_h: int,
+                work_w: int, keyframes: Optional[Mapping[Tuple[int, int], np.ndarray]] = None,
+                mask: Optional[MaskSpec] = None) -> Dict[str, np.ndarray]:
+    """The items' arrays, one row per item: ``y`` (and ``c``) targets cut to the working size,
+    (for D-NeRV) ``keyframes`` tiles from the full-resolution decoded keyframes ``(video, frame) ->
+    (C, H, W)``, and with a ``mask`` each frame's visible ``pixels``."""
+    ys, cs = cut_items(frames, layout, infos, items, work_h, work_w)
+    rows = {"y": ys} if cs is None else {"y": ys, "c": cs}
+    if keyframes is not None:
+        rows["keyframes"] = keyframe_tiles(keyframes, layout, infos, items, work_h, work_w)
+    if mask is not None:   # only the videos these items come from
+        used = {it.video for it in items}
+        vis = [(~video_holes(mask, v)).astype(np.uint8) if vi in used else None for vi, v in enumerate(infos)]
+        rows["pixels"] = cut_luma(vis, layout, infos, items, work_h, work_w)
+    return rows
+
+
 def build_fit_data(frames: Sequence[Frames], infos: Sequence[VideoInfo], layout: Layout, items, work_h: int,
                    work_w: int, keyframes: Optional[Dict[Tuple[int, int], np.ndarray]] = None,
                    mask: Optional[MaskSpec] = None) -> FitData:
-    """The training items as tensors: integer targets cut to the working size, times, loss mask,
-    (for D-NeRV) keyframe tiles from the full-resolution decoded keyframes ``(video, frame) -> (C, H, W)``
-    and, with a ``mask``, each frame's visible pixels."""
+    """The training items as tensors (:func:`item_arrays`), with their times and loss mask."""
     fmt = infos[0].pix_fmt
-    to_t = (lambda a: torch.from_numpy(a.astype(np.int16) if a.dtype != np.uint8 else a))  # noqa: E731
-    ys, cs = cut_items(frames, layout, infos, items, work_h, work_w)
-    kf = to_t(keyframe_tiles(keyframes, layout, infos, items, work_h, work_w)) if keyframes is not None else None
-    pixels = None
-    if mask is not None:
-        vis = [(~video_holes(mask, v)).astype(np.uint8) for v in infos]
-        pixels = torch.from_numpy(cut_luma(vis, layout, infos, items, work_h, work_w))
-    return FitData(t=torch.from_numpy(layout.times(infos, items)), y=to_t(ys), c=None if cs is None else to_t(cs),
-                   mask=loss_mask(layout, infos, items), keyframes=kf, max_value=fmt.max_value,
-                   chroma_shift=(fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0),
-                   pixels=pixels)
+    arrays = item_arrays(frames, infos, layout, items, work_h, work_w, keyframes, mask)
+    rows = {k: sample_tensor(a) for k, a in arrays.items()}
+    return FitData(t=torch.from_numpy(layout.times(infos, items)), y=rows["y"], c=rows.get("c"),
+                   mask=loss_mask(layout, infos, items), keyframes=rows.get("keyframes"), max_value=fmt.max_value,
+                   chroma_shift=_chroma_shift(fmt), pixels=rows.get("pixels"))
 
 
 DISK_CHUNK = 32  # items cut and written at a time when the items live in a cache file
@@ -84,32 +97,18 @@ def build_disk_fit_data(frames: Sequence[Frames], infos: Sequence[VideoInfo], la
                         mask: Optional[MaskSpec], cache: DiskCache) -> DiskFitData:
     """:func:`build_fit_data` into a cache file, ``DISK_CHUNK`` items at a time: memory holds one chunk,
     and the fit reads its batches back from the file."""
-    fmt = infos[0].pix_fmt
-    sy, sx = (fmt.log2_chroma_h, fmt.log2_chroma_w) if fmt.has_chroma else (0, 0)
-    d = layout.clip_len
-    fields = [("y", (d, work_h, work_w), fmt.dtype)]
-    if fmt.has_chroma:
-        fields.append(("c", (d, 2, work_h >> sy, work_w >> sx), fmt.dtype))
-    if keyframes is not None:
-        fields.append(("keyframes", (2, fmt.num_planes, work_h, work_w), fmt.dtype))
-    if mask is not None:
-        fields.append(("pixels", (d, work_h, work_w), np.uint8))
-    records = RecordFile(cache, "items.raw", fields)
+    records = None
     digest = hashlib.sha256()
     for a in range(0, len(items), DISK_CHUNK):
-        chunk = items[a:a + DISK_CHUNK]
-        ys, cs = cut_items(frames, layout, infos, chunk, work_h, work_w)
-        rows = {"y": ys, "c": cs}
-        if keyframes is not None:
-            rows["keyframes"] = keyframe_tiles(keyframes, layout, infos, chunk, work_h, work_w)
-        if mask is not None:
-            vis = {vi: (~video_holes(mask, infos[vi])).astype(np.uint8) for vi in {it.video for it in chunk}}
-            rows["pixels"] = cut_luma([vis.get(vi) for vi in range(len(infos))], layout, infos, chunk, work_h, work_w)
-        for name, _, _ in fields:
-            digest.update(np.ascontiguousarray(rows[name]).tobytes())
+        rows = item_arrays(frames, infos, layout, items[a:a + DISK_CHUNK], work_h, work_w, keyframes, mask)
+        if records is None:   # one record per item, laid out as the first chunk's arrays
+            records = RecordFile(cache, "items.raw", [(k, v.shape[1:], v.dtype) for k, v in rows.items()])
+        for v in rows.values():
+            digest.update(np.ascontiguousarray(v).tobytes())
         records.append(rows)
+    fmt = infos[0].pix_fmt
     return DiskFitData(records, torch.from_numpy(layout.times(infos, items)), loss_mask(layout, infos, items),
-                       fmt.max_value, (sy, sx), digest.hexdigest())
+                       fmt.max_value, _chroma_shift(fmt), digest.hexdigest())
 
 
 def loss_mask(layout: Layout, infos: Sequence[VideoInfo], items) -> torch.Tensor:

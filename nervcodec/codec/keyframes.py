@@ -115,8 +115,7 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
         quality = codec.check_quality(cfg.keyframe_quality)
         coded = _encode_all(codec, per_video, quality)
     elif budget is not None:
-        share = cfg.keyframe_share if cfg.keyframe_share is not None else KEYFRAME_SHARE
-        quality, coded = _choose(codec, per_video, int(budget * share))
+        quality, coded = _choose(codec, per_video, int(budget * keyframe_share(cfg)))
     else:
         quality = _default_quality(codec)
         coded = _encode_all(codec, per_video, quality)
@@ -134,6 +133,11 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
         blobs.extend(bl)
     assert len(blobs) == len(keys)
     return KeyframePlan(pack_keyframe_section(codec.codec_id, params, quality, blobs), decoded, codec.name, quality, native)
+
+
+def keyframe_share(cfg: EncodeConfig) -> float:
+    """The share of a rate budget the keyframes get: --keyframe-share, else KEYFRAME_SHARE."""
+    return cfg.keyframe_share if cfg.keyframe_share is not None else KEYFRAME_SHARE
 
 
 def _encode_all(codec, per_video: Sequence[Frames], quality: int) -> List[List[bytes]]:

@@ -32,7 +32,7 @@ from ..model import ModelSpec, model_spec
 from ..tasks import MaskSpec, fill_holes, parse_holdout, parse_mask
 from ..tasks.masks import chroma_holes
 from .config import EncodeConfig, preset
-from .keyframes import KeyframePlan, encode_keyframes
+from .keyframes import KeyframePlan, encode_keyframes, keyframe_share
 from .layout import Layout, plan_layout
 from .rate import bits_per_param, bytes_for_bpp, params_for_bytes
 
@@ -171,8 +171,9 @@ def _too_low(cfg: EncodeConfig, spec: ModelSpec, layout: Layout, channels: int, 
     if smallest is None or weights is None:
         return str(exc)
     per = bits_per_param(cfg.quant_bits, spec)
-    overhead = max(budget - weights - (int(budget * _share(cfg)) if spec.cls.needs_keyframes else 0), 0)
-    need = (smallest * per / 8 + overhead) / (1 - (_share(cfg) if spec.cls.needs_keyframes else 0.0))
+    share = keyframe_share(cfg) if spec.cls.needs_keyframes else 0.0
+    overhead = max(budget - weights - int(budget * share), 0)
+    need = (smallest * per / 8 + overhead) / (1 - share)
     lowest = math.ceil(need * 8 / pixels * 1000) / 1000
     what = "--bpp" if cfg.bpp is not None else ("--preset" if cfg.preset is not None else "the default rate")
     return (f"{what} ({target_bpp:g} bpp) leaves {max(weights, 0)} bytes for the network, about "
@@ -180,11 +181,6 @@ def _too_low(cfg: EncodeConfig, spec: ModelSpec, layout: Layout, channels: int, 
             f"{layout.patch_w}x{layout.patch_h} frames has {smallest}: --bpp {lowest:g} is sure to fit it"
             + (" (or a lower --keyframe-share)" if spec.cls.needs_keyframes else "")
             + ", or set the network's size with --params")
-
-
-def _share(cfg: EncodeConfig) -> float:
-    from .keyframes import KEYFRAME_SHARE
-    return cfg.keyframe_share if cfg.keyframe_share is not None else KEYFRAME_SHARE
 
 
 def _global_batch(asked: int, default: int) -> int:

@@ -8,15 +8,14 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from ..io import read_video
 from ..metrics import measure_pair
 from ..io.video import Frames
-from ..metrics.psnr import mse_to_psnr
-from ..metrics.rgb import frames_to_rgb24
-from ..metrics.tasks import TaskScores, neighbour_average, rgb_mse, score_tasks
+from ..metrics.rgb import frame_rgb24
+from ..metrics.tasks import TaskScores, neighbour_average, score_tasks
 from ..tasks import Holdout, parse_holdout, parse_mask
-from ..tasks.figures import write_figure
+from ..tasks.figures import middle_frame, write_figure
 from .decode import decode
 
 __all__ = ["VerifyResult", "verify", "task_scores", "task_figure"]
@@ -67,17 +66,13 @@ def verify(path: str | os.PathLike, inputs: Sequence[str | os.PathLike], device:
 
 def task_scores(source_path, decoded_path: str, reference: Optional[str], holdout: Optional[str],
                  mask: Optional[str], figure: Optional[str] = None) -> TaskScores:
-    from .plan import video_holes
+    from .plan import check_reference, video_holes
     info, source = read_video(source_path)
     _, decoded = read_video(decoded_path)
     ref = source
     if reference is not None:
-        rinfo, ref = read_video(reference)
-        if (rinfo.width, rinfo.height, rinfo.pix_fmt, rinfo.num_frames) != \
-                (info.width, info.height, info.pix_fmt, info.num_frames):
-            raise InputError(f"the reference {reference} ({rinfo.width}x{rinfo.height} {rinfo.pix_fmt.name}, "
-                             f"{rinfo.num_frames} frames) does not match the input ({info.width}x{info.height} "
-                             f"{info.pix_fmt.name}, {info.num_frames} frames)")
+        check_reference(reference, [info])
+        ref = read_video(reference)[1]
     split = parse_holdout(holdout) if holdout is not None else None
     n = info.num_frames
     holes = video_holes(parse_mask(mask), info) if mask is not None else None
@@ -88,29 +83,22 @@ def task_scores(source_path, decoded_path: str, reference: Optional[str], holdou
                        source=source if reference is not None or split is not None else None)
 
 
-def _frame(frames: Frames, f: int) -> np.ndarray:
-    return frames_to_rgb24(Frames(tuple(p[f:f + 1] for p in frames.planes), frames.pix_fmt))[0]
-
-
 def task_figure(path: str, ref: Frames, source: Frames, decoded: Frames, split: Optional[Holdout],
                 holes: Optional[np.ndarray], denoising: bool) -> None:
     """Reference, what the encoder was given, and the decoded output, side by side (one frame):
     the first held-out frame and its neighbour average; the middle frame with its holes shown
     black; the middle frame of the noisy input against the clean one."""
     n = ref.num_frames
-    f = split.unseen_frames(n)[0] if split is not None else max(n // 2 - 1, 0)
-    panels = [(_frame(ref, f), "clean reference" if denoising else f"source frame {f}")]
+    f = split.unseen_frames(n)[0] if split is not None else middle_frame(n)
+    panels = [(frame_rgb24(ref, f), "clean reference" if denoising else f"source frame {f}")]
     if split is not None:
         avg = neighbour_average(source, split.seen_frames(n), [f])
-        panels.append((_frame(avg, 0), "neighbour average"))
+        panels.append((frame_rgb24(avg, 0), "neighbour average"))
     elif holes is not None:
-        masked = _frame(source, f).copy()
+        masked = frame_rgb24(source, f).copy()
         masked[holes[f]] = 0
         panels.append((masked, "input, holes black"))
     elif denoising:
-        panels.append((_frame(source, f), "noisy input"))
-    panels.append((_frame(decoded, f), "nervcodec"))
-    for i, (img, label) in enumerate(panels[1:], 1):
-        psnr = float(mse_to_psnr(rgb_mse(panels[0][0][None], img[None]), 255.0)[0])
-        panels[i] = (img, f"{label}, {psnr:.2f} dB")
+        panels.append((frame_rgb24(source, f), "noisy input"))
+    panels.append((frame_rgb24(decoded, f), "nervcodec"))
     write_figure(path, [p[0] for p in panels], [p[1] for p in panels])

@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-__all__ = ["FitData", "DiskFitData", "PLANE_WEIGHTS"]
+__all__ = ["FitData", "DiskFitData", "PLANE_WEIGHTS", "sample_tensor"]
 
 PLANE_WEIGHTS = (4.06, 4.22, 3.21)
 
@@ -74,6 +74,12 @@ class FitData:
                        self.chroma_shift, pick(self.pixels))
 
 
+def sample_tensor(a: np.ndarray) -> torch.Tensor:
+    """Integer samples as a tensor in their own type; torch has no uint16, so deeper samples (at most
+    16 bits, in practice 10-12) become int16."""
+    return torch.from_numpy(a.astype(np.int16) if a.dtype == np.uint16 else a)
+
+
 class DiskFitData:
     """The items of a collection kept in a cache file (``--cache-dir``), read a batch at a time.
 
@@ -103,10 +109,7 @@ class DiskFitData:
         dev = self.device
 
         def tensor(name: str) -> Optional[torch.Tensor]:
-            if name not in rows:
-                return None
-            a = rows[name]
-            return torch.from_numpy(a.astype(np.int16) if a.dtype not in (np.uint8, np.float32) else a).to(dev)
+            return sample_tensor(rows[name]).to(dev) if name in rows else None
 
         return FitData(self.t[idx], tensor("y"), tensor("c"), self.mask[idx], tensor("keyframes"), self.max_value,
                        self.chroma_shift, tensor("pixels"))

@@ -19,7 +19,7 @@ from ..errors import ToolError
 from ..io.video import Frames, PixelFormat
 from ..tools.ffmpeg import build_args, run_ffmpeg
 
-__all__ = ["rgb24_args", "frames_to_rgb24", "MAX_PIPE_BYTES"]
+__all__ = ["rgb24_args", "frames_to_rgb24", "frame_rgb24", "MAX_PIPE_BYTES"]
 
 #: Frames are converted in chunks of at most this many input bytes (one ffmpeg run each).
 MAX_PIPE_BYTES = 48 * 1024 * 1024
@@ -29,6 +29,11 @@ def rgb24_args(pix_fmt: PixelFormat, width: int, height: int) -> List[str]:
     """ffmpeg arguments (no binary) that read raw planes on stdin and write rgb24 on stdout."""
     return build_args("-", "-", input_options={"f": "rawvideo", "pix_fmt": pix_fmt.name, "s": f"{width}x{height}"},
                       streams=["0:v:0"], output_options={"f": "rawvideo", "pix_fmt": "rgb24"})
+
+
+def frame_rgb24(frames: Frames, index: int) -> np.ndarray:
+    """Frame ``index`` of ``frames`` as one (H, W, 3) uint8 image (the same conversion)."""
+    return frames_to_rgb24(frames[index])[0]
 
 
 def frames_to_rgb24(frames: Frames) -> np.ndarray:

@@ -17,10 +17,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..io.video import Frames
-from .psnr import mse_to_psnr
+from .psnr import mse_to_psnr, rgb_frame_psnr
 from .rgb import frames_to_rgb24
 
-__all__ = ["TaskScores", "score_tasks", "neighbour_average", "rgb_mse"]
+__all__ = ["TaskScores", "score_tasks", "neighbour_average", "mean_psnr_rgb", "masked_rgb_mse"]
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,14 @@ def _mean(values: Sequence[float]) -> Optional[float]:
     return float(np.mean(values)) if len(values) else None
 
 
-def rgb_mse(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None) -> np.ndarray:
-    """Per-frame MSE of (N, H, W, 3) uint8 batches, over the pixels where ``where`` (N, H, W) is True."""
+def mean_psnr_rgb(reference_rgb: np.ndarray, distorted_rgb: np.ndarray) -> float:
+    """PSNR-RGB of two (N, H, W, 3) uint8 batches, averaged over frames (the codec convention)."""
+    return float(rgb_frame_psnr(reference_rgb, distorted_rgb).mean())
+
+
+def masked_rgb_mse(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Per-frame MSE of (N, H, W, 3) uint8 batches over the pixels where ``where`` (N, H, W) is True."""
     d = (a.astype(np.float64) - b.astype(np.float64)) ** 2
-    if where is None:
-        return d.reshape(d.shape[0], -1).mean(axis=1)
     w = where[..., None].astype(np.float64)
     return (d * w).reshape(d.shape[0], -1).sum(axis=1) / np.maximum(w.reshape(w.shape[0], -1).sum(axis=1) * 3, 1)
 
@@ -78,19 +81,19 @@ def score_tasks(reference: Frames, decoded: Frames, *, seen: Optional[Sequence[i
     """
     ref = frames_to_rgb24(reference)
     dec = frames_to_rgb24(decoded)
-    per = mse_to_psnr(rgb_mse(ref, dec), 255.0)
+    per = rgb_frame_psnr(ref, dec)
     out: Dict[str, object] = {"psnr_rgb": float(per.mean())}
     if unseen is not None and seen is not None:
         out.update(frames_seen=len(seen), frames_unseen=len(unseen), psnr_rgb_seen=_mean(per[list(seen)]),
                    psnr_rgb_unseen=_mean(per[list(unseen)]))
         if unseen:
             base = frames_to_rgb24(neighbour_average(source if source is not None else reference, seen, unseen))
-            out["psnr_rgb_unseen_neighbours"] = float(mse_to_psnr(rgb_mse(ref[list(unseen)], base), 255.0).mean())
+            out["psnr_rgb_unseen_neighbours"] = mean_psnr_rgb(ref[list(unseen)], base)
     if holes is not None:   # over the frames that have such pixels (a frame without holes has no hole score)
         for key, where in (("psnr_rgb_holes", holes), ("psnr_rgb_visible", ~holes)):
             some = where.reshape(where.shape[0], -1).any(axis=1)
             if some.any():
-                out[key] = float(mse_to_psnr(rgb_mse(ref[some], dec[some], where[some]), 255.0).mean())
+                out[key] = float(mse_to_psnr(masked_rgb_mse(ref[some], dec[some], where[some]), 255.0).mean())
     if source is not None and source is not reference:
-        out["psnr_rgb_input"] = float(mse_to_psnr(rgb_mse(ref, frames_to_rgb24(source)), 255.0).mean())
+        out["psnr_rgb_input"] = mean_psnr_rgb(ref, frames_to_rgb24(source))
     return TaskScores(**out)

@@ -8,9 +8,8 @@ from typing import Dict
 
 from ..errors import OutputError
 from ..io import open_writer, read_video
-from ..metrics.psnr import mse_to_psnr
 from ..metrics.rgb import frames_to_rgb24
-from ..metrics.tasks import rgb_mse
+from ..metrics.tasks import mean_psnr_rgb
 from .noise import add_noise, parse_noise
 
 __all__ = ["corrupt_file"]
@@ -30,8 +29,7 @@ def corrupt_file(source: str | os.PathLike, output: str | os.PathLike, spec: str
     noisy, report, _ = add_noise(clean, noise, seed)
     with open_writer(out, info) as writer:
         writer.write(noisy)
-    per = mse_to_psnr(rgb_mse(frames_to_rgb24(clean), frames_to_rgb24(noisy)), 255.0)
     report.update(source=os.fspath(source), output=os.fspath(out), spec=noise.spec,
-                  psnr_rgb=float(per.mean()),
+                  psnr_rgb=mean_psnr_rgb(frames_to_rgb24(clean), frames_to_rgb24(noisy)),
                   command=f"nervcodec noise {os.fspath(source)} {os.fspath(out)} --noise {noise.spec} --seed {seed}")
     return report

@@ -23,12 +23,17 @@ import numpy as np
 
 from ..fsutil import atomic_write_bytes
 
-__all__ = ["compose_figure", "write_figure", "panel_box", "LABEL_H", "GAP", "ERROR_GAIN"]
+__all__ = ["compose_figure", "write_figure", "panel_box", "middle_frame", "LABEL_H", "GAP", "ERROR_GAIN"]
 
 LABEL_H = 16      # pixels of the label strip above each panel
 GAP = 4           # pixels between panels
 ERROR_GAIN = 4
 MIN_WIDTH = 256   # panels are enlarged to at least this width
+
+
+def middle_frame(num_frames: int) -> int:
+    """The frame a figure shows: the middle one, off D-NeRV's keyframe grid for even lengths."""
+    return max(num_frames // 2 - 1, 0)
 
 
 def _scale(w: int) -> int:
@@ -88,10 +93,15 @@ def compose_figure(frames: Sequence[np.ndarray], labels: Sequence[str]) -> np.nd
 
 
 def write_figure(path: str | os.PathLike, frames: Sequence[np.ndarray], labels: Sequence[str]) -> Tuple[int, int]:
-    """Compose and write the figure as a PNG (atomically); return its (height, width)."""
+    """Compose and write the figure as a PNG (atomically); every panel after the first gets its
+    PSNR-RGB against the first in its label.  Returns the PNG's (height, width)."""
     import io
 
     from PIL import Image
+
+    from ..metrics.psnr import rgb_frame_psnr
+    labels = [labels[0]] + [f"{label}, {float(rgb_frame_psnr(frames[0][None], f[None])[0]):.2f} dB"
+                            for f, label in zip(frames[1:], labels[1:])]
     img = compose_figure(frames, labels)
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
