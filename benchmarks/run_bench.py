@@ -149,7 +149,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--container", choices=["raw", "mp4", "mkv"], default="raw")
     p.add_argument("--keep-sei", action="store_true", help="keep the baselines' settings SEI (the papers' files)")
     p.add_argument("--model", choices=["nerv", "dnerv"], default="dnerv")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="nervcodec epochs instead of its effort preset")
+    p.add_argument("--nerv-preset", default=None, help="nervcodec's effort when it differs from --preset")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-nerv", action="store_true", help="baselines only")
     p.add_argument("--vmaf", action="store_true")
@@ -226,7 +227,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             baselines=tuple(BASELINES) if args.baseline == "all" else (args.baseline,), crfs=tuple(args.crf),
             preset=args.preset, bframes=args.bframes, container=args.container, sei=args.keep_sei,
             bpp_targets=tuple(args.bpp), nerv=not args.no_nerv,
-            model=args.model, epochs=args.epochs, device=args.device, vmaf=args.vmaf)
+            model=args.model, epochs=args.epochs, nerv_preset=args.nerv_preset, device=args.device,
+            vmaf=args.vmaf)
         reused: List[Point] = []
         stash = tempfile.mkdtemp(prefix="run-bench-reuse-")
         if args.reuse_nerv:

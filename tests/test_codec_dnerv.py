@@ -163,7 +163,7 @@ def test_fixed_keyframe_quality_is_written(tmp_path, clip_file):
 @pytest.mark.parametrize("kw, message", [
     (dict(bpp=0.5, keyframe_share=0.0), "between 0 and 1"),
     (dict(bpp=0.5, keyframe_share=1.0), "between 0 and 1"),
-    (dict(params=5000, keyframe_share=0.5), "with --bpp or --preset"),
+    (dict(params=5000, keyframe_share=0.5), "with --bpp or --rate-preset"),
     (dict(bpp=0.5, keyframe_share=0.5, keyframe_quality=30), "only one of --keyframe-share"),
 ])
 def test_keyframe_share_is_validated(kw, message):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def _start_encode(tmp_path: Path, src: Path, out: Path, *extra: str) -> tuple:
 def _wait_for_fitting(proc, err: Path, timeout: float = 90.0) -> None:
     """Until the progress bar shows (the fit is running), then a little longer."""
     t0 = time.monotonic()
-    while b"fitting:" not in err.read_bytes():
+    while not re.search(rb"fitting \([^)]*\): ", err.read_bytes()):   # the bar: "fitting (effort): 3%|..."
         if proc.poll() is not None:
             pytest.fail(f"encode ended before it was interrupted: {err.read_text(errors='replace')}")
         if time.monotonic() - t0 > timeout:

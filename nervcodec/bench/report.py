@@ -172,6 +172,13 @@ def _clip_header(c: ClipResult) -> str:
     return f"{c.name}: {c.width}x{c.height} {c.pix_fmt}, {c.frames} frames at {c.fps} fps ({c.path})"
 
 
+def _effort(nerv: dict) -> str:
+    """How long nervcodec fitted, from the settings (older results.json files have only epochs)."""
+    if nerv.get("effort"):
+        return str(nerv["effort"])
+    return f"epochs {nerv['epochs'] if nerv.get('epochs') is not None else 'default'}"
+
+
 def format_table(result: BenchResult) -> str:
     """The human-readable report: settings, one table per clip, BD figures, pooled summary, notes."""
     vmaf = bool(result.settings.get("vmaf"))
@@ -180,8 +187,7 @@ def format_table(result: BenchResult) -> str:
         out.append(f"  {name}: {b['settings']}")
     nerv = result.settings.get("nervcodec")
     if nerv:
-        epochs = nerv["epochs"] if nerv["epochs"] is not None else "default"
-        out.append(f"  nervcodec: model {nerv['model']}, epochs {epochs}, device {nerv['device']}, seed {nerv['seed']}")
+        out.append(f"  nervcodec: model {nerv['model']}, {_effort(nerv)}, device {nerv['device']}, seed {nerv['seed']}")
     out.append("  metrics: decoded output vs source; PSNR-RGB on rgb24 (ffmpeg default conversion), per-frame mean;"
                " PSNR-Y/YUV(6:1:1) on native planes; bpp = file bytes*8/(frames*W*H)")
     for c in result.clips:
@@ -253,8 +259,8 @@ def format_markdown(result: BenchResult, heading_level: int = 3) -> str:
         out.append(f"- {name}: `{b['settings']}`")
     nerv = result.settings.get("nervcodec")
     if nerv:
-        epochs = nerv["epochs"] if nerv["epochs"] is not None else "encoder default"
-        out.append(f"- nervcodec: model `{nerv['model']}`, epochs {epochs}, device {nerv['device']}, seed {nerv['seed']}")
+        out.append(f"- nervcodec: model `{nerv['model']}`, {_effort(nerv)}, device {nerv['device']}, "
+                   f"seed {nerv['seed']}")
     else:
         out.append("- nervcodec: not run (`--no-nerv`)")
     out.append(f"- BD: {result.settings.get('bd_method')} interpolation, nervcodec (test) against each baseline "
@@ -295,7 +301,8 @@ def _draw(ax, points: Sequence[Point], metric: str, title: str) -> None:
             continue
         color, marker = _STYLE.get(codec, ("tab:gray", "x"))
         if codec == NERV_CODEC:
-            label = f"nervcodec {pts[0].model or ''}, {pts[0].epochs or 'default'} epochs".replace("  ", " ")
+            how = f"preset {pts[0].preset}" if pts[0].preset else f"{pts[0].epochs or 'default'} epochs"
+            label = f"nervcodec {pts[0].model or ''}, {how}".replace("  ", " ")
         else:
             label = f"{codec} (preset {pts[0].preset}, bf {pts[0].bframes})"
         ys = [_plotted(getattr(p, metric), metric) for p in pts]

@@ -41,10 +41,10 @@ class Point:
     vmaf: Optional[float]
     encode_seconds: float
     decode_seconds: float
-    preset: Optional[str] = None     # baselines only
+    preset: Optional[str] = None     # baselines: x264/x265's; nervcodec: its effort (None with --epochs)
     bframes: Optional[int] = None    # baselines only
     model: Optional[str] = None      # nervcodec only
-    epochs: Optional[int] = None     # nervcodec only
+    epochs: Optional[float] = None   # nervcodec only: passes over the training items
     file: Optional[str] = None       # encoded file, relative to --out (None when not kept)
     ms_ssim_method: Optional[str] = None
     tasks: Optional[Dict[str, object]] = None  # nervcodec with --holdout / --mask / --reference: the task scores

@@ -78,6 +78,7 @@ class BenchConfig:
     nerv: bool = True
     model: str = "dnerv"
     epochs: Optional[int] = None
+    nerv_preset: Optional[str] = None  # nervcodec's effort; None = ``preset`` (the same name for every codec)
     device: str = "auto"
     seed: int = 0
     vmaf: bool = False
@@ -102,6 +103,8 @@ class BenchConfig:
             raise ConfigError(f"--model must be nerv or dnerv, got {self.model!r}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.nerv and self.epochs is None:
+            self.nerv_effort  # validates it
         if self.bd_method not in BD_METHODS:
             raise ConfigError(f"unknown BD interpolation {self.bd_method!r} (known: {', '.join(BD_METHODS)})")
         self.baseline_settings  # validates preset, bframes and container
@@ -111,6 +114,17 @@ class BenchConfig:
         if self.mask is not None:
             from ..tasks import parse_mask
             parse_mask(self.mask)
+
+    @property
+    def nerv_effort(self) -> str:
+        """nervcodec's effort preset: --nerv-preset, else the baselines' --preset when nervcodec has it."""
+        from ..codec.effort import EFFORT_PRESETS, check_effort
+        if self.nerv_preset is not None:
+            return check_effort(self.nerv_preset)
+        if self.preset not in EFFORT_PRESETS:
+            raise ConfigError(f"nervcodec has no effort preset {self.preset!r} ({', '.join(EFFORT_PRESETS)}): "
+                              f"give --nerv-preset, --epochs or --no-nerv")
+        return self.preset
 
     @property
     def baseline_settings(self) -> BaselineSettings:
@@ -126,7 +140,9 @@ class BenchConfig:
                               "settings_sei": s.sei}
                           for b in self.baselines},
             "crfs": list(self.crfs) or f"default sweep over {list(CRF_GRID)} from {CRF_START}, bracketing the targets",
-            "nervcodec": ({"model": self.model, "epochs": self.epochs, "device": self.device, "seed": self.seed,
+            "nervcodec": ({"model": self.model, "epochs": self.epochs,
+                           "effort": f"--epochs {self.epochs}" if self.epochs is not None else
+                           f"preset {self.nerv_effort}", "device": self.device, "seed": self.seed,
                            "bpp_targets": list(self.bpp_targets) or "default ladder from the clip's size"}
                           if self.nerv else None),
             "vmaf": self.vmaf, "bd_method": self.bd_method, "bd_metrics": list(BD_METRICS),
@@ -188,6 +204,17 @@ class _ClipRun:
         self.decoded_dir = os.path.join(self.dir, "decoded")
         os.makedirs(self.decoded_dir, exist_ok=True)
         self.method = ms_ssim_method(info.width, info.height)
+
+    @property
+    def nerv_effort(self) -> str:
+        """nervcodec's effort preset: --nerv-preset, else the baselines' --preset when nervcodec has it."""
+        from ..codec.effort import EFFORT_PRESETS, check_effort
+        if self.nerv_preset is not None:
+            return check_effort(self.nerv_preset)
+        if self.preset not in EFFORT_PRESETS:
+            raise ConfigError(f"nervcodec has no effort preset {self.preset!r} ({', '.join(EFFORT_PRESETS)}): "
+                              f"give --nerv-preset, --epochs or --no-nerv")
+        return self.preset
 
     @property
     def baseline_settings(self) -> BaselineSettings:
@@ -287,6 +314,8 @@ class _ClipRun:
                   "holdout": cfg.holdout, "mask": cfg.mask}
         if cfg.epochs is not None:
             kwargs["epochs"] = cfg.epochs
+        else:
+            kwargs["preset"] = cfg.nerv_effort
         encoded = os.path.join(self.dir, f"nervcodec_{cfg.model}_bpp{target:g}.nerv")
         decoded = self.decoded_path(NERV_CODEC, target=target)
         for stale in (encoded, decoded):
@@ -294,7 +323,7 @@ class _ClipRun:
                 os.remove(stale)
         self.progress(f"[{self.name}] nervcodec {cfg.model} at {target:g} bpp (point {number} of {count}): encoding")
         t0 = time.perf_counter()
-        encode([self.source], encoded, EncodeConfig(**kwargs), progress=cfg.bars)
+        res = encode([self.source], encoded, EncodeConfig(**kwargs), progress=cfg.bars)
         t1 = time.perf_counter()
         decode(encoded, decoded, frames=None, device=cfg.device, progress=False, force=True)
         t2 = time.perf_counter()
@@ -304,7 +333,8 @@ class _ClipRun:
             tasks = task_scores(self.source, decoded, cfg.reference, cfg.holdout, cfg.mask).to_dict()
         report, vmaf = self.measure(decoded)
         p = self.point(NERV_CODEC, encoded, report, vmaf, t1 - t0, t2 - t1, crf=None, target_bpp=target,
-                       model=cfg.model, epochs=cfg.epochs, tasks=tasks)
+                       model=cfg.model, epochs=res.epochs, preset=None if cfg.epochs else cfg.nerv_effort,
+                       tasks=tasks)
         self.say(p, f"nervcodec {cfg.model} target {target:g} bpp")
         return p
 

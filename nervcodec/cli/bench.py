@@ -33,7 +33,8 @@ __all__ = ["bench"]
               help="Baseline CRF (repeatable). Default: a sweep from CRF 32 in steps of 5 whose bpp brackets "
                    "the nervcodec targets.")
 @click.option("--preset", type=click.Choice(X264_PRESETS), default="medium", show_default=True,
-              help="x264/x265 preset (medium = the NeRV papers' anchors; veryslow for a strong anchor).")
+              help="Effort of every codec: x264/x265's preset (medium = the NeRV papers' anchors; veryslow for a "
+                   "strong anchor) and nervcodec's (its encode --preset) unless --nerv-preset says otherwise.")
 @click.option("--bframes", type=click.IntRange(0, 16), default=0, show_default=True,
               help="B-frames for x264/x265 (0 = the NeRV papers' anchors).")
 @click.option("--container", type=click.Choice(sorted(CONTAINERS)), default="raw", show_default=True,
@@ -46,7 +47,10 @@ __all__ = ["bench"]
                    "160 kbit / (frames*W*H), the lowest clamped to 0.02..0.2.")
 @click.option("--model", type=click.Choice(model_names()), default="dnerv", show_default=True,
               help="nervcodec model family.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="nervcodec fitting epochs (default: the encoder's).")
+@click.option("--nerv-preset", default=None, metavar="EFFORT",
+              help="nervcodec's effort preset when it differs from the baselines' --preset.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="nervcodec fitting epochs instead of its effort preset's steps.")
 @click.option("--device", default="auto", show_default=True, help="Device for nervcodec: auto, cpu, cuda, cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="nervcodec random seed.")
 @click.option("--no-nerv", is_flag=True, help="Run only the baselines.")
@@ -69,9 +73,8 @@ __all__ = ["bench"]
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout (table goes to stderr).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset: str, bframes: int,
-          container: str, keep_sei: bool, bpps: Tuple[float, ...], model: str, epochs: Optional[int], device: str,
-          seed: int,
-          no_nerv: bool, vmaf: bool, bd_method: str, out_dir: Optional[str], reference: Optional[str],
+          container: str, keep_sei: bool, bpps: Tuple[float, ...], model: str, nerv_preset: Optional[str],
+          epochs: Optional[int], device: str, seed: int, no_nerv: bool, vmaf: bool, bd_method: str, out_dir: Optional[str], reference: Optional[str],
           holdout: Optional[str], mask: Optional[str], figures: bool, as_json: bool, quiet: bool) -> None:
     """Compare nervcodec with H.264 / HEVC on INPUT videos: RD table, BD-rate, plots.
 
@@ -84,7 +87,7 @@ def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset:
         if figures and not out_dir:
             raise ConfigError("--figures writes PNG files into the --out folder; give --out DIR")
         _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs, device, seed, no_nerv, vmaf,
-             bd_method, out_dir, as_json, quiet, figures, reference, holdout, mask, keep_sei)
+             bd_method, out_dir, as_json, quiet, figures, reference, holdout, mask, keep_sei, nerv_preset)
     except NervCodecError as exc:
         fail(str(exc), exc.exit_code, everywhere=not isinstance(exc, COLLECTIVE))
     except KeyboardInterrupt:
@@ -93,11 +96,11 @@ def bench(inputs: Tuple[str, ...], baseline: str, crfs: Tuple[int, ...], preset:
 
 def _run(inputs, baseline, crfs, preset, bframes, container, bpps, model, epochs, device, seed, no_nerv, vmaf,
          bd_method, out_dir, as_json, quiet, figures=False, reference=None, holdout=None, mask=None,
-         keep_sei=False) -> None:
+         keep_sei=False, nerv_preset=None) -> None:
     config = BenchConfig(
         baselines=tuple(BASELINES) if baseline == "all" else (baseline,), crfs=tuple(crfs), preset=preset,
-        bframes=bframes, container=container, sei=keep_sei, bpp_targets=tuple(bpps), nerv=not no_nerv, model=model, epochs=epochs,
-        device=device, seed=seed, vmaf=vmaf, bd_method=bd_method, figures=figures,
+        bframes=bframes, container=container, sei=keep_sei, bpp_targets=tuple(bpps), nerv=not no_nerv, model=model,
+        epochs=epochs, nerv_preset=nerv_preset, device=device, seed=seed, vmaf=vmaf, bd_method=bd_method, figures=figures,
         reference=reference, holdout=holdout, mask=mask, bars=not quiet)
 
     def progress(msg: str) -> None:

@@ -22,6 +22,7 @@ from .. import __version__
 from ..errors import NervCodecError, NervCodecWarning
 from ..textutil import plural
 from ..model import model_names
+from ..codec.effort import DEFAULT_EFFORT, EFFORT_PRESETS, RATE_PRESETS
 from .bench import bench
 from .common import COLLECTIVE, fail, speaks, threads_option, verbose_option
 
@@ -117,11 +118,15 @@ def _device_option(f):
 @click.option("--model", type=click.Choice(model_names()), default="dnerv", show_default=True)
 @click.option("--params", type=int, default=None, help="Parameter budget of the network.")
 @click.option("--bpp", type=float, default=None,
-              help="Target rate in bits per pixel (the whole file) [0.25 = --preset medium when no size is given].")
-@click.option("--preset", type=click.Choice(["tiny", "small", "medium", "large", "xlarge"]), default=None,
-              help="A named rate (0.05 / 0.1 / 0.25 / 0.5 / 1.0 bpp); not an effort preset as in x264 "
-                   "(bench's --preset is x264's; see README).")
-@click.option("--epochs", type=int, default=300, show_default=True)
+              help="Target rate in bits per pixel (the whole file) [0.25 = --rate-preset medium when no size is given].")
+@click.option("--rate-preset", type=click.Choice(list(RATE_PRESETS)), default=None,
+              help="A named rate: tiny / small / medium / large / xlarge = 0.05 / 0.1 / 0.25 / 0.5 / 1.0 bpp.")
+@click.option("--preset", default=DEFAULT_EFFORT, show_default=True, metavar="EFFORT",
+              help=f"Encoder effort, as in x264: {' / '.join(EFFORT_PRESETS)} = "
+                   f"{' / '.join(str(v) for v in EFFORT_PRESETS.values())} optimizer steps. "
+                   "The rate is set apart (--bpp, --rate-preset, --params).")
+@click.option("--epochs", type=int, default=None, help="Fit this many epochs instead of the preset's steps.")
+@click.option("--steps", type=int, default=None, help="Fit this many optimizer steps instead of the preset's.")
 @click.option("--batch", type=int, default=0, help="Frames (NeRV) or clips (D-NeRV) per step [model default].")
 @click.option("--lr", type=float, default=0.0, help="Peak learning rate [model default].")
 @_device_option
@@ -186,8 +191,8 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, input
         raise click.UsageError("give at least one INPUT and the OUTPUT file")
     else:
         *inputs, output = paths
-    cfg = EncodeConfig(model=opts["model"], params=opts["params"], bpp=opts["bpp"], preset=opts["preset"],
-                       epochs=opts["epochs"], batch=opts["batch"], lr=opts["lr"], device=opts["device"],
+    cfg = EncodeConfig(model=opts["model"], params=opts["params"], bpp=opts["bpp"], rate_preset=opts["rate_preset"],
+                       preset=opts["preset"], epochs=opts["epochs"], steps=opts["steps"], batch=opts["batch"], lr=opts["lr"], device=opts["device"],
                        seed=opts["seed"], loss=opts["loss"], quant_bits=opts["quant_bits"], lam=opts["lam"],
                        clip_len=opts["clip_len"],
                        keyframe_codec=opts["keyframe_codec"], keyframe_quality=opts["keyframe_quality"],

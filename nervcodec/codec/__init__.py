@@ -9,14 +9,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .config import PRESETS, EncodeConfig
+from .config import EncodeConfig
+from .effort import DEFAULT_EFFORT, EFFORT_PRESETS, RATE_PRESETS
 from .decode import DecodeResult, decode
 from .inspect import FileInfo, inspect
 
 _LAZY = {"EncodeResult": ".encoder", "encode": ".encoder", "VerifyResult": ".verification", "verify": ".verification"}
 
-__all__ = ["EncodeConfig", "PRESETS", "EncodeResult", "encode", "DecodeResult", "decode", "FileInfo", "inspect",
-           "VerifyResult", "verify"]
+__all__ = ["EncodeConfig", "EFFORT_PRESETS", "RATE_PRESETS", "DEFAULT_EFFORT", "EncodeResult", "encode",
+           "DecodeResult", "decode", "FileInfo", "inspect", "VerifyResult", "verify"]
 
 
 def __getattr__(name: str) -> Any:

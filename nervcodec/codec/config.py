@@ -6,24 +6,29 @@ from typing import Optional
 
 from ..errors import ConfigError
 from ..tasks.holdout import parse_holdout
+from .effort import DEFAULT_EFFORT, check_effort, rate_preset_bpp
 
-__all__ = ["EncodeConfig", "PRESETS", "preset"]
+__all__ = ["EncodeConfig"]
 
 
 @dataclass(frozen=True)
 class EncodeConfig:
     """Everything that decides what an encode produces.
 
-    Exactly one of ``params`` (a parameter budget), ``bpp`` (a target rate, turned
-    into a budget by the rate planner) or ``preset`` sizes the model; with none,
-    the preset ``"medium"`` applies.
+    At most one of ``params`` (a parameter budget), ``bpp`` (a target rate, turned
+    into a budget by the rate planner) or ``rate_preset`` (a named rate) sizes the
+    model; with none, the rate preset ``"medium"`` (0.25 bpp) applies.  ``preset`` is
+    the effort (a budget of optimizer steps, see :mod:`.effort`), which ``epochs`` or
+    ``steps`` override.
     """
 
     model: str = "dnerv"
     params: Optional[int] = None
     bpp: Optional[float] = None
-    preset: Optional[str] = None
-    epochs: int = 300
+    rate_preset: Optional[str] = None
+    preset: str = DEFAULT_EFFORT  # effort: ultrafast .. veryslow
+    epochs: Optional[int] = None  # fit for this many epochs instead of the preset's steps
+    steps: Optional[int] = None   # fit for this many optimizer steps instead of the preset's
     batch: int = 0                # frames (NeRV) or clips (D-NeRV) per step; 0 = chosen from the model
     lr: float = 0.0               # 0 = the model's default
     device: str = "auto"          # auto | cpu | cuda | cuda:N
@@ -51,15 +56,22 @@ class EncodeConfig:
     cache_dir: Optional[str] = None         # keep frames and training items on disk here, not in memory
 
     def __post_init__(self) -> None:
-        chosen = [n for n in ("params", "bpp", "preset") if getattr(self, n) is not None]
+        chosen = [n.replace("_", "-") for n in ("params", "bpp", "rate_preset") if getattr(self, n) is not None]
         if len(chosen) > 1:
-            raise ConfigError(f"give only one of --params, --bpp, --preset (got {', '.join(chosen)})")
+            raise ConfigError(f"give only one of --params, --bpp, --rate-preset (got --{', --'.join(chosen)})")
+        check_effort(self.preset)
+        if self.rate_preset is not None:
+            rate_preset_bpp(self.rate_preset)
         if self.params is not None and self.params < 1:
             raise ConfigError(f"--params must be positive, got {self.params}")
         if self.bpp is not None and not (0 < self.bpp < 64):
             raise ConfigError(f"--bpp must be in (0, 64), got {self.bpp}")
-        if self.epochs < 1:
+        if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"--steps must be at least 1, got {self.steps}")
+        if self.epochs is not None and self.steps is not None:
+            raise ConfigError("give only one of --epochs and --steps (each sets the length of the fit)")
         if self.batch < 0:
             raise ConfigError(f"--batch must be positive, got {self.batch}")
         if self.lr < 0:
@@ -76,7 +88,7 @@ class EncodeConfig:
         if self.keyframe_share is not None and not 0.0 < self.keyframe_share < 1.0:
             raise ConfigError(f"--keyframe-share must be between 0 and 1 (exclusive), got {self.keyframe_share}")
         if self.keyframe_share is not None and self.params is not None:
-            raise ConfigError("--keyframe-share divides a rate budget: use it with --bpp or --preset, not --params")
+            raise ConfigError("--keyframe-share divides a rate budget: use it with --bpp or --rate-preset, not --params")
         if self.keyframe_share is not None and self.keyframe_quality is not None:
             raise ConfigError("give only one of --keyframe-share and --keyframe-quality")
         if self.resume and not self.checkpoint:
@@ -91,8 +103,24 @@ class EncodeConfig:
             raise ConfigError("--reference is the clip --verify scores against; give --verify too")
         if self.figure is not None and not self.verify:
             raise ConfigError("--figure shows what --verify decodes; give --verify too")
-        if self.preset is not None and self.preset not in PRESETS:
-            raise ConfigError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
+
+    @property
+    def target_bpp(self) -> Optional[float]:
+        """The rate asked for: --bpp, --rate-preset, or the default rate when no size is given."""
+        if self.bpp is not None:
+            return self.bpp
+        if self.rate_preset is not None:
+            return rate_preset_bpp(self.rate_preset)
+        return None if self.params is not None else rate_preset_bpp("medium")
+
+    @property
+    def effort(self) -> str:
+        """How the fit's length is set, in words: the preset and its steps, or --epochs / --steps."""
+        if self.epochs is not None:
+            return f"--epochs {self.epochs}"
+        if self.steps is not None:
+            return f"--steps {self.steps}"
+        return f"preset {self.preset}"
 
     @property
     def quant_code(self) -> int:
@@ -101,15 +129,3 @@ class EncodeConfig:
 
     def with_(self, **changes) -> "EncodeConfig":
         return replace(self, **changes)
-
-
-# Presets size the model by rate (bits per pixel of the whole file), so that one
-# preset means the same trade-off at any resolution.
-PRESETS = {"tiny": 0.05, "small": 0.1, "medium": 0.25, "large": 0.5, "xlarge": 1.0}
-
-
-def preset(name: str) -> float:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None

@@ -47,7 +47,7 @@ class EncodeResult:
     keyframe_bytes: int
     header_bytes: int
     device: str
-    epochs: int
+    epochs: float                        # passes over the training items the fit made
     videos: Tuple[str, ...] = ()
     keyframe_codec: Optional[str] = None
     target_bpp: Optional[float] = None
@@ -59,6 +59,8 @@ class EncodeResult:
     fit_psnr_float: Optional[float] = None     # rate-aware fit: PSNR of the float and the quantized network
     fit_psnr_quantized: Optional[float] = None  # (the loss's measure, over the fitted items)
     peak_rss_mib: Tuple[float, ...] = ()       # peak resident memory of each process (rank) up to the fit's end
+    steps: int = 0                       # optimizer steps the fit ran
+    effort: str = ""                     # what set the fit's length: "preset medium", "--epochs 300", "--steps N"
 
     def to_dict(self) -> Dict[str, object]:
         out: Dict[str, object] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -81,13 +83,14 @@ def _result(plan: EncodePlan, fitted: FittedModel, coded: CodedFile, size: int, 
         frames=plan.num_frames, params=fitted.params, seconds=seconds, fit_seconds=fitted.result.seconds,
         model=plan.spec.name, weights_bytes=coded.weights_bytes, keyframe_bytes=coded.keyframe_bytes,
         header_bytes=size - coded.weights_bytes - coded.keyframe_bytes, device=str(plan.device),
-        epochs=plan.fit.epochs, videos=tuple(v.name for v in plan.infos), keyframe_codec=kf.codec_name if kf else None,
+        epochs=round(res.epochs, 2), videos=tuple(v.name for v in plan.infos),
+        keyframe_codec=kf.codec_name if kf else None,
         target_bpp=plan.target_bpp, warnings=fitted.warnings, verify=checked,
         bits_per_param=coded.weights_bytes * 8 / max(fitted.params, 1),
         lam=_finite(res.lam), rate_estimate_bytes=(None if fitted.estimated_bits is None
                                                    else int(round(fitted.estimated_bits / 8))),
         fit_psnr_float=_finite(res.float_psnr), fit_psnr_quantized=_finite(res.quant_psnr),
-        peak_rss_mib=fitted.peak_rss)
+        peak_rss_mib=fitted.peak_rss, steps=res.steps, effort=plan.cfg.effort)
 
 
 def _finite(x: float) -> Optional[float]:

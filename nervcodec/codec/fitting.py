@@ -192,14 +192,15 @@ def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
              else lambda *a: build_disk_fit_data(*a, cache=plan.cache))  # noqa: E731
     data = build(plan.seen_frames, plan.infos, plan.layout, fit_items(plan), int(plan.config.height),
                  int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None, plan.mask)
-    steps = plan.fit.epochs * -(-data.num_items // max(1, min(plan.fit.batch, data.num_items)))
+    per_epoch = -(-data.num_items // max(1, min(plan.fit.batch, data.num_items)))
+    steps = plan.fit.total_steps(per_epoch)
     note(progress, f"fitting {plan.spec.name} with {n_params} parameters to {plural(plan.num_frames, 'frame')} "
-                   f"on {plan.device} ({plural(plan.fit.epochs, 'epoch')}, {plural(steps, 'optimizer step')}; "
-                   f"the bar shows the time left)")
+                   f"on {plan.device} ({plan.cfg.effort}: {plural(steps, 'optimizer step')}, "
+                   f"{steps / per_epoch:.3g} epochs; the bar shows the time left)")
     rate = rate_term(plan, model)
     ckpt = _checkpointer(plan, model, data, progress, rate)
     try:
-        with ProgressBar(progress, "fitting") as bar:
+        with ProgressBar(progress, f"fitting ({plan.cfg.effort})") as bar:
             res = fit(model, data, plan.fit, plan.device, progress=bar, checkpoint=ckpt,
                       resume=_resume_state(ckpt, plan.cfg.resume), rate=rate)
     except KeyboardInterrupt:

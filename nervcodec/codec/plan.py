@@ -31,7 +31,8 @@ from ..io.video import Frames, VideoInfo
 from ..model import ModelSpec, model_spec
 from ..tasks import MaskSpec, fill_holes, parse_holdout, parse_mask
 from ..tasks.masks import chroma_holes
-from .config import EncodeConfig, preset
+from .config import EncodeConfig
+from .effort import effort_steps
 from .keyframes import KeyframePlan, encode_keyframes, keyframe_share
 from .layout import Layout, plan_layout
 from .rate import bits_per_param, bytes_for_bpp, params_for_bytes
@@ -175,7 +176,8 @@ def _too_low(cfg: EncodeConfig, spec: ModelSpec, layout: Layout, channels: int, 
     overhead = max(budget - weights - int(budget * share), 0)
     need = (smallest * per / 8 + overhead) / (1 - share)
     lowest = math.ceil(need * 8 / pixels * 1000) / 1000
-    what = "--bpp" if cfg.bpp is not None else ("--preset" if cfg.preset is not None else "the default rate")
+    what = ("--bpp" if cfg.bpp is not None else
+            (f"--rate-preset {cfg.rate_preset}" if cfg.rate_preset is not None else "the default rate"))
     return (f"{what} ({target_bpp:g} bpp) leaves {max(weights, 0)} bytes for the network, about "
             f"{max(int(weights * 8 / per), 0)} parameters, and the smallest {spec.name} model for "
             f"{layout.patch_w}x{layout.patch_h} frames has {smallest}: --bpp {lowest:g} is sure to fit it"
@@ -270,9 +272,7 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     mask = parse_mask(cfg.mask) if cfg.mask is not None else None
     visible = _visible(infos, frames, layout, mask, cache) if (mask is not None or holdout is not None) else None
     pixels = sum(v.pixels for v in infos)
-    target_bpp = cfg.bpp if cfg.bpp is not None else (preset(cfg.preset) if cfg.preset else None)
-    if cfg.params is None and target_bpp is None:
-        target_bpp = preset("medium")
+    target_bpp = cfg.target_bpp
     budget = bytes_for_bpp(target_bpp, pixels) if target_bpp is not None else None
     kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache) if keyframed else None
     weights = _weight_budget(cfg, spec, infos, layout, kf, budget, clip_len) if budget is not None else None
@@ -285,8 +285,9 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
             raise
         raise ConfigError(_too_low(cfg, spec, layout, channels, clip_len, budget, weights, pixels, target_bpp, exc)) \
             from None
-    fit = FitConfig(epochs=cfg.epochs, batch=_global_batch(cfg.batch, spec.batch), lr=cfg.lr or spec.lr,
-                    loss=cfg.loss, seed=cfg.seed)
+    steps = None if cfg.epochs is not None else (cfg.steps or effort_steps(cfg.preset))
+    fit = FitConfig(epochs=cfg.epochs or 1, steps=steps, batch=_global_batch(cfg.batch, spec.batch),
+                    lr=cfg.lr or spec.lr, loss=cfg.loss, seed=cfg.seed)
     return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,
                       infos=infos, frames=frames, layout=layout, keyframes=kf, config=config, fit=fit,
                       target_bpp=target_bpp, budget=budget, weight_budget=weights, visible=visible, mask=mask,

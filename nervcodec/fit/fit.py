@@ -56,6 +56,7 @@ ProgressFn = Callable[[int, int, float], None]  # (step, total_steps, psnr)
 @dataclass(frozen=True)
 class FitConfig:
     epochs: int = 300
+    steps: Optional[int] = None  # optimizer steps in all (an effort preset's budget); None = epochs x steps/epoch
     batch: int = 8               # items per step
     lr: float = 5e-3
     warmup: float = 0.2          # fraction of steps with a linear ramp from 0.1 lr to lr, then cosine to 0
@@ -69,17 +70,24 @@ class FitConfig:
     def __post_init__(self) -> None:
         if self.loss not in ("l2", "fusion"):
             raise ConfigError(f"unknown loss {self.loss!r} (l2 or fusion)")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"the fit needs at least one step, got {self.steps}")
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps in all: the step budget, or ``epochs`` whole epochs."""
+        return self.steps if self.steps is not None else self.epochs * steps_per_epoch
 
 
 @dataclass(frozen=True)
 class FitResult:
     steps: int
     seconds: float
-    final_psnr: float            # PSNR of the plane-weighted MSE over the last epoch (as fitted)
+    final_psnr: float            # PSNR of the plane-weighted MSE over the last epoch's steps (as fitted)
     start_psnr: float = float("nan")  # the same measure of the model as it started (nan when resumed)
     float_psnr: float = float("nan")  # with a rate term: the whole input, float weights ...
     quant_psnr: float = float("nan")  # ... and the quantized weights the file will hold
     lam: float = float("nan")         # with a rate term: lambda at the end
+    epochs: float = float("nan")      # passes over the items the steps made (steps / steps per epoch)
 
 
 class StopFlag:
@@ -305,7 +313,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         progress: Optional[ProgressFn] = None, refresh_seconds: float = 0.5,
         checkpoint: Optional[Callable[[Callable[[], Dict[str, Any]], bool], None]] = None,
         resume: Optional[Dict[str, Any]] = None, rate: Optional[Any] = None) -> FitResult:
-    """Fit ``model`` (in place) to ``data`` for ``cfg.epochs`` epochs.
+    """Fit ``model`` (in place) to ``data`` for ``cfg.steps`` optimizer steps (or ``cfg.epochs`` epochs);
+    a step budget that ends inside an epoch ends the fit there.
 
     ``checkpoint`` (e.g. a :class:`~nervcodec.fit.checkpoint.Checkpointer`) is called after
     every step with a function that returns the complete fitting state and whether the fit
@@ -333,7 +342,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     else:
         batch = max(1, min(cfg.batch, m))
     steps_per_epoch = math.ceil(m / batch)
-    total = steps_per_epoch * cfg.epochs
+    total = cfg.total_steps(steps_per_epoch)
+    epochs = -(-total // steps_per_epoch)
     eval_batch = max(batch // (dist.world if dist is not None else 1), 8)   # items per rank per evaluation pass
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas,
                            **({"fused": True} if device.type == "cuda" else {}))
@@ -362,7 +372,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     rate_start = rate.start_step(total) if rate is not None else None
     main = dist is None or dist.main
     with StopFlag() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(start_epoch, epochs):
             gen_state = gen.get_state()  # before this epoch's order is drawn: what a checkpoint stores
             perm = torch.randperm(m, generator=gen)
             if dist is not None:
@@ -371,7 +381,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
             first = start_i if epoch == start_epoch else 0
             if first == 0:
                 epoch_mse.zero_()
-            for i in range(first, steps_per_epoch):
+            for i in range(first, min(steps_per_epoch, total - epoch * steps_per_epoch)):
                 idx = shard(perm, i, batch, dist)
                 if rate is not None and not rate.active and step >= rate_start:
                     rate.begin(model)
@@ -441,12 +451,13 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         model.to(memory_format=torch.contiguous_format)
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         raise _diverged(step, total, cfg.lr)
-    final = _psnr(float(epoch_mse) / steps_per_epoch)
+    final = _psnr(float(epoch_mse) / max(1, total - (epochs - 1) * steps_per_epoch))
     model.eval()
+    passes = step / steps_per_epoch
     if rate is None or not rate.active:
-        return FitResult(step, time.monotonic() - t0, final, start_psnr)
+        return FitResult(step, time.monotonic() - t0, final, start_psnr, epochs=passes)
     with torch.no_grad():
         hard = rate.quantized(model)
     float_psnr = evaluate_psnr(model, data, eval_batch, use_amp, dist=dist)
     quant_psnr = evaluate_psnr(model, data, eval_batch, use_amp, hard, dist=dist)
-    return FitResult(step, time.monotonic() - t0, final, start_psnr, float_psnr, quant_psnr, float(rate.lam))
+    return FitResult(step, time.monotonic() - t0, final, start_psnr, float_psnr, quant_psnr, float(rate.lam), passes)

@@ -1,0 +1,53 @@
+"""Encoder effort presets: how much fitting an encode buys, named as in x264/x265.
+
+An effort preset is a budget of optimizer steps, not of epochs.  A step costs what its
+batch costs (the frame size and the network), whatever the clip's length, so a preset
+takes about the same time on a 48-frame clip and on a 250-frame one, and the time it
+takes can be said before the fit starts.  The rate is set separately (``--bpp``,
+``--params`` or ``--rate-preset``), as with ``-crf`` next to ``-preset`` in x264.
+
+The step counts grow by about 1.5x per preset; ``medium`` (the default) was chosen by
+measurement on the dev clips (docs/benchmarks.md, "Effort presets"): on this project's
+2-core CPU it fits people_qcif_48f at 0.5 bpp in no more time than the 300 epochs of the
+previous default.  ``--epochs`` and ``--steps`` override a preset's budget for research.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+from ..errors import ConfigError
+
+__all__ = ["EFFORT_PRESETS", "DEFAULT_EFFORT", "RATE_PRESETS", "effort_steps", "rate_preset_bpp",
+           "check_effort"]
+
+# name -> optimizer steps
+EFFORT_PRESETS: Dict[str, int] = {
+    "ultrafast": 200, "superfast": 300, "veryfast": 450, "faster": 650, "fast": 1000,
+    "medium": 1500, "slow": 2200, "slower": 3300, "veryslow": 5000,
+}
+DEFAULT_EFFORT = "medium"
+
+# Named rates (bits per pixel of the whole file), the same trade-off at any resolution.
+# Before the effort presets these were the values of encode's --preset.
+RATE_PRESETS: Dict[str, float] = {"tiny": 0.05, "small": 0.1, "medium": 0.25, "large": 0.5, "xlarge": 1.0}
+
+
+def check_effort(name: str) -> str:
+    """``name`` when it is an effort preset; the old rate spellings get a message that says where they went."""
+    if name in EFFORT_PRESETS:
+        return name
+    if name in RATE_PRESETS:
+        raise ConfigError(f"--preset now sets the encoder's effort ({', '.join(EFFORT_PRESETS)}), as in x264; "
+                          f"the rate named {name!r} ({RATE_PRESETS[name]:g} bpp) moved to --rate-preset {name}")
+    raise ConfigError(f"unknown preset {name!r} (known: {', '.join(EFFORT_PRESETS)})")
+
+
+def effort_steps(name: str) -> int:
+    return EFFORT_PRESETS[check_effort(name)]
+
+
+def rate_preset_bpp(name: str) -> float:
+    try:
+        return RATE_PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown rate preset {name!r} (known: {', '.join(RATE_PRESETS)})") from None
