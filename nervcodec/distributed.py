@@ -14,8 +14,8 @@ the process group (gloo on CPU, nccl on CUDA).  What each rank does, and why:
 * after each backward pass the gradients of every rank are averaged with one all-reduce of
   a flattened buffer (:meth:`Dist.average`): the mean over the global batch, which is what
   ``DistributedDataParallel`` computes.  It is done by hand rather than through DDP's hooks
-  because the rate-aware fit runs the network through ``functional_call`` on quantized
-  weights and also learns the quantization steps, whose gradients must be averaged too;
+  because the rate-aware fit swaps quantized weights into the parameters around the backward
+  pass and also learns the quantization steps, whose gradients must be averaged too;
 * every decision that ends or steers the fit (divergence, Ctrl-C, progress) is taken on
   all-reduced values at the same steps on every rank, so no rank waits forever on another.
 """

@@ -176,3 +176,49 @@ def test_floating_tensors_without_a_learned_step_get_fixed_precision():
     assert items["w"].symbols.tolist() == [3, -3]
     top = 2 ** (BUFFER_BITS - 1) - 1      # the float16 step, rounded up, may leave a few top levels unused
     assert 0.99 * top < np.abs(items["buf"].symbols).max() <= top
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_swapped_weights_give_the_gradients_of_the_functional_path(channels_last):
+    """The fit writes the quantized weights into the parameters (swap_in / swap_out) instead of running
+    functional_call on them: the same loss, and the same gradients for the weights, the steps and lambda's
+    calibration, in either memory format."""
+    from torch.func import functional_call
+
+    def make():
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(8, 3, 1))
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        rate = RateTerm(RateTermConfig(pixels=500, target_bits=900.0), net)
+        rate.begin(net)
+        return net, rate
+
+    x = torch.rand(2, 3, 10, 10, generator=torch.Generator().manual_seed(1))
+    target = torch.rand(2, 3, 10, 10, generator=torch.Generator().manual_seed(2))
+
+    a, ra = make()
+    torch.manual_seed(5)                      # the rate's noise
+    weights, bits_a = ra.terms(a)
+    loss_a = ra.loss(((functional_call(a, weights, (x,)) - target) ** 2).mean(), bits_a)
+    loss_a.backward()
+
+    b, rb = make()
+    before = [p.detach().clone() for p in b.parameters()]
+    rb.swap_in(b)
+    for p, w in zip(b.parameters(), weights.values()):
+        assert torch.equal(p.detach(), w.detach())             # exactly the weights the file stores
+    distortion = ((b(x) - target) ** 2).mean()
+    distortion.backward()
+    torch.manual_seed(5)
+    bits_b = rb.swap_out(b)
+    assert all(torch.equal(p, q) for p, q in zip(b.parameters(), before))   # the float weights are back
+    rate_loss = rb.rate_loss(bits_b)
+    rate_loss.backward()
+
+    assert float(bits_a.detach()) == pytest.approx(float(bits_b.detach()), rel=1e-6)
+    assert float(ra.lam) == pytest.approx(float(rb.lam), rel=1e-5)          # the same calibration
+    assert float(loss_a.detach()) == pytest.approx(float((distortion + rate_loss).detach()), rel=1e-6)
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(ra.log_step.grad, rb.log_step.grad, rtol=1e-4, atol=1e-9)

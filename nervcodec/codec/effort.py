@@ -22,8 +22,8 @@ __all__ = ["EFFORT_PRESETS", "DEFAULT_EFFORT", "RATE_PRESETS", "effort_steps", "
 
 # name -> optimizer steps
 EFFORT_PRESETS: Dict[str, int] = {
-    "ultrafast": 200, "superfast": 300, "veryfast": 450, "faster": 650, "fast": 1000,
-    "medium": 1500, "slow": 2200, "slower": 3300, "veryslow": 5000,
+    "ultrafast": 150, "superfast": 250, "veryfast": 400, "faster": 600, "fast": 850,
+    "medium": 1200, "slow": 1800, "slower": 2700, "veryslow": 4000,
 }
 DEFAULT_EFFORT = "medium"
 

@@ -291,10 +291,6 @@ def _channels_last(cfg: "FitConfig", device: torch.device) -> bool:
     return cfg.channels_last if cfg.channels_last is not None else device.type == "cpu"
 
 
-def _nhwc(weights: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    return {k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v) for k, v in weights.items()}
-
-
 # Under torchrun the fit checks progress, divergence and Ctrl-C every this many steps, on values
 # all-reduced over the ranks (a wall-clock refresh would fall on different steps in each rank).
 DIST_REFRESH_STEPS = 20
@@ -386,19 +382,19 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                 if rate is not None and not rate.active and step >= rate_start:
                     rate.begin(model)
                 quantized = rate is not None and rate.active
-                if quantized:
-                    weights, bits = rate.terms(model)
-                    if nhwc:
-                        weights = _nhwc(weights)
+                if quantized:   # the network runs on the weights the file will hold (see RateTerm.swap_in)
+                    rate.swap_in(model)
                 b = data.batch(idx)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    args = (b.t, b.keyframes_float(slice(None)))
-                    out = functional_call(model, weights, args) if quantized else forward(*args)
+                    out = forward(b.t, b.keyframes_float(slice(None)))
                 loss, mse = batch_loss(out, b, slice(None), cfg.loss)
-                if quantized:
-                    loss = rate.loss(loss, bits)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if quantized:   # float weights back; the steps' share of the gradient; then the rate's
+                    bits = rate.swap_out(model)
+                    rate_loss = rate.rate_loss(bits)
+                    rate_loss.backward()
+                    loss = loss.detach() + rate_loss.detach()
                 stop_flag = None
                 if dist is not None:   # Ctrl-C rides on the gradients' all-reduce: no collective of its own
                     stop_flag = torch.full((1,), float(stop.requested), device=device)
