@@ -67,17 +67,17 @@ def plot(points: List[Dict], path: str) -> Optional[str]:
     for ax, (clip, bpp) in zip(axes[0], clips):
         for tree, marker in (("old", "s"), ("new", "o")):
             pts = sorted((p for p in points if p["clip"] == clip and p["bpp_target"] == bpp and p["tree"] == tree),
-                         key=lambda p: p["wall_seconds"])
+                         key=lambda p: p["encode_seconds"])
             if not pts:
                 continue
-            ax.plot([p["wall_seconds"] for p in pts], [p["psnr_rgb"] for p in pts], marker=marker,
+            ax.plot([p["encode_seconds"] for p in pts], [p["psnr_rgb"] for p in pts], marker=marker,
                     label=f"{tree} ({'epochs' if tree == 'old' else 'effort presets'})")
             for p in pts:
                 ax.annotate(p["how"].replace("--preset ", "").replace("--epochs ", "") +
-                            (" ep" if tree == "old" else ""), (p["wall_seconds"], p["psnr_rgb"]),
+                            (" ep" if tree == "old" else ""), (p["encode_seconds"], p["psnr_rgb"]),
                             textcoords="offset points", xytext=(4, -10), fontsize=7)
         ax.set_title(f"{clip} at {bpp:g} bpp (D-NeRV, 2-core CPU)")
-        ax.set_xlabel("encode wall-clock seconds (fit, keyframes, coding, writing)")
+        ax.set_xlabel("encode wall-clock seconds (plan, keyframes, fit, coding, writing; not --verify)")
         ax.set_ylabel("PSNR-RGB of the decoded file (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -112,7 +112,7 @@ def main() -> int:
         with open(path, "a") as f:
             f.write(json.dumps(p) + "\n")
         print(f"{label} {p['clip']} {p['how']}: {p['bpp']:.4f} bpp, PSNR-RGB {p['psnr_rgb']:.2f} dB, "
-              f"{p['wall_seconds']:.0f} s wall", flush=True)
+              f"{p['encode_seconds']:.0f} s encode", flush=True)
     out = plot(load(path), os.path.join(a.out, "effort.png"))
     if out:
         print(f"plot: {out}")

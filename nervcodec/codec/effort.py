@@ -22,8 +22,8 @@ __all__ = ["EFFORT_PRESETS", "DEFAULT_EFFORT", "RATE_PRESETS", "effort_steps", "
 
 # name -> optimizer steps
 EFFORT_PRESETS: Dict[str, int] = {
-    "ultrafast": 150, "superfast": 250, "veryfast": 400, "faster": 600, "fast": 850,
-    "medium": 1200, "slow": 1800, "slower": 2700, "veryslow": 4000,
+    "ultrafast": 300, "superfast": 450, "veryfast": 700, "faster": 1000, "fast": 1500,
+    "medium": 2200, "slow": 3300, "slower": 5000, "veryslow": 7500,
 }
 DEFAULT_EFFORT = "medium"
 

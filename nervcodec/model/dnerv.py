@@ -452,11 +452,15 @@ def plan_dnerv(height: int, width: int, channels: int, params: int, clip_len: in
     return best[1]
 
 
-# Fitting defaults: 2 clips per step (batch 1 lost 0.5 dB of luma at 150 epochs on people)
-# at a peak learning rate of 4e-3 (+0.74 dB PSNR-RGB over 2e-3 at 0.5 bpp on people).  Its
+# Fitting defaults: 1 clip per step at a peak learning rate of 4e-3 (+0.74 dB PSNR-RGB over 2e-3 at
+# 0.5 bpp on people).  Under a budget of optimizer steps, one clip per step costs 0.12-0.13 s against
+# 0.20-0.24 s for two on this project's 2-core CPU, and at equal time it fitted better: people 0.5 bpp
+# 36.39 dB (2200 steps, 282 s) against 36.27 dB (two clips, 1200 steps, 251 s), carphone 0.2 bpp 33.34
+# against 33.03 dB (289 and 284 s); docs/benchmarks.md, "Effort presets".  (Under the old epoch
+# budget, 150 epochs with 8-bit weights, one clip per step had lost 0.5 dB of luma on people.)  Its
 # many small tensors code less well than NeRV's: 7.6 bits per 8-bit weight, 6.6 at 7, 5.6 at 6.
 DNERV = register_model(ModelSpec(
     name="dnerv", arch_id=2, cls=DNeRV, config_cls=DNeRVConfig, plan=plan_dnerv,
-    batch=2, lr=4e-3, bits_per_param={8: 7.6, 7: 6.6, 6: 5.6},
+    batch=1, lr=4e-3, bits_per_param={8: 7.6, 7: 6.6, 6: 5.6},
     description="D-NeRV: frame time + the clip's two keyframes -> flow-warped, SAF-modulated "
                 "upsampling conv blocks with temporal mixing"))
