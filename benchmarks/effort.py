@@ -77,7 +77,7 @@ def plot(points: List[Dict], path: str) -> Optional[str]:
                             (" ep" if tree == "old" else ""), (p["encode_seconds"], p["psnr_rgb"]),
                             textcoords="offset points", xytext=(4, -10), fontsize=7)
         ax.set_title(f"{clip} at {bpp:g} bpp (D-NeRV, 2-core CPU)")
-        ax.set_xlabel("encode wall-clock seconds (plan, keyframes, fit, coding, writing; not --verify)")
+        ax.set_xlabel("encode seconds (wall-clock, without --verify)")
         ax.set_ylabel("PSNR-RGB of the decoded file (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
