@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Time one step of the rate term (quantized weights, rate estimate, backward) on a D-NeRV network.
+"""Time one step of the rate term as the fit runs it (quantized weights swapped in, backward, floats back,
+the steps' gradient, rate estimate and its backward) on a D-NeRV network.
 
 Usage (from the repository root): ``python benchmarks/rate_term_speed.py [PARAMS] [DEVICE]``
 (default 64000 parameters, the people_qcif_48f network at 0.5 bpp, on the CPU).  The loss is a
@@ -32,9 +33,9 @@ def main() -> None:
     rate.begin(model)
 
     def step() -> None:
-        weights, bits = rate.terms(model)
-        loss = torch.cat([w.reshape(-1) for w in weights.values()]).square().sum() * 1e-3 + bits * 1e-6
-        loss.backward()
+        rate.swap_in(model)
+        (torch.cat([p.reshape(-1) for p in model.parameters()]).square().sum() * 1e-3).backward()
+        (rate.swap_out(model) * 1e-6).backward()
         model.zero_grad()
         rate.log_step.grad = None
 

@@ -69,11 +69,13 @@ def test_steps_learn_towards_the_budget():
     with torch.no_grad():   # start off the target: steps 2x finer (a bit per weight too many)
         rate.log_step -= math.log(2.0)
     before = rate.estimate_bits(net)
-    for _ in range(150):
-        params, bits = rate.terms(net)
-        distortion = sum(((params[k] - p) ** 2).mean() for k, p in net.named_parameters())
-        loss = rate.loss(distortion, bits)
-        loss.backward()
+    floats = {k: p.detach().clone() for k, p in net.named_parameters()}
+    for _ in range(150):   # the fit's path: quantized weights swapped in, distortion, floats back, rate
+        rate.swap_in(net)
+        distortion = sum(((p - floats[k]) ** 2).mean() for k, p in net.named_parameters())
+        distortion.backward()
+        bits = rate.swap_out(net)
+        rate.rate_loss(bits).backward()
         rate.after_step(bits)
         net.zero_grad()
     after = rate.estimate_bits(net)
@@ -181,8 +183,8 @@ def test_floating_tensors_without_a_learned_step_get_fixed_precision():
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_swapped_weights_give_the_gradients_of_the_functional_path(channels_last):
     """The fit writes the quantized weights into the parameters (swap_in / swap_out) instead of running
-    functional_call on them: the same loss, and the same gradients for the weights, the steps and lambda's
-    calibration, in either memory format."""
+    functional_call on them (``terms``): the same loss, and the same gradients for the weights, the steps and
+    lambda's calibration, in either memory format."""
     from torch.func import functional_call
 
     def make():
@@ -200,7 +202,11 @@ def test_swapped_weights_give_the_gradients_of_the_functional_path(channels_last
     a, ra = make()
     torch.manual_seed(5)                      # the rate's noise
     weights, bits_a = ra.terms(a)
-    loss_a = ra.loss(((functional_call(a, weights, (x,)) - target) ** 2).mean(), bits_a)
+    distortion_a = ((functional_call(a, weights, (x,)) - target) ** 2).mean()
+    g_d, = torch.autograd.grad(distortion_a, ra.log_step, retain_graph=True)   # lambda's calibration, by hand
+    g_r, = torch.autograd.grad(bits_a / 500, ra.log_step, retain_graph=True)
+    lam_a = -(g_d * g_r).sum() / (g_r * g_r).sum()
+    loss_a = distortion_a + lam_a.detach() * bits_a / 500
     loss_a.backward()
 
     b, rb = make()
@@ -217,7 +223,7 @@ def test_swapped_weights_give_the_gradients_of_the_functional_path(channels_last
     rate_loss.backward()
 
     assert float(bits_a.detach()) == pytest.approx(float(bits_b.detach()), rel=1e-6)
-    assert float(ra.lam) == pytest.approx(float(rb.lam), rel=1e-5)          # the same calibration
+    assert float(lam_a) == pytest.approx(float(rb.lam), rel=1e-5)           # the same calibration
     assert float(loss_a.detach()) == pytest.approx(float((distortion + rate_loss).detach()), rel=1e-6)
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-8)

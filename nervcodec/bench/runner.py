@@ -206,17 +206,6 @@ class _ClipRun:
         self.method = ms_ssim_method(info.width, info.height)
 
     @property
-    def nerv_effort(self) -> str:
-        """nervcodec's effort preset: --nerv-preset, else the baselines' --preset when nervcodec has it."""
-        from ..codec.effort import EFFORT_PRESETS, check_effort
-        if self.nerv_preset is not None:
-            return check_effort(self.nerv_preset)
-        if self.preset not in EFFORT_PRESETS:
-            raise ConfigError(f"nervcodec has no effort preset {self.preset!r} ({', '.join(EFFORT_PRESETS)}): "
-                              f"give --nerv-preset, --epochs or --no-nerv")
-        return self.preset
-
-    @property
     def baseline_settings(self) -> BaselineSettings:
         """The run's baseline settings in the source's own pixel format (bit depth and chroma kept)."""
         return dataclasses.replace(self.config.baseline_settings, pix_fmt=self.info.pix_fmt.name)

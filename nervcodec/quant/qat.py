@@ -199,7 +199,7 @@ class RateTerm:
         holds the distortion's gradient, which lambda's first calibration needs)."""
         if not self._calibrated and self.cfg.lam is None:
             g_d = self.log_step.grad.clone() if self.log_step.grad is not None else torch.zeros_like(self.log_step)
-            self._calibrate_from(g_d, bits)
+            self._calibrate(g_d, bits)
         return self.lam.detach() * bits / self.cfg.pixels
 
     def quantized(self, model: nn.Module) -> Dict[str, torch.Tensor]:
@@ -214,19 +214,9 @@ class RateTerm:
     def lam(self) -> torch.Tensor:
         return self.log_lam.exp()
 
-    def loss(self, distortion: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-        """distortion + lambda * bpp for the current step (``bits`` from :meth:`terms`)."""
-        if not self._calibrated and self.cfg.lam is None:
-            self._calibrate(distortion, bits)
-        return distortion + self.lam.detach() * bits / self.cfg.pixels
-
-    def _calibrate(self, distortion: torch.Tensor, bits: torch.Tensor) -> None:
+    def _calibrate(self, g_d: torch.Tensor, bits: torch.Tensor) -> None:
         """Start lambda where the steps are in balance: the least-squares lambda that cancels the
-        distortion's pull on the log-steps with the rate's push (one extra backward pass, once)."""
-        g_d, = torch.autograd.grad(distortion, self.log_step, retain_graph=True)
-        self._calibrate_from(g_d, bits)
-
-    def _calibrate_from(self, g_d: torch.Tensor, bits: torch.Tensor) -> None:
+        distortion's pull ``g_d`` on the log-steps with the rate's push (one extra backward pass, once)."""
         if self.reduce is not None:   # each rank saw a share of the batch: the pull of the whole batch
             self.reduce([g_d])
         g_r, = torch.autograd.grad(bits / self.cfg.pixels, self.log_step, retain_graph=True)
