@@ -15,8 +15,14 @@ against the device's peak: the vendor's dense figure on known GPUs, and on a CPU
 measured throughput of a large fp32 matrix multiply (so the CPU figure is "fraction of
 what this CPU's GEMM reaches", stated as such).
 
-    python benchmarks/speed.py CLIP [--model nerv|dnerv] [--params N] [--epochs E]
+    python benchmarks/speed.py CLIP [--model nerv|dnerv|latent-grid] [--params N] [--epochs E]
                                [--frames N] [--device cpu|cuda] [--nchw] [--json]
+
+Decoding alone, of files already written (any model; the whole file to y4m, best of 3 runs, with
+the synthesis network's multiply-adds per pixel as FlopCounterMode counts them: convolutions and
+matrix products, not the upsampling):
+
+    python benchmarks/speed.py --decode A.nerv [B.nerv ...] [--device cpu|cuda] [--json]
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ from nervcodec.fit.data import PLANE_WEIGHTS
 from nervcodec.model.planes import split_planes
 from nervcodec.fit.fit import lr_factor
 from nervcodec.io import read_video
-from nervcodec.model.base import model_spec
+from nervcodec.model.base import model_spec, model_spec_by_id
 
 # Dense (no sparsity) peaks, FLOP/s: (bf16 tensor, fp32)
 GPU_PEAKS = {"H100": (989e12, 67e12), "H200": (989e12, 67e12), "A100": (312e12, 19.5e12),
@@ -84,7 +90,8 @@ def build(clip: str, model_name: str, params: int, frames: int | None, clip_len:
     spec = model_spec(model_name)
     dnerv = spec.cls.needs_keyframes
     layout = plan_layout([info], clip_len if dnerv else 1, "video" if dnerv else "global", allow_patches=dnerv)
-    cfg = spec.plan(layout.patch_h, layout.patch_w, info.pix_fmt.num_planes, params, clip_len=clip_len)
+    cfg = spec.plan(layout.patch_h, layout.patch_w, info.pix_fmt.num_planes, params, clip_len=clip_len,
+                    frames=info.num_frames)
     items = layout.items([info])
     dec = _raw_keyframes(info, layout, fr.planes) if dnerv else None
     data = build_fit_data([fr], [info], layout, items, int(cfg.height), int(cfg.width), dec)
@@ -152,10 +159,59 @@ def _keyframe_source(model, info, layout, fr_planes):
     return lambda items: dec
 
 
+def decode_speed(paths, device_name: str) -> list:
+    """Seconds to decode each file whole (best of 3), frames per second, and MACs per pixel."""
+    import tempfile
+    from pathlib import Path
+    from torch.utils.flop_counter import FlopCounterMode
+    from nervcodec.codec import decode
+    from nervcodec.codec.decode import load_model
+    from nervcodec.container import read_file
+    rows = []
+    for path in paths:
+        nf = read_file(path)
+        model, layout = load_model(nf)
+        v = nf.header.videos[0]
+        t = torch.from_numpy(layout.times(list(nf.header.videos), layout.items(nf.header.videos)[:1]))
+        kf = None
+        if model.needs_keyframes:
+            kf = torch.zeros(1, 2, model.config.channels, *model.out_size)
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            model.eval()(t, kf)
+        macs = fc.get_total_flops() / 2 / (t.numel() * model.out_size[0] * model.out_size[1])
+        best = math.inf
+        with tempfile.TemporaryDirectory() as d:
+            for k in range(3):
+                t0 = time.perf_counter()
+                res = decode(path, Path(d) / f"out{k}.y4m", device=device_name)
+                best = min(best, time.perf_counter() - t0)
+        rows.append({"file": str(path), "model": model_spec_by_id(nf.header.arch_id).name,
+                     "frames": res.frames, "size": f"{v.width}x{v.height}", "bytes": nf.size,
+                     "decode_seconds": best, "fps": res.frames / best, "macs_per_pixel": macs,
+                     "device": device_name, "cpu_threads": torch.get_num_threads()})
+    return rows
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--decode" in argv:
+        dp = argparse.ArgumentParser(description="decoding speed of .nerv files")
+        dp.add_argument("--decode", nargs="+", required=True)
+        dp.add_argument("--device", default="cpu")
+        dp.add_argument("--json", action="store_true")
+        a = dp.parse_args(argv)
+        rows = decode_speed(a.decode, a.device)
+        if a.json:
+            print(json.dumps(rows, indent=2))
+        for r in ([] if a.json else rows):
+            print(f"{r['file']}: {r['frames']} frames {r['size']}, {r['bytes']} bytes: decoded in "
+                  f"{r['decode_seconds']:.2f} s ({r['fps']:.1f} fps on {r['device']}, {r['cpu_threads']} threads), "
+                  f"{r['macs_per_pixel']:.0f} MACs/pixel")
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clip")
-    ap.add_argument("--model", default="nerv", choices=["nerv", "dnerv"])
+    ap.add_argument("--model", default="nerv", choices=["nerv", "dnerv", "latent-grid"])
     ap.add_argument("--params", type=int, default=150_000)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--frames", type=int, default=None, help="use only the first N frames")

@@ -37,6 +37,7 @@ class EncodeConfig:
     quant_bits: Optional[int] = None  # None = rate-aware fitting with learned steps; B = B-bit after fitting
     lam: Optional[float] = None       # fixed rate-distortion lambda (loss = MSE + lam * bpp); None = rate control
     clip_len: int = 8             # D-NeRV clip length (keyframe interval)
+    gop: Optional[int] = None     # frames per group of the latent-grid model; None = the model's default
     keyframe_codec: Optional[str] = None   # None = the default codec
     keyframe_quality: Optional[int] = None  # None = chosen by the rate planner
     keyframe_share: Optional[float] = None  # share of a --bpp budget for keyframes; None = KEYFRAME_SHARE
@@ -85,6 +86,8 @@ class EncodeConfig:
                               "without one: give only one of them")
         if not 2 <= self.clip_len <= 64:
             raise ConfigError(f"clip length must be in 2..64, got {self.clip_len}")
+        if self.gop is not None and not 1 <= self.gop <= 4096:
+            raise ConfigError(f"--gop must be in 1..4096, got {self.gop}")
         if self.keyframe_share is not None and not 0.0 < self.keyframe_share < 1.0:
             raise ConfigError(f"--keyframe-share must be between 0 and 1 (exclusive), got {self.keyframe_share}")
         if self.keyframe_share is not None and self.params is not None:

@@ -118,6 +118,9 @@ def _check_geometry(nf: NervFile, spec, config, layout: Layout) -> None:
     clip_len = getattr(config, "clip_len", getattr(spec.cls, "clip_len", 1))
     if clip_len != layout.clip_len:
         raise FormatError(f"the file's model works on clips of {clip_len} frames, its layout on {layout.clip_len}")
+    frames = getattr(config, "frames", None)   # models whose tensors follow the video's length
+    if frames is not None and frames != nf.header.total_frames:
+        raise FormatError(f"the file's model holds {frames} frames, its videos {nf.header.total_frames}")
     work_h, work_w = int(config.height), int(config.width)
     if not (layout.patch_h <= work_h and layout.patch_w <= work_w
             and work_h * work_w <= 64 * layout.patch_h * layout.patch_w + 65536):

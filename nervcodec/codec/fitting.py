@@ -143,7 +143,9 @@ def rate_term(plan: EncodePlan, model: VideoModel) -> Optional[RateTerm]:
         return None
     target = (8.0 * plan.weight_budget if plan.weight_budget is not None
               else LEARNED_BITS_PER_PARAM * model.num_params())
-    return RateTerm(RateTermConfig(pixels=plan.pixels, target_bits=target, lam=plan.cfg.lam), model)
+    return RateTerm(RateTermConfig(pixels=plan.pixels, target_bits=target, lam=plan.cfg.lam,
+                                   start=plan.spec.rate_start, noise_until=plan.spec.noise_until,
+                                   check_coded=plan.spec.check_coded), model)
 
 
 def _checkpointer(plan: EncodePlan, model: VideoModel, data: FitData, progress: bool,

@@ -151,12 +151,17 @@ def check_output(output: Path, inputs: Sequence[str | os.PathLike], force: bool)
     check_writable(output)
 
 
-def smallest_model(spec: ModelSpec, height: int, width: int, channels: int, clip_len: int) -> Optional[int]:
+def model_options(cfg: EncodeConfig, infos: Sequence[VideoInfo], clip_len: int) -> Dict[str, Any]:
+    """What a model's planner is told besides the size: clip length, frame count, group length."""
+    return {"clip_len": clip_len, "frames": sum(v.num_frames for v in infos), "group": cfg.gop}
+
+
+def smallest_model(spec: ModelSpec, height: int, width: int, channels: int, options: Dict[str, Any]) -> Optional[int]:
     """Parameters of the smallest model ``spec`` plans for this working size (None above 10^8)."""
     p = 1000.0
     while p < 1e8:
         try:
-            cfg = spec.plan(height, width, channels, int(p), clip_len=clip_len)
+            cfg = spec.plan(height, width, channels, int(p), **options)
             with torch.device("meta"):
                 return spec.cls(cfg).num_params()
         except ConfigError:
@@ -164,11 +169,11 @@ def smallest_model(spec: ModelSpec, height: int, width: int, channels: int, clip
     return None
 
 
-def _too_low(cfg: EncodeConfig, spec: ModelSpec, layout: Layout, channels: int, clip_len: int, budget: int,
-             weights: Optional[int], pixels: int, target_bpp: float, exc: ConfigError) -> str:
+def _too_low(cfg: EncodeConfig, spec: ModelSpec, layout: Layout, channels: int, options: Dict[str, Any],
+             budget: int, weights: Optional[int], pixels: int, target_bpp: float, exc: ConfigError) -> str:
     """Why a target rate cannot be met, and the lowest one that can: the smallest model this clip allows,
     at the measured bits per weight, plus what the rate spends on keyframes (their share) and the header."""
-    smallest = smallest_model(spec, layout.patch_h, layout.patch_w, channels, clip_len)
+    smallest = smallest_model(spec, layout.patch_h, layout.patch_w, channels, options)
     if smallest is None or weights is None:
         return str(exc)
     per = bits_per_param(cfg.quant_bits, spec)
@@ -212,12 +217,22 @@ def check_reference(reference: str, infos: Sequence[VideoInfo]) -> None:
                          f"does not match the input ({v.width}x{v.height} {v.pix_fmt.name}, {v.num_frames} frames)")
 
 
+def _check_fixed(spec: ModelSpec, config: Any, weights: int, budget: int, pixels: int, cfg: EncodeConfig) -> None:
+    """A model the video sizes (latent grids) still has a floor: its weights section with every latent zero."""
+    need = spec.fixed_bits(config) / 8
+    if weights < need:
+        lowest = math.ceil((budget - weights + need) * 8 / pixels * 1000) / 1000
+        raise ConfigError(f"the target rate ({cfg.target_bpp:g} bpp) leaves {max(weights, 0)} bytes for the "
+                          f"{spec.name} model, which needs at least {math.ceil(need)} for its synthesis network "
+                          f"and tensors: --bpp {lowest:g} is the least that fits (a longer or larger video lowers it)")
+
+
 def _weight_budget(cfg: EncodeConfig, spec: ModelSpec, infos: Sequence[VideoInfo], layout: Layout,
-                   kf: Optional[KeyframePlan], budget: int, clip_len: int) -> int:
+                   kf: Optional[KeyframePlan], budget: int, options: Dict[str, Any]) -> int:
     """Bytes the budget leaves for the weights section: the budget less the size of the file packed
     with a probe model's header, the keyframe section and an empty weights section."""
     channels = infos[0].pix_fmt.num_planes
-    probe = spec.plan(layout.patch_h, layout.patch_w, channels, 100_000, clip_len=clip_len)
+    probe = spec.plan(layout.patch_h, layout.patch_w, channels, 100_000, **options)
     header = make_header(infos, spec, cfg.quant_code, probe, layout.to_dict())
     sections = {SECTION_WEIGHTS: b"", **({SECTION_KEYFRAMES: kf.section} if kf is not None else {})}
     return budget - len(pack(header, sections)) - PLANNER_RESERVE
@@ -264,6 +279,10 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     if not keyframed and len({(v.width, v.height) for v in infos}) > 1:
         raise ConfigError(f"{spec.name} fits one frame size; use --model dnerv for a collection of different sizes")
     clip_len = cfg.clip_len if keyframed else 1
+    if cfg.gop is not None and not spec.grouped:
+        raise ConfigError(f"--gop sets the group length of a model with groups of frames; {spec.name} has none "
+                          f"(use --model latent-grid)")
+    options = model_options(cfg, infos, clip_len)
     # A keyframe-conditioned model shows the decoded keyframes themselves at keyframe positions,
     # so the network is not asked to reproduce them (they are masked out of the loss).
     holdout = parse_holdout(cfg.holdout) if cfg.holdout is not None else None
@@ -275,16 +294,24 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     target_bpp = cfg.target_bpp
     budget = bytes_for_bpp(target_bpp, pixels) if target_bpp is not None else None
     kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache) if keyframed else None
-    weights = _weight_budget(cfg, spec, infos, layout, kf, budget, clip_len) if budget is not None else None
+    weights = _weight_budget(cfg, spec, infos, layout, kf, budget, options) if budget is not None else None
     channels = infos[0].pix_fmt.num_planes
+    if spec.fixed_bits is not None and cfg.params is not None:
+        raise ConfigError(f"--params sizes a network; the {spec.name} model is sized by the video and its rate by "
+                          f"--bpp (or --lambda)")
     try:
-        params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)
-        config = spec.plan(layout.patch_h, layout.patch_w, channels, params, clip_len=clip_len)
+        if spec.fixed_bits is not None:   # the video sizes the model; the rate term sets what it costs
+            config = spec.plan(layout.patch_h, layout.patch_w, channels, 0, **options)
+        else:
+            params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)
+            config = spec.plan(layout.patch_h, layout.patch_w, channels, params, **options)
     except ConfigError as exc:
         if cfg.params is not None or budget is None:
             raise
-        raise ConfigError(_too_low(cfg, spec, layout, channels, clip_len, budget, weights, pixels, target_bpp, exc)) \
+        raise ConfigError(_too_low(cfg, spec, layout, channels, options, budget, weights, pixels, target_bpp, exc)) \
             from None
+    if spec.fixed_bits is not None and weights is not None:
+        _check_fixed(spec, config, weights, budget, pixels, cfg)
     steps = None if cfg.epochs is not None else (cfg.steps or effort_steps(cfg.preset))
     fit = FitConfig(epochs=cfg.epochs or 1, steps=steps, batch=_global_batch(cfg.batch, spec.batch),
                     lr=cfg.lr or spec.lr, loss=cfg.loss, seed=cfg.seed)

@@ -383,7 +383,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                     rate.begin(model)
                 quantized = rate is not None and rate.active
                 if quantized:   # the network runs on the weights the file will hold (see RateTerm.swap_in)
-                    rate.swap_in(model)
+                    rate.swap_in(model, rate.noisy(step, total))
                 b = data.batch(idx)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     out = forward(b.t, b.keyframes_float(slice(None)))
@@ -403,7 +403,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                 opt.step()
                 sched.step()
                 if quantized:
-                    rate.after_step(bits)
+                    rate.after_step(bits, model)
                 step += 1
                 d = mse.detach()
                 run_mse += d

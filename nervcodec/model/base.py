@@ -62,7 +62,8 @@ class ModelSpec:
     ``name`` is the stable name users type (``--model NAME``; the command line builds
     its choices from the registry) and ``arch_id`` the stable number written in files.
     ``batch`` and ``lr`` are the fitting defaults (items per step, peak learning
-    rate), and ``bits_per_param`` the measured entropy-coded size of one weight at each
+    rate), ``rate_start`` and ``noise_until`` when the rate term starts and when the
+    quantization it simulates turns from additive noise to rounding, and ``bits_per_param`` the measured entropy-coded size of one weight at each
     quantization bit depth, which the rate planner divides a byte budget by.
     """
 
@@ -76,6 +77,15 @@ class ModelSpec:
     lr: float
     bits_per_param: Mapping[int, float]
     description: str = ""
+    # the rate-aware fit: fraction of the steps before the rate term starts, and before which
+    # (from the start) the network sees noisy instead of rounded weights (None: rounded throughout)
+    rate_start: float = 0.75
+    noise_until: Optional[float] = None
+    check_coded: bool = False   # the rate controller re-measures the coder's size (large, sparse tensors)
+    grouped: bool = False   # the model cuts the video into groups of frames (--gop)
+    # config -> the fewest bits its weights section can take, for a model that the parameter budget does
+    # not size (its tensors follow from the video, and the rate term decides what they cost); None: sized
+    fixed_bits: Optional[Callable[[Any], float]] = None
 
     def bits_per_weight(self, bits: int) -> float:
         """Coded bits of one ``bits``-bit weight: measured where known, else a conservative guess."""

@@ -36,7 +36,7 @@ from torch import nn
 
 from .quantize import MIN_STEP
 
-__all__ = ["RateTermConfig", "RateTerm", "laplace_bits", "TENSOR_SIDE_BITS"]
+__all__ = ["RateTermConfig", "RateTerm", "laplace_bits", "histogram_bits", "TENSOR_SIDE_BITS", "CODED_CHECK_STEPS"]
 
 # Side information of one coded tensor in the weights section (the scale count, a float16 step, the
 # coder's tag, offset, span, centre, shape parameter and word count, and the range coder's last word),
@@ -45,17 +45,80 @@ TENSOR_SIDE_BITS = 88
 # Adam for the log-steps forgets fast (beta2 = 0.9): lambda can move by orders of magnitude while it
 # settles, and a long memory of the large gradients of that time would freeze the steps afterwards.
 STEP_BETAS = (0.9, 0.9)
+# Every this many steps the controller re-measures how the coder's real size compares with the Laplace
+# estimate it steers by (the coder picks per tensor among several models, and for large tensors of mostly
+# zeros, such as latent grids, a histogram costs far less than the Laplace says).
+CODED_CHECK_STEPS = 25
+# ... and aims this much under the budget: a file over it has all its steps scaled up (codec/coding.py's
+# trim), which costs latents far more than the few bytes it saves (0.8 dB for 1.5 % on people).
+CODED_MARGIN = 0.015
 _LN2 = math.log(2.0)
 
 
 def laplace_bits(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """Bits of the real-valued symbols ``x`` under a zero-mean Laplace of scale ``beta``, discretised on
     unit bins centred on ``x``: ``-log2(F(x + 1/2) - F(x - 1/2))`` summed.  Stable in both regimes."""
+    return laplace_bits_each(x, beta).sum()
+
+
+def laplace_bits_each(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """:func:`laplace_bits` element by element."""
     a = x.abs()
     log_one_minus = torch.log(-torch.expm1(-1.0 / beta))          # log(1 - e^(-1/beta))
     tail = math.log(0.5) - (a - 0.5) / beta + log_one_minus       # |x| >= 1/2
     core = torch.log1p(-0.5 * (torch.exp(-(0.5 - a).clamp_min(0.0) / beta) + torch.exp(-(0.5 + a) / beta)))
-    return -torch.where(a >= 0.5, tail, core).sum() / _LN2
+    return -torch.where(a >= 0.5, tail, core) / _LN2
+
+
+class _LaplaceBits(torch.autograd.Function):
+    """``laplace_bits(y, beta[owner])`` with ``beta`` one scale per tensor, and a hand-written backward
+    pass: a few whole-vector operations instead of autograd's graph of a dozen, which matters when the
+    vector is millions of latents (the per-tensor terms are computed once per tensor, not per element)."""
+
+    @staticmethod
+    def _parts(y: torch.Tensor, beta: torch.Tensor, owner: torch.Tensor) -> tuple:
+        ib = (1.0 / beta)[owner]
+        a = y.abs()
+        e1 = torch.exp((a - 0.5).clamp_max(0.0) * ib)     # e^(-(1/2 - |y|) / beta) inside the central bin
+        e2 = torch.exp(-(a + 0.5) * ib)
+        return a, ib, e1, e2
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, beta: torch.Tensor, owner: torch.Tensor,   # type: ignore[override]
+                sizes: List[int]) -> torch.Tensor:
+        ctx.sizes = sizes
+        a, ib, e1, e2 = _LaplaceBits._parts(y, beta, owner)
+        lom = torch.log(-torch.expm1(-1.0 / beta))[owner]  # log(1 - e^(-1/beta))
+        tail = math.log(0.5) - (a - 0.5) * ib + lom
+        core = torch.log1p(-0.5 * (e1 + e2))
+        ctx.save_for_backward(y, beta, owner)
+        return -torch.where(a >= 0.5, tail, core).sum() / _LN2
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):   # type: ignore[override]
+        y, beta, owner = ctx.saved_tensors
+        a, ib, e1, e2 = _LaplaceBits._parts(y, beta, owner)
+        outer = a >= 0.5
+        p = 1.0 - 0.5 * (e1 + e2)
+        d_a = torch.where(outer, ib, 0.5 * ib * (e1 - e2) / p)                    # d bits / d|y| (x ln 2)
+        ebi = torch.exp(-(1.0 / beta))
+        d_ib = torch.where(outer, (a - 0.5) - (ebi / (1.0 - ebi))[owner],          # d bits / d(1/beta)
+                           -0.5 * ((0.5 - a) * e1 + (0.5 + a) * e2) / p)
+        scale = g / _LN2
+        d_beta = segment_sums(d_ib, ctx.sizes) * (-(1.0 / beta) ** 2)
+        return scale * d_a * torch.sign(y), scale * d_beta, None, None
+
+
+def histogram_bits(q: torch.Tensor) -> float:
+    """Bits of the integer symbols ``q`` coded with their own histogram: the empirical entropy plus the
+    count table (about 16 bits per value in [min, max], or 32 per distinct value when that is fewer)."""
+    q = q.reshape(-1).long()
+    lo = int(q.min())
+    counts = torch.bincount(q - lo).double()
+    used = counts[counts > 0]
+    n = float(q.numel())
+    entropy = float(-(used * torch.log2(used / n)).sum())
+    return entropy + min(16.0 * counts.numel(), 32.0 * used.numel())
 
 
 @dataclass(frozen=True)
@@ -68,12 +131,36 @@ class RateTermConfig:
     lam_rate: float = 0.1                # dual-ascent rate of log lambda
     lam_init: float = 1e-3               # lambda if the calibration at the start finds no balance
     init_bits: float = 6.0               # bits per parameter the steps start at without a target
+    noise_until: Optional[float] = None  # fraction of the steps before which the network sees w + s*u, u ~ U(-1/2, 1/2)
+    check_coded: bool = False            # steer by the coder's measured size (see CODED_CHECK_STEPS), not the estimate
 
     def __post_init__(self) -> None:
         if self.lam is None and self.target_bits is None:
             raise ValueError("the rate term needs a fixed lambda or a target size")
+        if self.noise_until is not None and not 0.0 <= self.noise_until <= 1.0:
+            raise ValueError(f"noise_until must be a fraction of the steps, got {self.noise_until}")
         if self.lam is not None and not (self.lam >= 0 and math.isfinite(self.lam)):
             raise ValueError(f"lambda must be a finite number >= 0, got {self.lam}")
+
+
+class _Spread(torch.autograd.Function):
+    """One value per tensor -> one per element (``v[owner]``), with a backward pass that sums each
+    tensor's contiguous run of gradients: indexing's own backward scatters millions of elements into a
+    few slots and measured 5-10x slower on the CPU (latent grids have millions of elements)."""
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, owner: torch.Tensor, sizes: List[int]) -> torch.Tensor:   # type: ignore[override]
+        ctx.sizes = sizes
+        return v[owner]
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):   # type: ignore[override]
+        return segment_sums(g, ctx.sizes), None, None
+
+
+def segment_sums(v: torch.Tensor, sizes: List[int]) -> torch.Tensor:
+    """Sums of consecutive runs of ``sizes`` elements of the flat ``v``."""
+    return torch.stack([c.sum() for c in v.split(sizes)])
 
 
 class RateTerm:
@@ -96,6 +183,8 @@ class RateTerm:
         self.log_lam = torch.tensor(math.log(max(lam, 1e-30)))
         self.active = False
         self._calibrated = False
+        self._ratio = 1.0           # coded size / estimate, re-measured every CODED_CHECK_STEPS steps
+        self._since_check = 0
         self.opt: Optional[torch.optim.Optimizer] = None
         self._floats: Optional[List[torch.Tensor]] = None   # the float weights while swapped out (swap_in)
         self._resid: Optional[torch.Tensor] = None          # round(w/s) - w/s of the swapped-in weights
@@ -111,6 +200,10 @@ class RateTerm:
     # ----------------------------------------------------------------------------------- set-up
     def start_step(self, total: int) -> int:
         return min(int(self.cfg.start * total), max(total - 1, 0))
+
+    def noisy(self, step: int, total: int) -> bool:
+        """Whether step ``step`` of ``total`` runs the network on noisy weights instead of rounded ones."""
+        return self.cfg.noise_until is not None and step < int(self.cfg.noise_until * total)
 
     @torch.no_grad()
     def begin(self, model: nn.Module) -> None:
@@ -139,18 +232,20 @@ class RateTerm:
         s16 = torch.where(h.float() < s.detach(), up.float(), h.float())
         return s + (s16 - s).detach()
 
+    def _per_element(self, v: torch.Tensor) -> torch.Tensor:
+        return _Spread.apply(v, self._owner, self._sizes)
+
     def _symbols(self, model: nn.Module) -> tuple:
         """(w / s, s), element by element over every parameter, differentiable in both."""
         flat = torch.cat([p.reshape(-1) for _, p in model.named_parameters()])
-        s = self._steps()[self._owner]
+        s = self._per_element(self._steps())
         return flat / s, s
 
     def _bits(self, x: torch.Tensor, noise: bool) -> torch.Tensor:
         """Bits of the symbols ``x`` under each tensor's maximum-likelihood Laplace, plus side information."""
-        spread = torch.zeros_like(self._counts).index_add(0, self._owner, x.abs()) / self._counts
-        beta = spread.clamp_min(0.05)[self._owner]
+        beta = (segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(0.05)
         y = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
-        return laplace_bits(y, beta) + TENSOR_SIDE_BITS * len(self.names)
+        return _LaplaceBits.apply(y, beta, self._owner, self._sizes) + TENSOR_SIDE_BITS * len(self.names)
 
     def terms(self, model: nn.Module, noise: bool = True) -> tuple:
         """(every parameter as the decoder will see it, estimated bits): one pass over the weights.
@@ -169,13 +264,15 @@ class RateTerm:
     # the quantized weights is the float weights' (straight through) and, times round(w/s) - w/s,
     # the steps' (LSQ); the rate's comes from autograd on the float weights.
     @torch.no_grad()
-    def swap_in(self, model: nn.Module) -> None:
-        """Write ``s * round(w / s)`` into every parameter, keeping the float weights aside."""
+    def swap_in(self, model: nn.Module, noise: bool = False) -> None:
+        """Write ``s * round(w / s)`` into every parameter, keeping the float weights aside; with
+        ``noise``, ``w + s * u`` (``u`` uniform in [-1/2, 1/2]): the smooth stand-in for rounding that
+        latents need early in a fit (their gradient then sees every value, not a staircase)."""
         params = [p for _, p in model.named_parameters()]
         flat = torch.cat([p.reshape(-1) for p in params])
-        s = self._steps()[self._owner]
+        s = self._steps().detach()[self._owner]
         x = flat / s
-        r = torch.round(x)
+        r = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
         self._floats = [p.detach().clone() for p in params]
         self._resid = r - x
         for p, v, shape in zip(params, (s * r).split(self._sizes), self._shapes):
@@ -187,7 +284,7 @@ class RateTerm:
         params = [p for _, p in model.named_parameters()]
         with torch.no_grad():
             g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-            g_steps = torch.zeros(len(self.names), device=g.device).index_add(0, self._owner, g * self._resid)
+            g_steps = segment_sums(g * self._resid, self._sizes)
             for p, f in zip(params, self._floats):
                 p.copy_(f)
         self._floats = self._resid = None
@@ -225,14 +322,32 @@ class RateTerm:
             self.log_lam = torch.full_like(self.log_lam, math.log(lam))
         self._calibrated = True
 
-    def after_step(self, bits: torch.Tensor) -> None:
-        """Move the steps, and lambda towards the budget (on the device: no synchronisation)."""
+    def after_step(self, bits: torch.Tensor, model: Optional[nn.Module] = None) -> None:
+        """Move the steps, and lambda towards the budget (on the device: no synchronisation, except every
+        CODED_CHECK_STEPS steps when ``model`` is given, to re-measure the coder's size against the estimate)."""
         assert self.opt is not None
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if self.cfg.lam is None:
-            err = (bits.detach() / self.cfg.target_bits - 1.0).clamp(-0.5, 0.5)
+            if model is not None and self.cfg.check_coded:
+                self._since_check += 1
+                if self._since_check >= CODED_CHECK_STEPS or self._since_check == 1 and self._ratio == 1.0:
+                    self._since_check = 0
+                    est = float(bits.detach())
+                    self._ratio = self.coded_bits(model) / est if est > 0 else 1.0
+            target = self.cfg.target_bits * (1.0 - CODED_MARGIN if self.cfg.check_coded else 1.0)
+            err = (bits.detach() * self._ratio / target - 1.0).clamp(-0.5, 0.5)
             self.log_lam = self.log_lam + self.cfg.lam_rate * err
+
+    @torch.no_grad()
+    def coded_bits(self, model: nn.Module) -> float:
+        """Close to what the entropy coder will spend on the rounded symbols: per tensor the cheaper of the
+        Laplace estimate and the histogram's (:func:`histogram_bits`), plus the side information."""
+        x = torch.round(self._symbols(model)[0])
+        beta = self._per_element((segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(0.05))
+        lap = segment_sums(laplace_bits_each(x, beta), self._sizes).tolist()
+        return sum(min(lp, histogram_bits(q)) if q.numel() else 0.0
+                   for lp, q in zip(lap, x.split(self._sizes))) + TENSOR_SIDE_BITS * len(self.names)
 
     # ----------------------------------------------------------------------------------- results
     @torch.no_grad()
@@ -247,12 +362,13 @@ class RateTerm:
 
     def state_dict(self) -> Dict[str, Any]:
         return {"log_step": self.log_step.detach().cpu(), "log_lam": self.log_lam.detach().cpu(),
-                "active": self.active, "opt": self.opt.state_dict() if self.opt is not None else None}
+                "ratio": self._ratio, "since_check": self._since_check, "active": self.active, "opt": self.opt.state_dict() if self.opt is not None else None}
 
     def load_state_dict(self, state: Dict[str, Any], model: nn.Module) -> None:
         self.log_step, self.log_lam = state["log_step"], state["log_lam"]
         self._to(next(model.parameters()).device)
         self.active = bool(state["active"])
+        self._ratio, self._since_check = float(state.get("ratio", 1.0)), int(state.get("since_check", 0))
         self._calibrated = self.active
         self.opt = None
         if self.active:

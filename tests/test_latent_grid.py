@@ -1,0 +1,318 @@
+"""The latent-grid model: its grids, their coding, random access, determinism and a quality floor."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from nervcodec.bytesio import Reader
+from nervcodec.cli import cli
+from nervcodec.codec import EncodeConfig, decode, encode
+from nervcodec.codec.coding import code, quantized_state
+from nervcodec.codec.fitting import fit_model
+from nervcodec.codec.plan import plan
+from nervcodec.container import read_file
+from nervcodec.container.nervfile import SECTION_WEIGHTS
+from nervcodec.container.weights import pack_weights, unpack_weights
+from nervcodec.entropy import decode_symbols, encode_symbols
+from nervcodec.errors import ConfigError
+from nervcodec.io import read_video, write_video
+from nervcodec.model import build_model, model_spec
+from nervcodec.model.grid import LatentGrid, LatentGridConfig, latent_grid_param_count, plan_latent_grid
+from nervcodec.quant import dequantize_tensor
+from nervcodec.quant.qat import RateTerm, RateTermConfig, histogram_bits
+
+from conftest import make_moving_clip
+
+FLOOR_DB = 23.0   # the NeRV floor of test_quality_floor.py, on the same clip
+
+
+def _tiny_config(**kw) -> LatentGridConfig:
+    base = dict(height=12, width=20, channels=3, frames=7, group=3, levels=3, hidden=(4,), refine=1)
+    base.update(kw)
+    return LatentGridConfig(**base)
+
+
+def _enc(src, out, **kw):
+    cfg = dict(model="latent-grid", bpp=2.0, steps=40, device="cpu", gop=4)
+    cfg.update(kw)
+    return encode([src], out, EncodeConfig(**cfg))
+
+
+# ----------------------------------------------------------------------------------------- the model
+
+def test_plan_sizes_levels_and_groups_from_the_video():
+    c = plan_latent_grid(144, 176, 3, 12345, frames=48, group=16)
+    assert (c.height, c.width, c.frames, c.group, c.groups) == (144, 176, 48, 16, 3)
+    assert c.levels == 7 and c.level_size(6) == (3, 3)     # 144 / 64 -> 3 latents on the short side
+    m = LatentGrid(c)
+    assert m.num_params() == latent_grid_param_count(c)
+    assert tuple(m.frame0.shape) == (48, 144, 176) and tuple(m.group6.shape) == (4, 3, 3)
+    assert plan_latent_grid(144, 176, 3, 1, frames=5, group=16).group == 5   # a group never exceeds the video
+
+
+def test_forward_shapes_and_frame_lookup():
+    torch.manual_seed(0)
+    m = LatentGrid(_tiny_config())
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_()
+    t = torch.tensor([[f / 7] for f in range(7)], dtype=torch.float32)
+    out = m(t).detach()
+    assert out.shape == (7, 1, 3, 12, 20) and float(out.min()) >= 0 and float(out.max()) <= 1
+    # frame f depends on its own frame maps and its group's boundary maps only
+    with torch.no_grad():
+        m.frame0[3].add_(1.0)         # frame 3's map
+        m.group0[0].add_(1.0)         # the first boundary: used by group 0 (frames 0-2) only
+        after = m(t).detach()
+    changed = [f for f in range(7) if not torch.equal(out[f], after[f])]
+    assert changed == [0, 1, 2, 3]
+    with torch.no_grad():
+        m.still1.add_(1.0)            # the still maps: every frame
+        last = m(t).detach()
+    assert all(not torch.equal(after[f], last[f]) for f in range(7))
+
+
+def test_frames_between_frames_blend_the_neighbours_maps():
+    m = LatentGrid(_tiny_config(levels=1, refine=0))
+    with torch.no_grad():
+        m.frame0.copy_(torch.arange(7.0)[:, None, None].expand(7, 12, 20))
+    z = m.latents(torch.tensor([2 / 7, 2.5 / 7]))
+    assert torch.allclose(z[0, 0], torch.full((12, 20), 2.0)) and torch.allclose(z[1, 0], torch.full((12, 20), 2.5))
+
+
+# ----------------------------------------------------------------------------------------- coding
+
+def test_latent_symbols_round_trip_exactly():
+    rng = np.random.default_rng(0)
+    q = np.where(rng.random((5, 30, 40)) < 0.93, 0, rng.integers(-9, 10, (5, 30, 40)))
+    blob = encode_symbols(q, signed=True)
+    assert np.array_equal(decode_symbols(Reader(blob, "latents"), q.size, signed=True).reshape(q.shape), q)
+    # mostly zeros: the histogram model wins and costs what histogram_bits says, within a few bytes
+    assert blob[0] in (1, 2) and abs(len(blob) * 8 - histogram_bits(torch.from_numpy(q))) < 8 * 24
+
+
+def test_a_fitted_models_weights_section_decodes_to_its_symbols(tmp_path):
+    info, frames = make_moving_clip(width=32, height=24, frames=6)
+    src = tmp_path / "m.y4m"
+    write_video(src, info, frames)
+    p = plan([src], tmp_path / "m.nerv", EncodeConfig(model="latent-grid", bpp=4.0, steps=30, device="cpu", gop=3))
+    fitted = fit_model(p)
+    coded = code(p, fitted)
+    got = unpack_weights(coded.sections[SECTION_WEIGHTS], fitted.state)
+    assert [k for k, _ in coded.symbols] == [k for k, v in fitted.state.items() if v.is_floating_point()]
+    for name, qt in coded.symbols:
+        assert torch.equal(got[name], dequantize_tensor(qt)), name
+
+
+def test_golden_bytes_of_a_tiny_models_weights_section():
+    """The section of a fixed tiny model, quantized with fixed steps: pins the layout of the model's
+    tensors (names, order, shapes) and their coding; any change here breaks existing files."""
+    m = LatentGrid(_tiny_config())
+    state = {}
+    for k, (name, p) in enumerate(m.state_dict().items()):   # integer arithmetic only: the same everywhere
+        i = np.arange(p.numel(), dtype=np.int64) + 1000 * k
+        v = ((i * 2654435761) % 2001 - 1000).astype(np.float32) / 1000.0            # in [-1, 1]
+        v = v * (0.08 if name.startswith(("frame", "group", "still")) else 0.3)
+        if name.startswith("frame"):
+            v[np.abs(v) < 0.06] = 0.0                                                  # mostly zeros
+        state[name] = torch.from_numpy(v.reshape(p.shape))
+    steps = {k: np.array([0.03125 if k.startswith(("frame", "group", "still")) else 0.0078125], np.float16)
+             for k in state}
+    section = pack_weights(quantized_state(state, steps, None))
+    assert [k for k in state][:6] == ["frame0", "group0", "still0", "frame1", "group1", "still1"]
+    assert len(section) == 1180
+    assert hashlib.sha256(section).hexdigest() == GOLDEN_SECTION_SHA256
+
+
+GOLDEN_SECTION_SHA256 = "2991dffafa8387061d9c7d725b4d0a0d9339ad0db2df15093b560353e819135a"
+
+
+# ----------------------------------------------------------------------------------------- the codec
+
+@pytest.fixture(scope="module")
+def coded_moving(tmp_path_factory):
+    d = tmp_path_factory.mktemp("grid")
+    info, frames = make_moving_clip(width=32, height=24, frames=11)
+    src = d / "moving.y4m"
+    write_video(src, info, frames)
+    out = d / "m.nerv"
+    res = _enc(src, out)
+    return d, src, out, res, frames
+
+
+def test_encoder_psnr_is_what_decode_produces_and_the_rate_is_the_file(coded_moving):
+    d, src, out, res, frames = coded_moving
+    assert res.bytes == out.stat().st_size and res.model == "latent-grid"
+    r = decode(out, d / "full.y4m", device="cpu", force=True)
+    _, got = read_video(d / "full.y4m")
+    from nervcodec.codec.quality import FrameScores
+    scores = FrameScores(got.pix_fmt)
+    for f in range(got.num_frames):
+        scores.add([p[f] for p in frames.planes], [p[f] for p in got.planes])
+    assert r.frames == 11 and scores.psnr_yuv == pytest.approx(res.psnr, abs=1e-9)
+
+
+def test_random_access_per_group_equals_the_full_decode(coded_moving):
+    d, _, out, _, _ = coded_moving
+    decode(out, d / "full.y4m", device="cpu", force=True)
+    _, full = read_video(d / "full.y4m")
+    for spec, (a, b) in {"4:8": (4, 8), "8:11": (8, 11), "5": (5, 6)}.items():   # groups of 4
+        part = d / f"p{a}.y4m"
+        decode(out, part, frames=spec, device="cpu", force=True)
+        _, got = read_video(part)
+        for pf, pg in zip(full.planes, got.planes):
+            assert np.array_equal(pf[a:b], pg)
+
+
+def test_decode_is_identical_with_1_and_4_threads_and_any_batch(coded_moving):
+    d, _, out, _, _ = coded_moving
+    before = torch.get_num_threads()
+    outputs = []
+    try:
+        for threads, batch in ((1, 8), (4, 8), (4, 1), (1, 3)):
+            torch.set_num_threads(threads)
+            path = d / f"t{threads}b{batch}.y4m"
+            decode(out, path, device="cpu", batch=batch, force=True)
+            outputs.append(path.read_bytes())
+    finally:
+        torch.set_num_threads(before)
+    assert all(o == outputs[0] for o in outputs[1:])
+
+
+def test_same_seed_same_file(tmp_path, coded_moving):
+    _, src, out, _, _ = coded_moving
+    again = tmp_path / "again.nerv"
+    _enc(src, again)
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_the_rate_lands_within_10_percent_of_the_target(tmp_path, coded_moving):
+    _, src, _, _, _ = coded_moving
+    for bpp in (2.5, 5.0):
+        res = _enc(src, tmp_path / f"r{bpp}.nerv", bpp=bpp, steps=120)
+        assert abs(res.bpp - bpp) <= 0.1 * bpp, (bpp, res.bpp)
+
+
+def test_reaches_the_quality_floor(tmp_path):
+    info, frames = make_moving_clip()
+    src = tmp_path / "moving.y4m"
+    write_video(src, info, frames)
+    p = plan([src], tmp_path / "g.nerv", EncodeConfig(model="latent-grid", bpp=1.0, steps=300, device="cpu"))
+    coded = code(p, fit_model(p))
+    assert coded.psnr >= FLOOR_DB, coded.psnr
+
+
+def test_gop_is_the_latent_grid_models_setting(tmp_path, coded_moving):
+    _, src, _, _, _ = coded_moving
+    with pytest.raises(ConfigError, match=r"needs at least \d+ .*--bpp [0-9.]+ is the least"):
+        encode([src], tmp_path / "low.nerv", EncodeConfig(model="latent-grid", bpp=0.5, steps=1, device="cpu"))
+    with pytest.raises(ConfigError, match="--gop"):
+        encode([src], tmp_path / "x.nerv", EncodeConfig(model="nerv", params=2000, steps=1, device="cpu", gop=4))
+    with pytest.raises(ConfigError, match="--gop"):
+        EncodeConfig(model="latent-grid", gop=0)
+    nf = read_file(coded_moving[2])
+    assert nf.header.model["config"]["group"] == 4
+
+
+def test_cli_encodes_with_the_latent_grid_model(tmp_path, coded_moving):
+    _, src, _, _, _ = coded_moving
+    out = tmp_path / "cli.nerv"
+    r = CliRunner().invoke(cli, ["encode", str(src), str(out), "--model", "latent-grid", "--bpp", "2", "--steps",
+                                 "10", "--gop", "5", "--device", "cpu", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["model"] == "latent-grid" and d["bytes"] == out.stat().st_size
+    r = CliRunner().invoke(cli, ["decode", str(out), "-o", str(tmp_path / "up.y4m"), "--fps-scale", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    _, up = read_video(tmp_path / "up.y4m")
+    assert up.num_frames == 22
+
+
+# ----------------------------------------------------------------------------------------- the rate term
+
+def test_noise_phase_then_rounding():
+    m = build_model("latent-grid", _tiny_config())
+    spec = model_spec("latent-grid")
+    rate = RateTerm(RateTermConfig(pixels=1000, target_bits=5000.0, start=spec.rate_start,
+                                   noise_until=spec.noise_until), m)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_()
+    rate.begin(m)
+    assert rate.noisy(0, 100) and rate.noisy(84, 100) and not rate.noisy(85, 100)
+    floats = [p.detach().clone() for p in m.parameters()]
+    steps = rate.steps()
+    rate.swap_in(m, noise=True)
+    noisy = [p.detach().clone() for p in m.parameters()]
+    rate.swap_out(m)
+    rate.swap_in(m, noise=False)
+    rounded = [p.detach().clone() for p in m.parameters()]
+    rate.swap_out(m)
+    for (name, _), f, n, r in zip(m.named_parameters(), floats, noisy, rounded):
+        s = float(steps[name][0])
+        assert float((n - f).abs().max()) <= 0.5 * s * (1 + 1e-5)          # within half a step
+        assert torch.equal(r, torch.round(f / s) * s)                     # exactly the file's rounding
+    assert all(torch.equal(p, f) for p, f in zip(m.parameters(), floats))  # float weights back
+
+
+def test_the_controller_measures_the_coded_size():
+    """coded_bits follows the coder: for a mostly-zero grid it is far below the Laplace estimate."""
+    m = build_model("latent-grid", _tiny_config(frames=40, height=48, width=64))
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            p.copy_(torch.where(torch.rand(p.shape) < 0.9, torch.zeros(p.shape), torch.randn(p.shape)))
+    rate = RateTerm(RateTermConfig(pixels=1000, target_bits=1e5, check_coded=True), m)
+    rate.begin(m)
+    est = rate.estimate_bits(m)
+    coded = rate.coded_bits(m)
+    steps = rate.steps()
+    state = {k: v.detach() for k, v in m.state_dict().items()}
+    real = 8 * len(pack_weights(quantized_state(state, steps, None)))
+    assert abs(coded - real) <= 0.03 * real + 8 * 2 * len(steps), (coded, real, est)
+
+
+def test_hand_written_laplace_gradient_equals_autograds():
+    from nervcodec.quant.qat import _LaplaceBits, laplace_bits, segment_sums
+    torch.manual_seed(0)
+    sizes = [300, 2000, 7]
+    owner = torch.repeat_interleave(torch.arange(3), torch.tensor(sizes))
+    spread = torch.tensor([0.02, 1.5, 6.0], dtype=torch.float64).repeat_interleave(torch.tensor(sizes))
+    x = (torch.randn(sum(sizes), dtype=torch.float64) * spread).requires_grad_()
+
+    def beta(v):   # depends on x too: the gradient also flows through the maximum-likelihood scale
+        return (segment_sums(v.abs(), sizes) / torch.tensor(sizes, dtype=torch.float64)).clamp_min(0.05)
+
+    ref = laplace_bits(x, beta(x)[owner])
+    g_ref, = torch.autograd.grad(ref, x)
+    got = _LaplaceBits.apply(x, beta(x), owner, sizes)
+    g_got, = torch.autograd.grad(got, x)
+    assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
+    assert torch.allclose(g_got, g_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_info_reports_the_latents_bits(coded_moving):
+    _, _, out, _, _ = coded_moving
+    r = CliRunner().invoke(cli, ["info", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    text = json.dumps(d)
+    assert "frame0" in text and "group0" in text and "latent-grid" in text
+
+
+def test_params_is_refused_for_a_model_the_video_sizes(tmp_path, coded_moving):
+    _, src, _, _, _ = coded_moving
+    with pytest.raises(ConfigError, match="--params"):
+        encode([src], tmp_path / "p.nerv", EncodeConfig(model="latent-grid", params=5000, steps=1, device="cpu"))
+
+
+def test_interpolation_task_runs_on_latent_grids(tmp_path, coded_moving):
+    _, src, _, _, _ = coded_moving
+    res = _enc(src, tmp_path / "h.nerv", holdout="every:2", verify=True, steps=100)
+    tasks = res.verify.tasks
+    # unseen frames blend their group's maps: well above the untrained model's 8.7 dB (measured: 15.1)
+    assert tasks.frames_unseen == 5 and tasks.psnr_rgb_unseen is not None and tasks.psnr_rgb_unseen > 12
