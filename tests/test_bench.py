@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from nervcodec.model import model_names
 from nervcodec.bench import (BASELINES, BaselineSettings, BenchConfig, BenchResult, ClipResult, Point,
                              compute_bd, decode_args, default_bpp_targets, describe, encode_args, format_markdown,
                              format_table, pool_points, run_bench, write_outputs)
@@ -90,10 +91,16 @@ def test_stronger_anchor_settings_and_containers():
     lambda: BaselineSettings(container="avi"),
     lambda: BenchConfig(baselines=(), nerv=False),
     lambda: BenchConfig(bpp_targets=(0.0,)),
+    lambda: BenchConfig(model="hnerv"),
 ])
 def test_bad_settings_are_config_errors(bad):
     with pytest.raises(ConfigError):
         bad()
+
+
+def test_bench_takes_every_registered_model():
+    for name in model_names():
+        assert BenchConfig(model=name).model == name
 
 
 def test_decode_args_target_the_source_pixel_format():

@@ -37,6 +37,7 @@ from ..metrics.msssim import ms_ssim_method
 from ..metrics.quality import QualityReport, compare_videos
 from ..metrics.rate import bits_per_pixel
 from ..metrics.vmaf import vmaf_score
+from ..model import model_names
 from ..tools.ffmpeg import run_ffmpeg
 from .baselines import (BASELINES, ENCODER_PIX_FMTS, BaselineSettings, decode_args, describe, encode_args,
                         output_name)
@@ -99,8 +100,8 @@ class BenchConfig:
         for t in self.bpp_targets:
             if not 0 < t < 64:
                 raise ConfigError(f"--bpp must be in (0, 64), got {t}")
-        if self.model not in ("nerv", "dnerv"):
-            raise ConfigError(f"--model must be nerv or dnerv, got {self.model!r}")
+        if self.model not in model_names():
+            raise ConfigError(f"--model must be one of {', '.join(model_names())}, got {self.model!r}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         if self.nerv and self.epochs is None:

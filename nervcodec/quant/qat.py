@@ -362,7 +362,8 @@ class RateTerm:
 
     def state_dict(self) -> Dict[str, Any]:
         return {"log_step": self.log_step.detach().cpu(), "log_lam": self.log_lam.detach().cpu(),
-                "ratio": self._ratio, "since_check": self._since_check, "active": self.active, "opt": self.opt.state_dict() if self.opt is not None else None}
+                "ratio": self._ratio, "since_check": self._since_check, "active": self.active,
+                "opt": self.opt.state_dict() if self.opt is not None else None}
 
     def load_state_dict(self, state: Dict[str, Any], model: nn.Module) -> None:
         self.log_step, self.log_lam = state["log_step"], state["log_lam"]
