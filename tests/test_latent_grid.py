@@ -78,7 +78,7 @@ def test_forward_shapes_and_frame_lookup():
 
 
 def test_frames_between_frames_blend_the_neighbours_maps():
-    m = LatentGrid(_tiny_config(levels=1, refine=0))
+    m = LatentGrid(_tiny_config(levels=1, refine=0, gain=1.0))
     with torch.no_grad():
         m.frame0.copy_(torch.arange(7.0)[:, None, None].expand(7, 12, 20))
     z = m.latents(torch.tensor([2 / 7, 2.5 / 7]))
@@ -194,7 +194,7 @@ def test_same_seed_same_file(tmp_path, coded_moving):
 def test_the_rate_lands_within_10_percent_of_the_target(tmp_path, coded_moving):
     _, src, _, _, _ = coded_moving
     for bpp in (2.5, 5.0):
-        res = _enc(src, tmp_path / f"r{bpp}.nerv", bpp=bpp, steps=120)
+        res = _enc(src, tmp_path / f"r{bpp}.nerv", bpp=bpp, steps=200)   # 120 steps: 8-11 % under
         assert abs(res.bpp - bpp) <= 0.1 * bpp, (bpp, res.bpp)
 
 
