@@ -165,6 +165,8 @@ class LatentGrid(VideoModel):
     def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None, phase: float = 0.0) -> torch.Tensor:
         b, d = t.shape  # phase is already in t (frame-rate up-conversion blends the nearest frames' maps)
         c = self.config
+        if t.is_meta:   # the decoder's shape check: the output's shape is the config's (and meta arithmetic
+            return torch.empty((b, d, c.channels, c.height, c.width), device=t.device)   # imports torch._dynamo: 2 s)
         z = self.latents(t.reshape(b * d), between=phase != 0.0)
         x = self.mlp(z.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)     # NCHW shape, channels-last memory
         for blk in self.refine:
