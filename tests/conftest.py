@@ -75,3 +75,21 @@ def tiny_nerv():
     from nervcodec.model.nerv import NeRV, plan_nerv
     torch.manual_seed(0)
     return NeRV(plan_nerv(16, 16, 3, 3000))
+
+
+def interrupt_at(monkeypatch, step: int) -> None:
+    """Send SIGINT to this process during the loss of step ``step`` (1-based), as Ctrl-C would."""
+    import importlib
+    import os
+    import signal
+    fit_module = importlib.import_module("nervcodec.fit.fit")   # the module (the package exports the function)
+    real = fit_module.batch_loss
+    calls = {"n": 0}
+
+    def loss(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == step:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(fit_module, "batch_loss", loss)

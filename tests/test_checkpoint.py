@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 
 import pytest
 import torch
@@ -18,6 +17,8 @@ from click.testing import CliRunner
 from nervcodec.cli import cli
 from nervcodec.codec import EncodeConfig, encode
 from nervcodec.errors import ConfigError, FormatError, InterruptedError_
+
+from conftest import interrupt_at
 
 fit_module = importlib.import_module("nervcodec.fit.fit")   # the module (the package exports the function)
 
@@ -46,25 +47,11 @@ def reference(src, tmp_path_factory) -> bytes:
     return ref.read_bytes()
 
 
-def _interrupt_at(monkeypatch, step: int) -> None:
-    """Send SIGINT to this process during the loss of step ``step`` (1-based), as Ctrl-C would."""
-    real = fit_module.batch_loss
-    calls = {"n": 0}
-
-    def loss(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == step:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(fit_module, "batch_loss", loss)
-
-
 @pytest.mark.parametrize("stop_step", [5, 6, 13])   # mid-epoch, at the end of an epoch, in the rate-aware phase
 def test_resumed_fit_is_bit_identical(tmp_path, src, reference, monkeypatch, stop_step):
     out, ck = tmp_path / "out.nerv", tmp_path / "fit.ckpt"
     with monkeypatch.context() as m:
-        _interrupt_at(m, stop_step)
+        interrupt_at(m, stop_step)
         with pytest.raises(InterruptedError_, match="--resume"):
             encode([src], out, _cfg(checkpoint=str(ck), checkpoint_seconds=1e9))
     assert ck.exists() and not out.exists()
@@ -110,7 +97,7 @@ def test_resume_without_a_checkpoint_file_starts_afresh(tmp_path, src):
 def test_checkpoint_of_other_settings_is_refused(tmp_path, src, monkeypatch):
     ck = tmp_path / "fit.ckpt"
     with monkeypatch.context() as m:
-        _interrupt_at(m, 2)
+        interrupt_at(m, 2)
         with pytest.raises(InterruptedError_):
             encode([src], tmp_path / "a.nerv", _cfg(checkpoint=str(ck), checkpoint_seconds=1e9))
     with pytest.raises(ConfigError, match="another input or other settings"):

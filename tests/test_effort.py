@@ -2,9 +2,6 @@
 new name (--rate-preset) and the message for their old spelling."""
 from __future__ import annotations
 
-import importlib
-import os
-import signal
 
 import pytest
 import torch
@@ -17,9 +14,8 @@ from nervcodec.codec.plan import plan
 from nervcodec.errors import ConfigError, InterruptedError_
 from nervcodec.fit import FitConfig, fit
 
-from conftest import tiny_fit_data, tiny_nerv
+from conftest import interrupt_at, tiny_fit_data, tiny_nerv
 
-fit_module = importlib.import_module("nervcodec.fit.fit")
 
 
 def test_effort_presets_are_x264_names_with_growing_step_budgets():
@@ -104,16 +100,8 @@ def test_resume_inside_the_last_partial_epoch_is_bit_identical(tmp_path, src, mo
     ref = tmp_path / "ref.nerv"
     encode([src], ref, EncodeConfig(**cfg))
     out, ck = tmp_path / "out.nerv", tmp_path / "fit.ckpt"
-    real, calls = fit_module.batch_loss, {"n": 0}
-
-    def loss(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 7:                     # first step of the last (partial) epoch
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*a, **kw)
-
     with monkeypatch.context() as m:
-        m.setattr(fit_module, "batch_loss", loss)
+        interrupt_at(m, 7)                      # first step of the last (partial) epoch
         with pytest.raises(InterruptedError_):
             encode([src], out, EncodeConfig(**cfg, checkpoint=str(ck), checkpoint_seconds=1e9))
     encode([src], out, EncodeConfig(**cfg, checkpoint=str(ck), resume=True))

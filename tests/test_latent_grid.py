@@ -26,7 +26,7 @@ from nervcodec.model.grid import LatentGrid, LatentGridConfig, latent_grid_param
 from nervcodec.quant import dequantize_tensor
 from nervcodec.quant.qat import RateTerm, RateTermConfig, histogram_bits
 
-from conftest import make_moving_clip
+from conftest import interrupt_at, make_moving_clip
 
 FLOOR_DB = 23.0   # the NeRV floor of test_quality_floor.py, on the same clip
 
@@ -321,28 +321,16 @@ def test_interpolation_task_runs_on_latent_grids(tmp_path, coded_moving):
 def test_resumed_latent_grid_fit_is_bit_identical(tmp_path, monkeypatch):
     """Stopped in the noise phase, after a measurement of the coded size: the resumed fit writes the
     same file (the noise's generator, the controller's ratio and its step counter are in the checkpoint)."""
-    import importlib
-    import os
-    import signal
     from nervcodec.errors import InterruptedError_
-    fit_module = importlib.import_module("nervcodec.fit.fit")
     info, frames = make_moving_clip(width=32, height=24, frames=6)
     src = tmp_path / "m.y4m"
     write_video(src, info, frames)
     cfg = dict(model="latent-grid", bpp=4.0, steps=60, device="cpu", gop=3, force=True)
     ref = tmp_path / "ref.nerv"
     encode([src], ref, EncodeConfig(**cfg))
-    real, calls = fit_module.batch_loss, {"n": 0}
-
-    def loss(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 40:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(*a, **kw)
-
     out, ck = tmp_path / "out.nerv", tmp_path / "fit.ckpt"
     with monkeypatch.context() as m:
-        m.setattr(fit_module, "batch_loss", loss)
+        interrupt_at(m, 40)
         with pytest.raises(InterruptedError_):
             encode([src], out, EncodeConfig(**cfg, checkpoint=str(ck), checkpoint_seconds=1e9))
     encode([src], out, EncodeConfig(**cfg, checkpoint=str(ck), resume=True))

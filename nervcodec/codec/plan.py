@@ -29,13 +29,14 @@ from ..io.reader import RAW_EXTENSIONS, parse_size
 from ..io.png import is_png_sequence
 from ..io.video import Frames, VideoInfo
 from ..model import ModelSpec, model_spec
+from ..quant.qat import TENSOR_SIDE_BITS
 from ..tasks import MaskSpec, fill_holes, parse_holdout, parse_mask
 from ..tasks.masks import chroma_holes
 from .config import EncodeConfig
 from .effort import effort_steps
 from .keyframes import KeyframePlan, encode_keyframes, keyframe_share
 from .layout import Layout, plan_layout
-from .rate import bits_per_param, bytes_for_bpp, params_for_bytes
+from .rate import LEARNED_BITS_PER_PARAM, bits_per_param, bytes_for_bpp, params_for_bytes
 
 __all__ = ["EncodePlan", "plan", "read_inputs", "check_output"]
 
@@ -219,7 +220,8 @@ def check_reference(reference: str, infos: Sequence[VideoInfo]) -> None:
 
 def _check_fixed(spec: ModelSpec, config: Any, weights: int, budget: int, pixels: int, cfg: EncodeConfig) -> None:
     """A model the video sizes (latent grids) still has a floor: its weights section with every latent zero."""
-    need = spec.fixed_bits(config) / 8
+    weights_at_least, tensors = spec.floor_size(config)
+    need = (LEARNED_BITS_PER_PARAM * weights_at_least + TENSOR_SIDE_BITS * tensors) / 8
     if weights < need:
         lowest = math.ceil((budget - weights + need) * 8 / pixels * 1000) / 1000
         raise ConfigError(f"the target rate ({cfg.target_bpp:g} bpp) leaves {max(weights, 0)} bytes for the "
@@ -296,11 +298,11 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache) if keyframed else None
     weights = _weight_budget(cfg, spec, infos, layout, kf, budget, options) if budget is not None else None
     channels = infos[0].pix_fmt.num_planes
-    if spec.fixed_bits is not None and cfg.params is not None:
+    if spec.floor_size is not None and cfg.params is not None:
         raise ConfigError(f"--params sizes a network; the {spec.name} model is sized by the video and its rate by "
                           f"--bpp (or --lambda)")
     try:
-        if spec.fixed_bits is not None:   # the video sizes the model; the rate term sets what it costs
+        if spec.floor_size is not None:   # the video sizes the model; the rate term sets what it costs
             config = spec.plan(layout.patch_h, layout.patch_w, channels, 0, **options)
         else:
             params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)
@@ -310,7 +312,7 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
             raise
         raise ConfigError(_too_low(cfg, spec, layout, channels, options, budget, weights, pixels, target_bpp, exc)) \
             from None
-    if spec.fixed_bits is not None and weights is not None:
+    if spec.floor_size is not None and weights is not None:
         _check_fixed(spec, config, weights, budget, pixels, cfg)
     steps = None if cfg.epochs is not None else (cfg.steps or effort_steps(cfg.preset))
     fit = FitConfig(epochs=cfg.epochs or 1, steps=steps, batch=_global_batch(cfg.batch, spec.batch),

@@ -83,9 +83,9 @@ class ModelSpec:
     noise_until: Optional[float] = None
     check_coded: bool = False   # the rate controller re-measures the coder's size (large, sparse tensors)
     grouped: bool = False   # the model cuts the video into groups of frames (--gop)
-    # config -> the fewest bits its weights section can take, for a model that the parameter budget does
-    # not size (its tensors follow from the video, and the rate term decides what they cost); None: sized
-    fixed_bits: Optional[Callable[[Any], float]] = None
+    # for a model that the parameter budget does not size (its tensors follow from the video, and the rate
+    # term decides what they cost): config -> (weights its section holds at the least, tensors); None: sized
+    floor_size: Optional[Callable[[Any], Tuple[int, int]]] = None
 
     def bits_per_weight(self, bits: int) -> float:
         """Coded bits of one ``bits``-bit weight: measured where known, else a conservative guess."""

@@ -48,6 +48,7 @@ __all__ = ["LatentGridConfig", "LatentGrid", "plan_latent_grid", "latent_grid_pa
 DEFAULT_GROUP = 16      # frames per group (--gop)
 MAX_LEVELS = 8
 MIN_SIDE = 2            # the coarsest level keeps at least this many latents along its shorter side
+LATENT_PREFIXES = ("frame", "group", "still")
 
 
 @dataclass(frozen=True)
@@ -175,13 +176,9 @@ class LatentGrid(VideoModel):
         return x.reshape(b, d, c.channels, c.height, c.width)
 
 
-def _latent_count(c: LatentGridConfig) -> int:
-    per_level = c.frames + c.groups + 1 + int(c.still)
-    return sum(per_level * h * w for h, w in (c.level_size(lv) for lv in range(c.levels)))
-
-
 def latent_grid_param_count(c: LatentGridConfig) -> int:
-    n = _latent_count(c)
+    maps = c.frames + c.groups + 1 + int(c.still)          # latent maps per level
+    n = sum(maps * h * w for h, w in (c.level_size(lv) for lv in range(c.levels)))
     cin = c.maps * c.levels
     for width in c.hidden:
         n += cin * width + width
@@ -190,15 +187,13 @@ def latent_grid_param_count(c: LatentGridConfig) -> int:
     return n + c.refine * 2 * (9 * c.channels * c.channels + c.channels)
 
 
-def synthesis_param_count(c: LatentGridConfig) -> int:
-    return latent_grid_param_count(c) - _latent_count(c)
-
-
-def least_bits(c: LatentGridConfig) -> float:
-    """The fewest bits the weights section can take: every latent zero, the synthesis network at about
-    4 bits a weight, and each tensor's side information (88 bits, TENSOR_SIDE_BITS of nervcodec.quant)."""
-    tensors = c.maps * c.levels + 2 * (len(c.hidden) + 1) + 4 * c.refine
-    return 4.0 * synthesis_param_count(c) + 88.0 * tensors
+def floor_size(c: LatentGridConfig) -> Tuple[int, int]:
+    """(weights that are not latents, tensors): what the weights section holds at the least, every latent
+    zero; the rate planner prices them (nervcodec.codec.plan)."""
+    with torch.device("meta"):
+        m = LatentGrid(c)
+    named = list(m.named_parameters())
+    return sum(p.numel() for n, p in named if not n.startswith(LATENT_PREFIXES)), len(named)
 
 
 def latent_levels(height: int, width: int) -> int:
@@ -240,7 +235,7 @@ def plan_latent_grid(height: int, width: int, channels: int, params: int, frames
 LATENT_GRID = register_model(ModelSpec(
     name="latent-grid", arch_id=3, cls=LatentGrid, config_cls=LatentGridConfig, plan=plan_latent_grid,
     batch=8, lr=1e-2, bits_per_param={}, rate_start=0.1, noise_until=0.85, check_coded=True, grouped=True,
-    fixed_bits=least_bits,
+    floor_size=floor_size,
     description="latent grids: per-frame and per-group multi-resolution latent maps, entropy-coded, "
                 "upsampled and turned into pixels by a ~1.3k MAC/pixel synthesis network"))
 

@@ -61,12 +61,16 @@ def laplace_bits(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     return laplace_bits_each(x, beta).sum()
 
 
-def laplace_bits_each(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """:func:`laplace_bits` element by element."""
+def laplace_bits_each(x: torch.Tensor, beta: torch.Tensor, owner: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`laplace_bits` element by element; with ``owner``, ``beta`` is one scale per tensor and
+    ``owner`` maps each element to its tensor (the scale's terms are then computed once per tensor)."""
     a = x.abs()
-    log_one_minus = torch.log(-torch.expm1(-1.0 / beta))          # log(1 - e^(-1/beta))
-    tail = math.log(0.5) - (a - 0.5) / beta + log_one_minus       # |x| >= 1/2
-    core = torch.log1p(-0.5 * (torch.exp(-(0.5 - a).clamp_min(0.0) / beta) + torch.exp(-(0.5 + a) / beta)))
+    ib = 1.0 / beta
+    log_one_minus = torch.log(-torch.expm1(-ib))                   # log(1 - e^(-1/beta))
+    if owner is not None:
+        ib, log_one_minus = ib[owner], log_one_minus[owner]
+    tail = math.log(0.5) - (a - 0.5) * ib + log_one_minus         # |x| >= 1/2
+    core = torch.log1p(-0.5 * (torch.exp((a - 0.5).clamp_max(0.0) * ib) + torch.exp(-(a + 0.5) * ib)))
     return -torch.where(a >= 0.5, tail, core) / _LN2
 
 
@@ -76,28 +80,18 @@ class _LaplaceBits(torch.autograd.Function):
     vector is millions of latents (the per-tensor terms are computed once per tensor, not per element)."""
 
     @staticmethod
-    def _parts(y: torch.Tensor, beta: torch.Tensor, owner: torch.Tensor) -> tuple:
-        ib = (1.0 / beta)[owner]
-        a = y.abs()
-        e1 = torch.exp((a - 0.5).clamp_max(0.0) * ib)     # e^(-(1/2 - |y|) / beta) inside the central bin
-        e2 = torch.exp(-(a + 0.5) * ib)
-        return a, ib, e1, e2
-
-    @staticmethod
     def forward(ctx, y: torch.Tensor, beta: torch.Tensor, owner: torch.Tensor,   # type: ignore[override]
                 sizes: List[int]) -> torch.Tensor:
         ctx.sizes = sizes
-        a, ib, e1, e2 = _LaplaceBits._parts(y, beta, owner)
-        lom = torch.log(-torch.expm1(-1.0 / beta))[owner]  # log(1 - e^(-1/beta))
-        tail = math.log(0.5) - (a - 0.5) * ib + lom
-        core = torch.log1p(-0.5 * (e1 + e2))
         ctx.save_for_backward(y, beta, owner)
-        return -torch.where(a >= 0.5, tail, core).sum() / _LN2
+        return laplace_bits_each(y, beta, owner).sum()
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):   # type: ignore[override]
         y, beta, owner = ctx.saved_tensors
-        a, ib, e1, e2 = _LaplaceBits._parts(y, beta, owner)
+        a, ib = y.abs(), (1.0 / beta)[owner]
+        e1 = torch.exp((a - 0.5).clamp_max(0.0) * ib)     # e^(-(1/2 - |y|) / beta) inside the central bin
+        e2 = torch.exp(-(a + 0.5) * ib)
         outer = a >= 0.5
         p = 1.0 - 0.5 * (e1 + e2)
         d_a = torch.where(outer, ib, 0.5 * ib * (e1 - e2) / p)                    # d bits / d|y| (x ln 2)
@@ -184,7 +178,7 @@ class RateTerm:
         self.active = False
         self._calibrated = False
         self._ratio = 1.0           # coded size / estimate, re-measured every CODED_CHECK_STEPS steps
-        self._since_check = 0
+        self._since_check = CODED_CHECK_STEPS - 1   # the first step of the term measures
         self.opt: Optional[torch.optim.Optimizer] = None
         self._floats: Optional[List[torch.Tensor]] = None   # the float weights while swapped out (swap_in)
         self._resid: Optional[torch.Tensor] = None          # round(w/s) - w/s of the swapped-in weights
@@ -270,7 +264,7 @@ class RateTerm:
         latents need early in a fit (their gradient then sees every value, not a staircase)."""
         params = [p for _, p in model.named_parameters()]
         flat = torch.cat([p.reshape(-1) for p in params])
-        s = self._steps().detach()[self._owner]
+        s = self._per_element(self._steps())
         x = flat / s
         r = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
         self._floats = [p.detach().clone() for p in params]
@@ -331,7 +325,7 @@ class RateTerm:
         if self.cfg.lam is None:
             if model is not None and self.cfg.check_coded:
                 self._since_check += 1
-                if self._since_check >= CODED_CHECK_STEPS or self._since_check == 1 and self._ratio == 1.0:
+                if self._since_check >= CODED_CHECK_STEPS:
                     self._since_check = 0
                     est = float(bits.detach())
                     self._ratio = self.coded_bits(model) / est if est > 0 else 1.0
@@ -344,8 +338,8 @@ class RateTerm:
         """Close to what the entropy coder will spend on the rounded symbols: per tensor the cheaper of the
         Laplace estimate and the histogram's (:func:`histogram_bits`), plus the side information."""
         x = torch.round(self._symbols(model)[0])
-        beta = self._per_element((segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(0.05))
-        lap = segment_sums(laplace_bits_each(x, beta), self._sizes).tolist()
+        beta = (segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(0.05)
+        lap = segment_sums(laplace_bits_each(x, beta, self._owner), self._sizes).tolist()
         return sum(min(lp, histogram_bits(q)) if q.numel() else 0.0
                    for lp, q in zip(lap, x.split(self._sizes))) + TENSOR_SIDE_BITS * len(self.names)
 
