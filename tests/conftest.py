@@ -93,3 +93,30 @@ def interrupt_at(monkeypatch, step: int) -> None:
         return real(*a, **kw)
 
     monkeypatch.setattr(fit_module, "batch_loss", loss)
+
+
+def decoded_psnr_yuv(nerv: Path, out: Path, source: Frames) -> tuple:
+    """Decode ``nerv`` to ``out``: (frames decoded, PSNR-YUV of the decoded file against ``source``)."""
+    from nervcodec.codec import decode
+    from nervcodec.codec.quality import FrameScores
+    from nervcodec.io import read_video
+    decode(nerv, out, device="cpu", force=True)
+    _, got = read_video(out)
+    scores = FrameScores(got.pix_fmt)
+    for f in range(got.num_frames):
+        scores.add([p[f] for p in source.planes], [p[f] for p in got.planes])
+    return got.num_frames, scores.psnr_yuv
+
+
+def assert_ranges_equal_the_full_decode(nerv: Path, workdir: Path, ranges: dict, **decode_kw) -> None:
+    """Decoding each ``--frames`` spec of ``ranges`` ({spec: (a, b)}) gives frames a..b-1 of the full decode."""
+    from nervcodec.codec import decode
+    from nervcodec.io import read_video
+    decode(nerv, workdir / "full.y4m", device="cpu", force=True)
+    _, full = read_video(workdir / "full.y4m")
+    for spec, (a, b) in ranges.items():
+        part = workdir / f"p{a}.y4m"
+        decode(nerv, part, frames=spec, device="cpu", force=True, **decode_kw)
+        _, got = read_video(part)
+        for pf, pg in zip(full.planes, got.planes):
+            assert np.array_equal(pf[a:b], pg), spec

@@ -192,7 +192,7 @@ def test_decoding_imports_no_fitting_code():
 
 
 def test_models_register_on_import_and_the_cli_offers_them():
-    assert set(model_names()) == {"nerv", "dnerv", "latent-grid"} == set(MODEL_SPECS)
+    assert set(model_names()) == {"nerv", "dnerv", "latent-grid", "latent-grid-kf"} == set(MODEL_SPECS)
     for spec in MODEL_SPECS.values():
         assert spec.batch >= 1 and spec.lr > 0 and spec.bits_per_weight(8) < 8
     enc = cli.commands["encode"]

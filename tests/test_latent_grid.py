@@ -26,7 +26,7 @@ from nervcodec.model.grid import LatentGrid, LatentGridConfig, latent_grid_param
 from nervcodec.quant import dequantize_tensor
 from nervcodec.quant.qat import RateTerm, RateTermConfig, histogram_bits
 
-from conftest import interrupt_at, make_moving_clip
+from conftest import assert_ranges_equal_the_full_decode, decoded_psnr_yuv, interrupt_at, make_moving_clip
 
 FLOOR_DB = 23.0   # the NeRV floor of test_quality_floor.py, on the same clip
 
@@ -148,25 +148,13 @@ def coded_moving(tmp_path_factory):
 def test_encoder_psnr_is_what_decode_produces_and_the_rate_is_the_file(coded_moving):
     d, src, out, res, frames = coded_moving
     assert res.bytes == out.stat().st_size and res.model == "latent-grid"
-    r = decode(out, d / "full.y4m", device="cpu", force=True)
-    _, got = read_video(d / "full.y4m")
-    from nervcodec.codec.quality import FrameScores
-    scores = FrameScores(got.pix_fmt)
-    for f in range(got.num_frames):
-        scores.add([p[f] for p in frames.planes], [p[f] for p in got.planes])
-    assert r.frames == 11 and scores.psnr_yuv == pytest.approx(res.psnr, abs=1e-9)
+    n, psnr = decoded_psnr_yuv(out, d / "full.y4m", frames)
+    assert n == 11 and psnr == pytest.approx(res.psnr, abs=1e-9)
 
 
 def test_random_access_per_group_equals_the_full_decode(coded_moving):
     d, _, out, _, _ = coded_moving
-    decode(out, d / "full.y4m", device="cpu", force=True)
-    _, full = read_video(d / "full.y4m")
-    for spec, (a, b) in {"4:8": (4, 8), "8:11": (8, 11), "5": (5, 6)}.items():   # groups of 4
-        part = d / f"p{a}.y4m"
-        decode(out, part, frames=spec, device="cpu", force=True)
-        _, got = read_video(part)
-        for pf, pg in zip(full.planes, got.planes):
-            assert np.array_equal(pf[a:b], pg)
+    assert_ranges_equal_the_full_decode(out, d, {"4:8": (4, 8), "8:11": (8, 11), "5": (5, 6)})   # groups of 4
 
 
 def test_decode_is_identical_with_1_and_4_threads_and_any_batch(coded_moving):

@@ -140,7 +140,7 @@ def _device_option(f):
 @click.option("--lambda", "lam", type=float, default=None, metavar="L",
               help="Fixed rate-distortion weight of the rate-aware fit (loss = MSE + L x bpp) "
                    "[chosen to land on --bpp].")
-@click.option("--clip-len", type=int, default=8, show_default=True, help="D-NeRV clip length (keyframe interval).")
+@click.option("--clip-len", type=int, default=8, show_default=True, help="Keyframe interval of D-NeRV and latent-grid-kf (frames per clip).")
 @click.option("--gop", type=int, default=None, metavar="N",
               help="Frames per group of the latent-grid model (its unit of random access) [16].")
 @click.option("--keyframe-codec", default=None, help="Keyframe codec (D-NeRV) [default: measured best].")

@@ -278,7 +278,9 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
         if given:
             raise ConfigError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the keyframes of a "
                               f"keyframe-conditioned model; {spec.name} has none (use --model dnerv)")
-    if not keyframed and len({(v.width, v.height) for v in infos}) > 1:
+    # a grouped model (latent grids) covers whole frames on one time axis across the videos, keyframes or not
+    whole_frames = not keyframed or spec.grouped
+    if whole_frames and len({(v.width, v.height) for v in infos}) > 1:
         raise ConfigError(f"{spec.name} fits one frame size; use --model dnerv for a collection of different sizes")
     clip_len = cfg.clip_len if keyframed else 1
     if cfg.gop is not None and not spec.grouped:
@@ -288,7 +290,7 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     # A keyframe-conditioned model shows the decoded keyframes themselves at keyframe positions,
     # so the network is not asked to reproduce them (they are masked out of the loss).
     holdout = parse_holdout(cfg.holdout) if cfg.holdout is not None else None
-    layout = plan_layout(infos, clip_len, "video" if keyframed else "global", allow_patches=keyframed,
+    layout = plan_layout(infos, clip_len, "global" if whole_frames else "video", allow_patches=not whole_frames,
                          substitute=keyframed, holdout=holdout)
     mask = parse_mask(cfg.mask) if cfg.mask is not None else None
     visible = _visible(infos, frames, layout, mask, cache) if (mask is not None or holdout is not None) else None

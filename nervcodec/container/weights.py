@@ -28,7 +28,7 @@ from ..entropy import METHODS, decode_symbols, encode_symbols
 from ..errors import FormatError
 from ..quant import QuantizedTensor, dequantize_tensor
 
-__all__ = ["pack_weights", "unpack_weights", "tensor_rates", "TensorRate", "signed_symbols"]
+__all__ = ["pack_weights", "unpack_weights", "quantized_tensors", "tensor_rates", "TensorRate", "signed_symbols"]
 
 
 def signed_symbols(symbols: np.ndarray) -> bytes:
@@ -84,7 +84,7 @@ def _tensors(data: bytes, template: Mapping[str, torch.Tensor], major: int,
         if not (np.isfinite(step).all() and (lo is None or np.isfinite(lo).all())):
             raise FormatError(f"weights section: tensor {name} has non-finite scales")
         method = data[r.pos] if r.remaining else -1
-        sym = decode_symbols(r, count, signed=signed)
+        sym = decode_symbols(r, count, signed=signed, shape=shape)
         if not signed and sym.size and (sym.min() < 0 or sym.max() > (1 << bits) - 1):
             raise FormatError(f"weights section: tensor {name} has symbols outside {bits}-bit range")
         if signed and sym.size and np.abs(sym).max() > 2 ** 30:
@@ -103,6 +103,13 @@ def unpack_weights(data: bytes, template: Mapping[str, torch.Tensor], major: int
         if k not in out:
             out[k] = t
     return out
+
+
+def quantized_tensors(data: bytes, template: Mapping[str, torch.Tensor], major: int = 2,
+                      bits: int = 0) -> List[Tuple[str, QuantizedTensor]]:
+    """The section's tensors as stored: integer symbols and steps, before dequantization (to re-code
+    a file's symbols with another coder, or to study them)."""
+    return [(name, qt) for name, qt, _, _ in _tensors(data, template, major, bits)]
 
 
 def tensor_rates(data: bytes, template: Mapping[str, torch.Tensor], major: int = 2,

@@ -21,6 +21,9 @@ actually coding it (so the choice is exact, not estimated):
   by the recurrence ``c[d+1] = c[d] a^(2d+1)`` in integer steps, so it is as portable
   as the Laplace table.  Weights fitted with a rate term have lighter tails than a
   Laplace; this model is the better one for many of their tensors.
+* ``context`` (tag 6, signed 3-D arrays of at least ``MIN_CONTEXT_SIZE`` symbols: latent maps): the
+  array split into passes and classes by the magnitudes of already-decoded neighbours, each class
+  coded as an array of its own by the models above (see :mod:`nervcodec.entropy.context`).
 
 Symbols are non-negative unless the caller says they are signed (the weights of
 format 2 are zero-centred integers): then every ``lo`` below is a zigzag varint
@@ -30,22 +33,23 @@ Layout of one coded array (after the tag byte), all integers LEB128:
 raw: ``lo, width_bits, packed bytes``; categorical: ``lo, span, counts[span+1],
 words, u32 words``; sparse: ``lo, span, k, (gap, count) * k, words, u32 words``;
 constant: ``value``; laplace: ``lo, span, centre, r, words, u32 words``; gauss: ``lo, span,
-centre, a, words, u32 words``.
+centre, a, words, u32 words``; context: the (pass, class) arrays' codes, each with its own tag.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..bytesio import Reader, Writer
 from ..errors import FormatError
+from .context import MIN_CONTEXT_SIZE, decode_context, encode_context
 
 __all__ = ["encode_symbols", "decode_symbols", "METHODS"]
 
-RAW, CATEGORICAL, SPARSE, CONSTANT, LAPLACE, GAUSS = 0, 1, 2, 3, 4, 5
+RAW, CATEGORICAL, SPARSE, CONSTANT, LAPLACE, GAUSS, CONTEXT = 0, 1, 2, 3, 4, 5, 6
 METHODS = {RAW: "raw", CATEGORICAL: "categorical", SPARSE: "sparse", CONSTANT: "constant", LAPLACE: "laplace",
-           GAUSS: "gauss"}
+           GAUSS: "gauss", CONTEXT: "context"}
 MAX_SPAN = 1 << 20
 MAX_PARAMETRIC_SPAN = 4096
 MAX_LO = 1 << 31
@@ -164,8 +168,10 @@ def _parametric(tag: int, flat: np.ndarray, lo: int, span: int, counts: np.ndarr
 
 
 def encode_symbols(symbols: np.ndarray, signed: bool = False) -> bytes:
-    """Code an integer array (non-negative unless ``signed``); the decoder must know its element count."""
-    flat = np.asarray(symbols).ravel().astype(np.int64)
+    """Code an integer array (non-negative unless ``signed``); the decoder must know its element count
+    (and, for a signed 3-D array, which may be context-coded, its shape)."""
+    symbols = np.asarray(symbols)
+    flat = symbols.ravel().astype(np.int64)
     if flat.size == 0:
         return Writer().u8(CONSTANT).varint(0).getvalue()
     lo, hi = int(flat.min()), int(flat.max())
@@ -185,12 +191,18 @@ def encode_symbols(symbols: np.ndarray, signed: bool = False) -> bytes:
             candidates.append(_parametric(LAPLACE, flat, lo, span, counts, signed))
             if signed:  # format 2 onwards
                 candidates.append(_parametric(GAUSS, flat, lo, span, counts, signed))
+    if signed and symbols.ndim == 3 and flat.size >= MIN_CONTEXT_SIZE:
+        coded = encode_context(flat.reshape(symbols.shape), lambda g: encode_symbols(g, signed=True))
+        candidates.append(bytes([CONTEXT]) + coded)
     return min(candidates, key=len)
 
 
-def decode_symbols(r: Reader, count: int, signed: bool = False) -> np.ndarray:
-    """Read one coded array of ``count`` symbols from ``r`` (advancing it)."""
+def decode_symbols(r: Reader, count: int, signed: bool = False, shape: Optional[Tuple[int, ...]] = None
+                   ) -> np.ndarray:
+    """Read one coded array of ``count`` symbols (of ``shape``, when known) from ``r``, advancing it."""
     tag = r.u8()
+    if tag == CONTEXT and signed and shape is not None and len(shape) == 3 and count >= MIN_CONTEXT_SIZE:
+        return decode_context(tuple(shape), lambda n: decode_symbols(r, n, signed=True)).ravel()
     decoder: Dict[int, Callable[[Reader, int, bool], np.ndarray]] = {
         RAW: _decode_raw, CATEGORICAL: _decode_categorical, SPARSE: _decode_sparse, CONSTANT: _decode_constant,
         LAPLACE: _decode_laplace, **({GAUSS: _decode_gauss} if signed else {})}

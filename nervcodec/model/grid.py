@@ -32,8 +32,9 @@ so the latents grow only where they buy distortion.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,8 @@ from ..errors import ConfigError
 from .base import ModelSpec, VideoModel, register_model
 from .dnerv import straight_through_clamp
 
-__all__ = ["LatentGridConfig", "LatentGrid", "plan_latent_grid", "latent_grid_param_count", "DEFAULT_GROUP"]
+__all__ = ["LatentGridConfig", "LatentGrid", "KeyedGridConfig", "KeyedLatentGrid", "plan_latent_grid",
+           "plan_keyed_grid", "latent_grid_param_count", "DEFAULT_GROUP"]
 
 DEFAULT_GROUP = 16      # frames per group (--gop)
 MAX_LEVELS = 8
@@ -93,6 +95,27 @@ class LatentGridConfig:
     def level_size(self, level: int) -> Tuple[int, int]:
         return -(-self.height // (1 << level)), -(-self.width // (1 << level))
 
+    @property
+    def inputs(self) -> int:
+        """Values per pixel that enter the synthesis network."""
+        return self.maps * self.levels
+
+
+@dataclass(frozen=True)
+class KeyedGridConfig(LatentGridConfig):
+    """A latent grid that also sees its clip's two decoded keyframes (``latent-grid-kf``)."""
+
+    clip_len: int = 8               # keyframes at every clip_len-th frame (and the last), as D-NeRV (--clip-len)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 2 <= self.clip_len <= 64:
+            raise ValueError("clip length must be in 2..64")
+
+    @property
+    def inputs(self) -> int:
+        return self.maps * self.levels + 2 * self.channels     # + the keyframes' blend and their difference
+
 
 class LatentGrid(VideoModel):
     arch = "latent-grid"
@@ -110,7 +133,7 @@ class LatentGrid(VideoModel):
                 self.register_parameter(f"still{level}", nn.Parameter(torch.zeros(1, h, w)))
         # per-pixel layers as Linear on (N, H, W, C): 2.2x faster than 1x1 convolutions on NCHW, forward
         # and backward, on this project's CPU (and the 3x3 refinement then runs channels-last, 3.3x)
-        layers, cin = [], c.maps * c.levels
+        layers, cin = [], c.inputs
         for width in c.hidden:
             layers += [nn.Linear(cin, width), nn.ReLU()]
             cin = width
@@ -163,23 +186,60 @@ class LatentGrid(VideoModel):
         z = torch.cat(maps, dim=1)
         return z * c.gain if c.gain != 1.0 else z
 
+    def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int,
+                      phase: float) -> Tuple[Optional[torch.Tensor], Any]:
+        """(more per-pixel inputs of the synthesis (N, H, W, k) or None, the picture its output corrects)."""
+        return None, 0.5
+
     def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None, phase: float = 0.0) -> torch.Tensor:
         b, d = t.shape  # phase is already in t (frame-rate up-conversion blends the nearest frames' maps)
         c = self.config
         if t.is_meta:   # the decoder's shape check: the output's shape is the config's (and meta arithmetic
             return torch.empty((b, d, c.channels, c.height, c.width), device=t.device)   # imports torch._dynamo: 2 s)
-        z = self.latents(t.reshape(b * d), between=phase != 0.0)
-        x = self.mlp(z.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)     # NCHW shape, channels-last memory
+        z = self.latents(t.reshape(b * d), between=phase != 0.0).permute(0, 2, 3, 1)
+        more, base = self._conditioning(keyframes, b, d, phase)
+        if more is not None:
+            z = torch.cat([z, more.to(z.dtype)], dim=-1)
+        x = self.mlp(z).permute(0, 3, 1, 2)     # NCHW shape, channels-last memory
         for blk in self.refine:
             x = x + blk(x)
-        x = straight_through_clamp(x + 0.5)
+        x = straight_through_clamp(x + base)
         return x.reshape(b, d, c.channels, c.height, c.width)
+
+
+class KeyedLatentGrid(LatentGrid):
+    """Latent grids conditioned on decoded keyframes (D-NeRV's idea without the flow): the synthesis
+    network also reads, per pixel, the clip's two keyframes blended linearly in time (``tau = j / D``
+    for frame ``j`` of a ``D``-frame clip) and their difference, and its output corrects that blend
+    instead of a flat grey frame.  What the keyframes already show costs no latents."""
+
+    arch = "latent-grid-kf"
+    needs_keyframes = True
+
+    def __init__(self, config: KeyedGridConfig):
+        super().__init__(config)
+        self.clip_len = config.clip_len
+        with torch.no_grad():   # the untrained model outputs about the keyframes' blend (not exactly: a zero
+            self.mlp[-1].weight.mul_(0.1)       # last layer would stop every gradient into the latents, and the
+            self.mlp[-1].bias.zero_()           # rate term's first lambda comes from those gradients)
+
+    def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int,
+                      phase: float) -> Tuple[Optional[torch.Tensor], Any]:
+        c = self.config
+        if keyframes is None or tuple(keyframes.shape) != (b, 2, c.channels, c.height, c.width):
+            got = None if keyframes is None else tuple(keyframes.shape)
+            raise ValueError(f"keyframes must be (B, 2, {c.channels}, {c.height}, {c.width}), got {got}")
+        k0, k1 = keyframes[:, 0:1].float(), keyframes[:, 1:2].float()
+        tau = ((torch.arange(d, device=keyframes.device, dtype=torch.float32) + phase) / d).view(1, d, 1, 1, 1)
+        base = (k0 + tau * (k1 - k0)).flatten(0, 1)                               # (B*D, C, H, W)
+        diff = (k1 - k0).expand(-1, d, -1, -1, -1).flatten(0, 1)
+        return torch.cat([base - 0.5, diff], dim=1).permute(0, 2, 3, 1), base
 
 
 def latent_grid_param_count(c: LatentGridConfig) -> int:
     maps = c.frames + c.groups + 1 + int(c.still)          # latent maps per level
     n = sum(maps * h * w for h, w in (c.level_size(lv) for lv in range(c.levels)))
-    cin = c.maps * c.levels
+    cin = c.inputs
     for width in c.hidden:
         n += cin * width + width
         cin = width
@@ -191,7 +251,7 @@ def floor_size(c: LatentGridConfig) -> Tuple[int, int]:
     """(weights that are not latents, tensors): what the weights section holds at the least, every latent
     zero; the rate planner prices them (nervcodec.codec.plan)."""
     with torch.device("meta"):
-        m = LatentGrid(c)
+        m = (KeyedLatentGrid if isinstance(c, KeyedGridConfig) else LatentGrid)(c)
     named = list(m.named_parameters())
     return sum(p.numel() for n, p in named if not n.startswith(LATENT_PREFIXES)), len(named)
 
@@ -213,13 +273,24 @@ def plan_latent_grid(height: int, width: int, channels: int, params: int, frames
     size, and the rate term decides how many bits they get (most end up zero).  Options:
     ``hidden``, ``refine``, ``upsample``, ``gain``, ``still`` (stored in the config).  Unknown options are
     ignored, as by the other planners."""
+    return _plan(LatentGridConfig, height, width, channels, frames, group, options)
+
+
+def plan_keyed_grid(height: int, width: int, channels: int, params: int, frames: int = 1,
+                    group: Optional[int] = None, clip_len: int = 8, **options: Any) -> KeyedGridConfig:
+    """The ``latent-grid-kf`` config: :func:`plan_latent_grid`'s, with keyframes every ``clip_len`` frames."""
+    return _plan(KeyedGridConfig, height, width, channels, frames, group, options, clip_len=int(clip_len))
+
+
+def _plan(cls: type, height: int, width: int, channels: int, frames: int, group: Optional[int],
+          options: Dict[str, Any], **more: Any) -> Any:
     g = DEFAULT_GROUP if group is None else int(group)
     if g < 1:
         raise ConfigError(f"--gop must be at least 1, got {g}")
     fixed = {k: options[k] for k in ("hidden", "refine", "upsample", "gain", "still") if k in options}
     try:
-        return LatentGridConfig(height=height, width=width, channels=channels, frames=max(int(frames), 1),
-                                group=min(g, max(int(frames), 1)), levels=latent_levels(height, width), **fixed)
+        return cls(height=height, width=width, channels=channels, frames=max(int(frames), 1),
+                   group=min(g, max(int(frames), 1)), levels=latent_levels(height, width), **fixed, **more)
     except ValueError as exc:
         raise ConfigError(f"invalid latent-grid settings: {exc}") from None
 
@@ -239,3 +310,11 @@ LATENT_GRID = register_model(ModelSpec(
     description="latent grids: per-frame and per-group multi-resolution latent maps, entropy-coded, "
                 "upsampled and turned into pixels by a ~1.3k MAC/pixel synthesis network"))
 
+
+# The same fit, but one clip of clip_len frames per step (8 frames at the default --clip-len, as the plain
+# grid's batch of 8 frames) and the keyframes' share of the budget from --keyframe-share.
+KEYED_GRID = register_model(dataclasses.replace(
+    LATENT_GRID, name="latent-grid-kf", arch_id=4, cls=KeyedLatentGrid, config_cls=KeyedGridConfig,
+    plan=plan_keyed_grid, batch=1,
+    description="latent grids conditioned on decoded keyframes: the synthesis network corrects the blend of "
+                "each clip's two keyframes (coded as D-NeRV's)"))

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..entropy.context import MIN_CONTEXT_SIZE, context_entropy_bits
 from .quantize import MIN_STEP
 
 __all__ = ["RateTermConfig", "RateTerm", "laplace_bits", "histogram_bits", "TENSOR_SIDE_BITS", "CODED_CHECK_STEPS"]
@@ -113,6 +114,13 @@ def histogram_bits(q: torch.Tensor) -> float:
     n = float(q.numel())
     entropy = float(-(used * torch.log2(used / n)).sum())
     return entropy + min(16.0 * counts.numel(), 32.0 * used.numel())
+
+
+def _context_bits(q: torch.Tensor, shape: torch.Size) -> float:
+    """The context coder's bits for a latent map (3-D, large enough to be context-coded), else infinity."""
+    if len(shape) != 3 or q.numel() < MIN_CONTEXT_SIZE:
+        return math.inf
+    return context_entropy_bits(q.reshape(shape).long().cpu().numpy())
 
 
 @dataclass(frozen=True)
@@ -340,8 +348,9 @@ class RateTerm:
         x = torch.round(self._symbols(model)[0])
         beta = (segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(0.05)
         lap = segment_sums(laplace_bits_each(x, beta, self._owner), self._sizes).tolist()
-        return sum(min(lp, histogram_bits(q)) if q.numel() else 0.0
-                   for lp, q in zip(lap, x.split(self._sizes))) + TENSOR_SIDE_BITS * len(self.names)
+        return sum(min(lp, histogram_bits(q), _context_bits(q, shape)) if q.numel() else 0.0
+                   for lp, q, shape in zip(lap, x.split(self._sizes), self._shapes)) \
+            + TENSOR_SIDE_BITS * len(self.names)
 
     # ----------------------------------------------------------------------------------- results
     @torch.no_grad()

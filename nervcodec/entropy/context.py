@@ -1,0 +1,111 @@
+"""Context coding of 3-D symbol arrays (latent maps): each symbol's model is picked by its decoded neighbours.
+
+A factorised model codes every symbol of a latent map with one distribution, but latents are not
+alike: where the picture is flat they are zero in whole regions, at edges and moving objects they
+are large together.  This method splits a ``(T, H, W)`` array into four passes that the decoder can
+run as whole-array operations, and codes each symbol under one of a few models chosen by the
+magnitudes of neighbours decoded in earlier passes:
+
+====  =========================================  =========================================
+pass  symbols                                    context (sum of |decoded neighbours|)
+====  =========================================  =========================================
+0     even frames, anchors ((y + x) even)        none (one model)
+1     even frames, the rest                      the 4 spatial neighbours (anchors, decoded)
+2     odd frames, anchors                        the same position in frames t - 1 and t + 1
+3     odd frames, the rest                       4 spatial neighbours + frames t - 1 and t + 1
+====  =========================================  =========================================
+
+Neighbours outside the array or not yet decoded count as zero, so one formula serves every pass.
+The sum falls into one of ``len(CLASS_FLOOR)`` classes (integer thresholds), and the symbols of
+each (pass, class) are coded, in raster order, as an ordinary array by :func:`encode_symbols`
+(the cheapest of its integer-table models): no float reaches the decoder's probabilities, so
+they are bit-identical everywhere.  Everything the decoder needs for a class (which symbols, how
+many) follows from what it has decoded; only the coded arrays are stored, pass by pass, class by
+class, skipping empty classes.
+
+On the latents of the grids fitted at 0.25-1.0 bpp to people_qcif_48f this codes the latents in
+12-13 % fewer bytes than the best single model per tensor (the same symbols; measured exactly).
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Tuple
+
+import numpy as np
+
+__all__ = ["CLASS_FLOOR", "MIN_CONTEXT_SIZE", "context_passes", "encode_context", "decode_context",
+           "context_entropy_bits"]
+
+# class k holds context sums >= CLASS_FLOOR[k] (about sqrt(2) apart: the classes are scales)
+CLASS_FLOOR = np.array([0, 1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128], np.int64)
+MIN_CONTEXT_SIZE = 512      # smaller arrays gain too little to pay for the classes' side information
+
+
+def _pass_masks(shape: Tuple[int, int, int]) -> List[np.ndarray]:
+    t, h, w = shape
+    even = (np.arange(t) % 2 == 0)[:, None, None]
+    anchor = ((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0)[None]
+    return [np.broadcast_to(m, shape) for m in (even & anchor, even & ~anchor, ~even & anchor, ~even & ~anchor)]
+
+
+def _context(a: np.ndarray) -> np.ndarray:
+    """Sum of |4 spatial neighbours| + |same position at t - 1 and t + 1|; ``a`` is zero where unknown."""
+    p = np.pad(a, 1)
+    return (p[1:-1, :-2, 1:-1] + p[1:-1, 2:, 1:-1] + p[1:-1, 1:-1, :-2] + p[1:-1, 1:-1, 2:]
+            + p[:-2, 1:-1, 1:-1] + p[2:, 1:-1, 1:-1])
+
+
+def context_passes(shape: Tuple[int, int, int], get: Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+                   ) -> np.ndarray:
+    """Walk the passes and classes in coding order: ``get(class, pass mask, positions' flat indices)``
+    returns those positions' symbols (the encoder looks them up, the decoder decodes them); returns
+    the array."""
+    out = np.zeros(shape, np.int64)
+    mag = np.zeros(shape, np.int64)
+    for mask in _pass_masks(shape):
+        idx = np.flatnonzero(mask)
+        if not idx.size:
+            continue
+        cls = np.searchsorted(CLASS_FLOOR, _context(mag).ravel()[idx], side="right") - 1
+        for k in np.unique(cls):
+            where = idx[cls == k]
+            sym = get(int(k), mask, where)
+            out.ravel()[where] = sym
+            mag.ravel()[where] = np.abs(sym)
+    return out
+
+
+def _groups(symbols: np.ndarray) -> List[np.ndarray]:
+    """The (pass, class) groups of a 3-D array's symbols, in coding order."""
+    groups: List[np.ndarray] = []
+    flat = symbols.ravel()
+
+    def take(k: int, mask: np.ndarray, where: np.ndarray) -> np.ndarray:
+        groups.append(flat[where])
+        return groups[-1]
+
+    context_passes(symbols.shape, take)
+    return groups
+
+
+def encode_context(symbols: np.ndarray, code: Callable[[np.ndarray], bytes]) -> bytes:
+    """The concatenated codes (``code``: one array's bytes) of a 3-D array's (pass, class) groups."""
+    return b"".join(code(g) for g in _groups(np.asarray(symbols, np.int64)))
+
+
+def decode_context(shape: Tuple[int, int, int], read: Callable[[int], np.ndarray]) -> np.ndarray:
+    """Inverse of :func:`encode_context`; ``read(count)`` decodes the next coded array of ``count`` symbols."""
+    return context_passes(shape, lambda k, mask, where: read(where.size))
+
+
+def context_entropy_bits(symbols: np.ndarray, side_bits: float = 64.0) -> float:
+    """About what :func:`encode_context` spends: each group's empirical entropy plus ``side_bits``
+    (its model's few integers and the range coder's tail); for the rate controller."""
+    bits = 0.0
+    for g in _groups(np.asarray(symbols, np.int64)):
+        counts = np.bincount(g - g.min()).astype(np.float64)
+        used = counts[counts > 0]
+        if used.size == 1:      # one value (a class of zeros): a tag and the value
+            bits += 16.0
+            continue
+        bits += float(-(used * np.log2(used / g.size)).sum()) + side_bits
+    return bits
