@@ -95,12 +95,12 @@ def interrupt_at(monkeypatch, step: int) -> None:
     monkeypatch.setattr(fit_module, "batch_loss", loss)
 
 
-def decoded_psnr_yuv(nerv: Path, out: Path, source: Frames) -> tuple:
+def decoded_psnr_yuv(nerv: Path, out: Path, source: Frames, **decode_kw) -> tuple:
     """Decode ``nerv`` to ``out``: (frames decoded, PSNR-YUV of the decoded file against ``source``)."""
     from nervcodec.codec import decode
     from nervcodec.codec.quality import FrameScores
     from nervcodec.io import read_video
-    decode(nerv, out, device="cpu", force=True)
+    decode(nerv, out, device="cpu", force=True, **decode_kw)
     _, got = read_video(out)
     scores = FrameScores(got.pix_fmt)
     for f in range(got.num_frames):

@@ -115,3 +115,19 @@ def test_a_collection_of_different_sizes_is_refused(tmp_path):
         write_video(paths[-1], info, frames)
     with pytest.raises(ConfigError, match="one frame size"):
         encode(paths, tmp_path / "x.nerv", EncodeConfig(model="latent-grid-kf", bpp=2.0, steps=1, device="cpu"))
+
+
+def test_a_collection_shares_one_time_axis_and_each_video_its_own_keyframes(tmp_path):
+    """Two clips of one size: one global time axis for the grids, each video's keyframes from itself."""
+    paths, sources = [], []
+    for k, speed in enumerate((1.5, -2.0)):
+        info, frames = make_moving_clip(width=32, height=24, frames=6, speed=speed, name=f"v{k}")
+        paths.append(tmp_path / f"v{k}.y4m")
+        write_video(paths[-1], info, frames)
+        sources.append(frames)
+    out = tmp_path / "set.nerv"
+    res = encode(paths, out, EncodeConfig(model="latent-grid-kf", bpp=4.0, steps=200, device="cpu", clip_len=4))
+    assert res.frames == 12 and read_file(out).header.model["config"]["frames"] == 12
+    for k in range(2):
+        n, psnr = decoded_psnr_yuv(out, tmp_path / f"d{k}.y4m", sources[k], video=str(k))
+        assert n == 6 and psnr > 35.0, (k, psnr)     # measured 42.5 and 40.9 dB
