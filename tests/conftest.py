@@ -120,3 +120,30 @@ def assert_ranges_equal_the_full_decode(nerv: Path, workdir: Path, ranges: dict,
         _, got = read_video(part)
         for pf, pg in zip(full.planes, got.planes):
             assert np.array_equal(pf[a:b], pg), spec
+
+
+def encode_moving(workdir: Path, name: str, **config) -> tuple:
+    """The 32x24, 11-frame moving clip written to ``workdir`` and encoded with ``config``:
+    (workdir, source path, .nerv path, encode result, source frames)."""
+    from nervcodec.codec import EncodeConfig, encode
+    info, frames = make_moving_clip(width=32, height=24, frames=11)
+    src = workdir / "moving.y4m"
+    write_video(src, info, frames)
+    out = workdir / f"{name}.nerv"
+    return workdir, src, out, encode([src], out, EncodeConfig(**config)), frames
+
+
+def decodes_with_threads_and_batches(nerv: Path, workdir: Path, runs) -> list:
+    """The decoded file's bytes for each (threads, batch) of ``runs`` (torch's thread count restored)."""
+    from nervcodec.codec import decode
+    before = torch.get_num_threads()
+    outputs = []
+    try:
+        for threads, batch in runs:
+            torch.set_num_threads(threads)
+            path = workdir / f"t{threads}b{batch}.y4m"
+            decode(nerv, path, device="cpu", batch=batch, force=True)
+            outputs.append(path.read_bytes())
+    finally:
+        torch.set_num_threads(before)
+    return outputs

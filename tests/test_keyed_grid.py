@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nervcodec.codec import EncodeConfig, decode, encode
+from nervcodec.codec import EncodeConfig, encode
 from nervcodec.codec.coding import code
 from nervcodec.codec.fitting import fit_model
 from nervcodec.codec.plan import plan
@@ -14,7 +14,8 @@ from nervcodec.io import write_video
 from nervcodec.model import build_model
 from nervcodec.model.grid import KeyedGridConfig, KeyedLatentGrid, latent_grid_param_count, plan_keyed_grid
 
-from conftest import assert_ranges_equal_the_full_decode, decoded_psnr_yuv, make_moving_clip
+from conftest import (assert_ranges_equal_the_full_decode, decoded_psnr_yuv, decodes_with_threads_and_batches,
+                      encode_moving, make_moving_clip)
 
 
 def _config(**kw) -> KeyedGridConfig:
@@ -54,14 +55,8 @@ def test_the_output_corrects_the_blend_of_the_two_keyframes():
 
 @pytest.fixture(scope="module")
 def coded_keyed(tmp_path_factory):
-    d = tmp_path_factory.mktemp("kf")
-    info, frames = make_moving_clip(width=32, height=24, frames=11)
-    src = d / "moving.y4m"
-    write_video(src, info, frames)
-    out = d / "k.nerv"
-    res = encode([src], out, EncodeConfig(model="latent-grid-kf", bpp=3.0, steps=60, device="cpu", gop=4,
-                                          clip_len=4, verify=True))
-    return d, src, out, res, frames
+    return encode_moving(tmp_path_factory.mktemp("kf"), "k", model="latent-grid-kf", bpp=3.0, steps=60,
+                         device="cpu", gop=4, clip_len=4, verify=True)
 
 
 def test_encode_reports_what_decode_produces_and_the_file_describes_the_model(coded_keyed):
@@ -81,16 +76,7 @@ def test_random_access_per_clip_equals_the_full_decode(coded_keyed):
 
 def test_decode_is_identical_with_1_and_4_threads(coded_keyed):
     d, _, out, _, _ = coded_keyed
-    before = torch.get_num_threads()
-    outputs = []
-    try:
-        for threads, batch in ((1, 8), (4, 2)):
-            torch.set_num_threads(threads)
-            path = d / f"t{threads}.y4m"
-            decode(out, path, device="cpu", batch=batch, force=True)
-            outputs.append(path.read_bytes())
-    finally:
-        torch.set_num_threads(before)
+    outputs = decodes_with_threads_and_batches(out, d, ((1, 8), (4, 2)))
     assert outputs[0] == outputs[1]
 
 

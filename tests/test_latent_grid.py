@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from nervcodec.bytesio import Reader
 from nervcodec.cli import cli
-from nervcodec.codec import EncodeConfig, decode, encode
+from nervcodec.codec import EncodeConfig, encode
 from nervcodec.codec.coding import code, quantized_state
 from nervcodec.codec.fitting import fit_model
 from nervcodec.codec.plan import plan
@@ -26,7 +26,8 @@ from nervcodec.model.grid import LatentGrid, LatentGridConfig, latent_grid_param
 from nervcodec.quant import dequantize_tensor
 from nervcodec.quant.qat import RateTerm, RateTermConfig, histogram_bits
 
-from conftest import assert_ranges_equal_the_full_decode, decoded_psnr_yuv, interrupt_at, make_moving_clip
+from conftest import (assert_ranges_equal_the_full_decode, decoded_psnr_yuv, decodes_with_threads_and_batches,
+                      encode_moving, interrupt_at, make_moving_clip)
 
 FLOOR_DB = 23.0   # the NeRV floor of test_quality_floor.py, on the same clip
 
@@ -136,13 +137,8 @@ GOLDEN_SECTION_SHA256 = "2991dffafa8387061d9c7d725b4d0a0d9339ad0db2df15093b56035
 
 @pytest.fixture(scope="module")
 def coded_moving(tmp_path_factory):
-    d = tmp_path_factory.mktemp("grid")
-    info, frames = make_moving_clip(width=32, height=24, frames=11)
-    src = d / "moving.y4m"
-    write_video(src, info, frames)
-    out = d / "m.nerv"
-    res = _enc(src, out)
-    return d, src, out, res, frames
+    return encode_moving(tmp_path_factory.mktemp("grid"), "m", model="latent-grid", bpp=2.0, steps=40,
+                         device="cpu", gop=4)
 
 
 def test_encoder_psnr_is_what_decode_produces_and_the_rate_is_the_file(coded_moving):
@@ -159,16 +155,7 @@ def test_random_access_per_group_equals_the_full_decode(coded_moving):
 
 def test_decode_is_identical_with_1_and_4_threads_and_any_batch(coded_moving):
     d, _, out, _, _ = coded_moving
-    before = torch.get_num_threads()
-    outputs = []
-    try:
-        for threads, batch in ((1, 8), (4, 8), (4, 1), (1, 3)):
-            torch.set_num_threads(threads)
-            path = d / f"t{threads}b{batch}.y4m"
-            decode(out, path, device="cpu", batch=batch, force=True)
-            outputs.append(path.read_bytes())
-    finally:
-        torch.set_num_threads(before)
+    outputs = decodes_with_threads_and_batches(out, d, ((1, 8), (4, 8), (4, 1), (1, 3)))
     assert all(o == outputs[0] for o in outputs[1:])
 
 

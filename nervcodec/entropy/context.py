@@ -54,11 +54,9 @@ def _context(a: np.ndarray) -> np.ndarray:
             + p[:-2, 1:-1, 1:-1] + p[2:, 1:-1, 1:-1])
 
 
-def context_passes(shape: Tuple[int, int, int], get: Callable[[int, np.ndarray, np.ndarray], np.ndarray]
-                   ) -> np.ndarray:
-    """Walk the passes and classes in coding order: ``get(class, pass mask, positions' flat indices)``
-    returns those positions' symbols (the encoder looks them up, the decoder decodes them); returns
-    the array."""
+def context_passes(shape: Tuple[int, int, int], get: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Walk the (pass, class) groups in coding order: ``get(flat indices of the group's positions)``
+    returns their symbols (the encoder looks them up, the decoder decodes them); returns the array."""
     out = np.zeros(shape, np.int64)
     mag = np.zeros(shape, np.int64)
     for mask in _pass_masks(shape):
@@ -68,7 +66,7 @@ def context_passes(shape: Tuple[int, int, int], get: Callable[[int, np.ndarray, 
         cls = np.searchsorted(CLASS_FLOOR, _context(mag).ravel()[idx], side="right") - 1
         for k in np.unique(cls):
             where = idx[cls == k]
-            sym = get(int(k), mask, where)
+            sym = get(where)
             out.ravel()[where] = sym
             mag.ravel()[where] = np.abs(sym)
     return out
@@ -79,7 +77,7 @@ def _groups(symbols: np.ndarray) -> List[np.ndarray]:
     groups: List[np.ndarray] = []
     flat = symbols.ravel()
 
-    def take(k: int, mask: np.ndarray, where: np.ndarray) -> np.ndarray:
+    def take(where: np.ndarray) -> np.ndarray:
         groups.append(flat[where])
         return groups[-1]
 
@@ -94,7 +92,7 @@ def encode_context(symbols: np.ndarray, code: Callable[[np.ndarray], bytes]) -> 
 
 def decode_context(shape: Tuple[int, int, int], read: Callable[[int], np.ndarray]) -> np.ndarray:
     """Inverse of :func:`encode_context`; ``read(count)`` decodes the next coded array of ``count`` symbols."""
-    return context_passes(shape, lambda k, mask, where: read(where.size))
+    return context_passes(shape, lambda where: read(where.size))
 
 
 def context_entropy_bits(symbols: np.ndarray, side_bits: float = 64.0) -> float:
