@@ -148,7 +148,7 @@ def _raw_keyframes(info, layout, fr_planes) -> dict:
     """The source frames at the keyframe positions, uncoded: speed does not depend on how they were coded."""
     from nervcodec.io.video import Frames
     full = upsample_chroma(Frames(tuple(fr_planes), info.pix_fmt))
-    return {(0, f): full[f] for f in layout.keyframe_indices(info)}
+    return {(0, f): full[f] for f in layout.keyframe_indices(info, 0)}
 
 
 def _keyframe_source(model, info, layout, fr_planes):

@@ -18,6 +18,7 @@ from nervcodec.bench import (BASELINES, BaselineSettings, BenchConfig, BenchResu
                              compute_bd, decode_args, default_bpp_targets, describe, encode_args, format_markdown,
                              format_table, pool_points, run_bench, write_outputs)
 from nervcodec.bench.runner import CRF_GRID, select_sweep
+from nervcodec.cli import cli
 from nervcodec.cli.bench import bench
 from nervcodec.errors import ConfigError
 from nervcodec.io import Frames, VideoInfo, pixel_format, write_video
@@ -242,6 +243,12 @@ def test_bench_with_nervcodec_in_process(clip, tmp_path):
         assert p["bytes"] == os.path.getsize(out / p["file"])
         assert p["bpp"] == pytest.approx(p["bytes"] * 8 / (8 * 64 * 48))
         assert p["psnr_rgb"] > 0 and 0 <= p["ms_ssim"] <= 1
+        # what the weights cost and what quantizing them lost, as encode --json reports them
+        info = json.loads(CliRunner().invoke(cli, ["info", "--json", str(out / p["file"])]).stdout)
+        assert p["params"] == info["params"] > 0
+        assert p["bits_per_param"] == pytest.approx(info["weights_bytes"] * 8 / info["params"])
+        assert p["fit_psnr_float"] > 0 and p["fit_psnr_quantized"] > 0
+    assert all(p["params"] is None and p["fit_psnr_float"] is None for p in data["points"] if p["codec"] == "h264")
     bd = data["bd"]["h264"]
     assert {"bd_rate", "bd_psnr", "overlap_quality", "overlap_rate", "by_metric"} <= set(bd)
     if bd["overlap_quality"] == 0:

@@ -134,7 +134,7 @@ def test_keyframe_positions_show_the_decoded_keyframe(tmp_path, clip_file):
     reader = KeyframeReader(nf.sections[SECTION_KEYFRAMES], nf.header.videos, lay)
     decode(out, tmp_path / "d.y4m")
     _, dec = read_video(tmp_path / "d.y4m")
-    for f in lay.keyframe_indices(nf.header.videos[0]):  # 0, 4 and 6
+    for f in lay.keyframe_indices(nf.header.videos[0], 0):  # 0, 4 and 6
         for p, kp in zip(dec.planes, reader.planes(0, f)):
             assert np.array_equal(p[f], kp)
 

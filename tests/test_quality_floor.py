@@ -48,7 +48,7 @@ def _crossfade_psnr(p, info, frames) -> float:
         for j, (f, ok) in enumerate(zip(it.frames, it.valid)):
             if not ok:
                 continue
-            if p.layout.is_keyframe(info, f):
+            if p.layout.is_keyframe(info, 0, f):
                 guess = p.keyframes.planes(0, f)
             else:
                 tau = j / d

@@ -68,7 +68,7 @@ def test_holdout_exactly_the_seen_frames_reach_the_loss(tmp_path):
     items = fit_items(p)
     fitted = {f for it, row in zip(items, loss_mask(p.layout, p.infos, items)) for f, m in zip(it.frames, row) if m}
     assert fitted == {2, 6}                                          # D-NeRV: seen minus substituted keyframes
-    assert p.layout.keyframe_indices(p.infos[0]) == [0, 4, 8]
+    assert p.layout.keyframe_indices(p.infos[0], 0) == [0, 4, 8]
     assert all(v == 0 for f in (1, 3, 5, 7) for v in (p.seen_frames[0].planes[0][f].max(),))
 
 
@@ -76,8 +76,8 @@ def test_holdout_moves_the_last_keyframe_to_the_last_seen_frame_and_refuses_held
     src = _write(tmp_path, "c", *make_clip(width=32, height=24, frames=10))
     p = plan([src], tmp_path / "d.nerv", EncodeConfig(holdout="every:2", **DN))
     v = p.infos[0]
-    assert p.layout.keyframe_indices(v) == [0, 4, 8] and p.layout.num_keyframes(v) == 3
-    assert p.layout.clip_keyframes(v, 2) == (8, 8) and not p.layout.is_keyframe(v, 9)
+    assert p.layout.keyframe_indices(v, 0) == [0, 4, 8] and p.layout.num_keyframes(v, 0) == 3
+    assert p.layout.clip_keyframes(v, 0, 2) == (8, 8) and not p.layout.is_keyframe(v, 0, 9)
     with pytest.raises(ConfigError, match="multiple of 3"):
         plan([src], tmp_path / "e.nerv", EncodeConfig(holdout="every:3", **DN))
     lay = Layout.from_dict(p.layout.to_dict())

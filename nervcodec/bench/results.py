@@ -48,6 +48,10 @@ class Point:
     file: Optional[str] = None       # encoded file, relative to --out (None when not kept)
     ms_ssim_method: Optional[str] = None
     tasks: Optional[Dict[str, object]] = None  # nervcodec with --holdout / --mask / --reference: the task scores
+    params: Optional[int] = None     # nervcodec only: network parameters, and what each costs in the file
+    bits_per_param: Optional[float] = None
+    fit_psnr_float: Optional[float] = None      # nervcodec's rate-aware fit: its float and quantized network
+    fit_psnr_quantized: Optional[float] = None  # (the fit's measure; the quantization loss is their difference)
 
     @property
     def key(self) -> Tuple[str, Optional[int], Optional[float]]:

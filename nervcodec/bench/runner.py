@@ -324,7 +324,8 @@ class _ClipRun:
         report, vmaf = self.measure(decoded)
         p = self.point(NERV_CODEC, encoded, report, vmaf, t1 - t0, t2 - t1, crf=None, target_bpp=target,
                        model=cfg.model, epochs=res.epochs, preset=None if cfg.epochs else cfg.nerv_effort,
-                       tasks=tasks)
+                       tasks=tasks, params=res.params, bits_per_param=res.bits_per_param,
+                       fit_psnr_float=res.fit_psnr_float, fit_psnr_quantized=res.fit_psnr_quantized)
         self.say(p, f"nervcodec {cfg.model} target {target:g} bpp")
         return p
 

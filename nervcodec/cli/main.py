@@ -141,6 +141,9 @@ def _device_option(f):
               help="Fixed rate-distortion weight of the rate-aware fit (loss = MSE + L x bpp) "
                    "[chosen to land on --bpp].")
 @click.option("--clip-len", type=int, default=8, show_default=True, help="Keyframe interval of D-NeRV and latent-grid-kf (frames per clip).")
+@click.option("--scenecut/--no-scenecut", default=True, show_default=True,
+              help="D-NeRV and latent-grid-kf: find scene cuts and start a new run of clips (and keyframes) at "
+                   "each, so no clip blends two scenes (as x264's --scenecut; off with --holdout or --mask).")
 @click.option("--gop", type=int, default=None, metavar="N",
               help="Frames per group of the latent-grid model (its unit of random access) [16].")
 @click.option("--keyframe-codec", default=None, help="Keyframe codec (D-NeRV) [default: measured best].")
@@ -196,7 +199,7 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, input
     cfg = EncodeConfig(model=opts["model"], params=opts["params"], bpp=opts["bpp"], rate_preset=opts["rate_preset"],
                        preset=opts["preset"], epochs=opts["epochs"], steps=opts["steps"], batch=opts["batch"], lr=opts["lr"], device=opts["device"],
                        seed=opts["seed"], loss=opts["loss"], quant_bits=opts["quant_bits"], lam=opts["lam"],
-                       clip_len=opts["clip_len"], gop=opts["gop"],
+                       clip_len=opts["clip_len"], scenecut=opts["scenecut"], gop=opts["gop"],
                        keyframe_codec=opts["keyframe_codec"], keyframe_quality=opts["keyframe_quality"],
                        keyframe_share=opts["keyframe_share"],
                        keyframe_weights=opts["keyframe_weights"], fps=opts["fps"], size=opts["size"],

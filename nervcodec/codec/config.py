@@ -37,6 +37,7 @@ class EncodeConfig:
     quant_bits: Optional[int] = None  # None = rate-aware fitting with learned steps; B = B-bit after fitting
     lam: Optional[float] = None       # fixed rate-distortion lambda (loss = MSE + lam * bpp); None = rate control
     clip_len: int = 8             # D-NeRV clip length (keyframe interval)
+    scenecut: bool = True         # keyframe-conditioned models: restart the clips at scene cuts (codec/scenecut.py)
     gop: Optional[int] = None     # frames per group of the latent-grid model; None = the model's default
     keyframe_codec: Optional[str] = None   # None = the default codec
     keyframe_quality: Optional[int] = None  # None = chosen by the rate planner

@@ -71,6 +71,7 @@ def load_model(nf: NervFile) -> Tuple[VideoModel, Layout]:
     mh = read_model_header(nf.header)
     spec, config = mh.spec, mh.config
     layout = Layout.from_dict(mh.layout)
+    layout.check_videos(nf.header.videos)
     probe = meta_network(nf)
     _check_geometry(nf, spec, config, layout)
     _dry_run(probe, nf, layout)
@@ -214,13 +215,18 @@ def _outputs(output: str | os.PathLike, videos: Tuple[VideoInfo, ...], chosen: L
 WINDOW_CLIPS = 512  # clips per decoding window: the item list never grows with the video's length
 
 
-def _windows(rng: Tuple[int, int], clip_len: int, batch: int) -> List[Tuple[int, int]]:
-    """Split frames [a, b) at clip boundaries into windows of a multiple of ``batch`` clips, so that
-    the synthesis batches are the same as for one window over the whole range."""
+def _windows(rng: Tuple[int, int], layout: Layout, v: VideoInfo, vi: int, batch: int) -> List[Tuple[int, int]]:
+    """Split frames [a, b) of video ``vi`` at clip boundaries into windows of a multiple of ``batch``
+    clips, so that the synthesis batches are the same as for one window over the whole range."""
     a, b = rng
-    step = clip_len * batch * max(1, WINDOW_CLIPS // batch)
-    first = (a // clip_len) * clip_len
-    return [(max(s, a), min(s + step, b)) for s in range(first, b, step)]
+    step = batch * max(1, WINDOW_CLIPS // batch)
+    first, end = layout.clip_range(v, vi, rng)
+    if layout.video_cuts(vi):
+        starts = layout.clip_starts(v, vi)[0]
+    else:
+        starts = range(0, layout.num_clips(v, vi) * layout.clip_len, layout.clip_len)
+    bounds = [starts[c] for c in range(first, end, step)] + [b]
+    return [(max(s, a), min(e, b)) for s, e in zip(bounds[:-1], bounds[1:])]
 
 
 def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Optional[str] = None,
@@ -276,7 +282,7 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
             info = v.with_frames(((rng[1] - rng[0]) if rng else v.num_frames) * fps_scale)
             info = dataclasses.replace(info, fps=Fraction(info.fps) * fps_scale)
             with open_writer(targets[i], info, fmt) as writer:  # atomic: a failure leaves no partial file
-                for part in _windows(rng or (0, v.num_frames), layout.clip_len, batch):
+                for part in _windows(rng or (0, v.num_frames), layout, v, i, batch):
                     items = layout.items(videos, frames=part, video=i)
                     phases = [synthesize(model, layout, videos, items, dev, batch=batch, keyframes=kf,
                                          keyframe_planes=kf_planes, frame_range=part, phase=k / fps_scale)

@@ -115,7 +115,7 @@ def loss_mask(layout: Layout, infos: Sequence[VideoInfo], items) -> torch.Tensor
     """(M, D): 1 for frames the network must reproduce: real frames, minus substituted keyframes,
     minus the frames a holdout keeps out of the fit."""
     split = layout.split
-    return torch.tensor([[float(ok and not (layout.substitute and layout.is_keyframe(infos[it.video], f))
+    return torch.tensor([[float(ok and not (layout.substitute and layout.is_keyframe(infos[it.video], it.video, f))
                                 and (split is None or split.seen(f)))
                           for f, ok in zip(it.frames, it.valid)] for it in items])
 
@@ -196,6 +196,11 @@ def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
                  int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None, plan.mask)
     per_epoch = -(-data.num_items // max(1, min(plan.fit.batch, data.num_items)))
     steps = plan.fit.total_steps(per_epoch)
+    for vi, cuts in enumerate(plan.layout.cuts):
+        if cuts:
+            name = f" of {plan.infos[vi].name}" if len(plan.infos) > 1 else ""
+            note(progress, f"scene cuts{name} at frame{'s' if len(cuts) > 1 else ''} {', '.join(map(str, cuts))}: "
+                           f"clips and keyframes restart there (--no-scenecut: keyframes every {plan.layout.clip_len})")
     note(progress, f"fitting {plan.spec.name} with {n_params} parameters to {plural(plan.num_frames, 'frame')} "
                    f"on {plan.device} ({plan.cfg.effort}: {plural(steps, 'optimizer step')}, "
                    f"{steps / per_epoch:.3g} epochs; the bar shows the time left)")

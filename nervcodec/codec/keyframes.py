@@ -76,7 +76,7 @@ def build_codec(name: Optional[str] = None, codec_id: Optional[int] = None, weig
 
 
 def _keyframe_list(infos: Sequence[VideoInfo], layout: Layout) -> List[Tuple[int, int]]:
-    return [(vi, f) for vi, v in enumerate(infos) for f in layout.keyframe_indices(v)]
+    return [(vi, f) for vi, v in enumerate(infos) for f in layout.keyframe_indices(v, vi)]
 
 
 class _VideoKeyframes(SequenceABC):
@@ -89,7 +89,7 @@ class _VideoKeyframes(SequenceABC):
         return len(self.infos)
 
     def __getitem__(self, vi: int) -> Frames:  # type: ignore[override]
-        idx = self.layout.keyframe_indices(self.infos[vi])
+        idx = self.layout.keyframe_indices(self.infos[vi], vi)
         fr = self.frames[vi]
         return Frames(tuple(np.asarray(p[idx]) for p in fr.planes), fr.pix_fmt)
 
@@ -123,7 +123,7 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
     for vi, (v, bl) in enumerate(zip(infos, coded)):
         dec = codec.decode(bl, fmt, v.width, v.height, params)
         full = upsample_chroma(dec)
-        for k, f in enumerate(layout.keyframe_indices(v)):
+        for k, f in enumerate(layout.keyframe_indices(v, vi)):
             if cache is not None:
                 decoded.put((vi, f), full[k])
                 native.put((vi, f), [p[k] for p in dec.planes])
@@ -184,7 +184,7 @@ class KeyframeReader:
     def __init__(self, data: bytes, infos: Sequence[VideoInfo], layout: Layout, weights: Optional[str] = None):
         self.section = parse_keyframe_section(data)
         self.infos, self.layout = infos, layout
-        need = sum(layout.num_keyframes(v) for v in infos)  # counted before any list is built from it
+        need = sum(layout.num_keyframes(v, vi) for vi, v in enumerate(infos))  # counted before any list is built from it
         if need != len(self.section.blobs):
             raise FormatError(f"keyframes section holds {len(self.section.blobs)} keyframes, "
                               f"the layout needs {need}")

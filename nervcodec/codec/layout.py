@@ -11,12 +11,19 @@ Keyframes of video v with N frames and clip length D are the frames
 the end are clamped to the last frame and masked out of the loss) and is
 conditioned on keyframes cD and min((c + 1) D, N - 1).
 
+With scene cuts (``cuts``, found by :mod:`.scenecut`) each scene [s, e) of a
+video is laid out the same way on its own: clips start at s, s + D, ... < e,
+frames past the scene's end are clamped to e - 1 and masked, and the keyframes
+are the clip starts and e - 1.  No clip, and no keyframe blend, spans a cut.
+
 With a holdout (temporal interpolation, ``--holdout``) the held-out frames never
 become keyframes: the clip starts cD must be fitted frames (the encoder checks),
-and the last keyframe is the last fitted frame instead of N - 1.
+and the last keyframe is the last fitted frame instead of N - 1.  Scene cuts and
+a holdout are not combined.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -52,13 +59,40 @@ class Layout:
     time: str            # "global": t = frame / total over the collection (NeRV); "video": t = f / (N - 1) per video
     substitute: bool = False  # keyframe positions show the decoded keyframe itself, not the network's output
     holdout: Optional[str] = None  # frames held out of the fit (temporal interpolation), e.g. "every:2"
+    cuts: Tuple[Tuple[int, ...], ...] = ()  # per video, the first frames of its scenes after the first; () = none
 
     def to_dict(self) -> Dict[str, object]:
         d: Dict[str, object] = {"clip_len": self.clip_len, "patch": [self.patch_h, self.patch_w], "time": self.time,
                                 "substitute": self.substitute}
         if self.holdout is not None:
             d["holdout"] = self.holdout
+        if any(self.cuts):
+            d["cuts"] = [list(c) for c in self.cuts]
         return d
+
+    def video_cuts(self, vi: int) -> Tuple[int, ...]:
+        return self.cuts[vi] if vi < len(self.cuts) else ()
+
+    def scenes(self, v: VideoInfo, vi: int) -> List[Tuple[int, int]]:
+        """The scenes [s, e) of video ``vi`` (one scene, the whole video, without cuts)."""
+        bounds = [0, *self.video_cuts(vi), v.num_frames]
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    @cached_property
+    def _starts(self) -> Dict[Tuple[int, int], Tuple[Tuple[int, ...], Tuple[int, ...]]]:
+        return {}
+
+    def clip_starts(self, v: VideoInfo, vi: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        """(first frame, end of its scene) of every clip of video ``vi``, in order (cached per video)."""
+        key = (vi, v.num_frames)
+        if key not in self._starts:
+            starts, ends = [], []
+            for s, e in self.scenes(v, vi):
+                for c in range(s, e, self.clip_len):
+                    starts.append(c)
+                    ends.append(e)
+            self._starts[key] = (tuple(starts), tuple(ends))
+        return self._starts[key]
 
     @cached_property
     def split(self) -> Optional[Holdout]:
@@ -80,6 +114,10 @@ class Layout:
             assert isinstance(substitute, bool)
             holdout = d.get("holdout")
             assert holdout is None or (isinstance(holdout, str) and len(holdout) <= 32)
+            cuts = d.get("cuts", [])
+            assert isinstance(cuts, list) and all(isinstance(c, list) for c in cuts)
+            assert all(isinstance(f, int) and not isinstance(f, bool) for c in cuts for f in c)
+            cuts = tuple(tuple(c) for c in cuts)
         except (AssertionError, KeyError, TypeError, ValueError):
             raise FormatError("file header has an invalid layout") from None
         if not (1 <= clip <= 64 and 1 <= ph <= 16384 and 1 <= pw <= 16384 and time in ("global", "video")):
@@ -89,7 +127,16 @@ class Layout:
                 holdout = parse_holdout(holdout).spec
             except ConfigError:
                 raise FormatError(f"file header has an invalid holdout {holdout!r}") from None
-        return Layout(clip, ph, pw, time, substitute, holdout)
+        if cuts and (clip < 2 or holdout is not None or
+                     any(list(c) != sorted(set(c)) or (c and c[0] < 1) for c in cuts)):
+            raise FormatError("file header has invalid scene cuts")
+        return Layout(clip, ph, pw, time, substitute, holdout, cuts)
+
+    def check_videos(self, videos: Sequence[VideoInfo]) -> None:
+        """The scene cuts fit the videos (one list per video, every cut inside it)."""
+        if self.cuts and (len(self.cuts) != len(videos) or
+                          any(c and c[-1] >= v.num_frames for c, v in zip(self.cuts, videos))):
+            raise FormatError("the file's scene cuts do not match its videos")
 
     # -- geometry ---------------------------------------------------------
     def patch_grid(self, v: VideoInfo) -> Tuple[int, int]:
@@ -99,27 +146,55 @@ class Layout:
         _, cols = self.patch_grid(v)
         return (patch // cols) * self.patch_h, (patch % cols) * self.patch_w
 
-    def num_clips(self, v: VideoInfo) -> int:
-        return -(-v.num_frames // self.clip_len)
+    def num_clips(self, v: VideoInfo, vi: int) -> int:
+        if not self.video_cuts(vi):
+            return -(-v.num_frames // self.clip_len)
+        return len(self.clip_starts(v, vi)[0])
 
-    def keyframe_indices(self, v: VideoInfo) -> List[int]:
-        """Frames of video v stored as keyframes (empty for clip length 1)."""
+    def keyframe_indices(self, v: VideoInfo, vi: int) -> List[int]:
+        """Frames of video ``vi`` stored as keyframes (empty for clip length 1)."""
         if self.clip_len == 1:
             return []
-        return sorted(set(range(0, v.num_frames, self.clip_len)) | {self.last_key(v)})
+        if not self.video_cuts(vi):
+            return sorted(set(range(0, v.num_frames, self.clip_len)) | {self.last_key(v)})
+        starts, ends = self.clip_starts(v, vi)
+        return sorted(set(starts) | {e - 1 for e in ends})
 
-    def num_keyframes(self, v: VideoInfo) -> int:
-        """len(keyframe_indices(v)), computed without building the list."""
+    def num_keyframes(self, v: VideoInfo, vi: int) -> int:
+        """len(keyframe_indices(v, vi)), computed without building the list when there are no cuts."""
         if self.clip_len == 1:
             return 0
+        if self.video_cuts(vi):
+            return len(self.keyframe_indices(v, vi))
         return -(-v.num_frames // self.clip_len) + (1 if self.last_key(v) % self.clip_len else 0)
 
-    def is_keyframe(self, v: VideoInfo, frame: int) -> bool:
-        return self.clip_len > 1 and (frame % self.clip_len == 0 or frame == self.last_key(v))
+    def is_keyframe(self, v: VideoInfo, vi: int, frame: int) -> bool:
+        if self.clip_len == 1:
+            return False
+        cuts = self.video_cuts(vi)
+        if not cuts:
+            return frame % self.clip_len == 0 or frame == self.last_key(v)
+        k = bisect.bisect_right(cuts, frame)
+        s = cuts[k - 1] if k else 0
+        e = cuts[k] if k < len(cuts) else v.num_frames
+        return (frame - s) % self.clip_len == 0 or frame == e - 1
 
-    def clip_keyframes(self, v: VideoInfo, clip: int) -> Tuple[int, int]:
-        start = clip * self.clip_len
-        return start, max(start, min(start + self.clip_len, self.last_key(v)))
+    def clip_keyframes(self, v: VideoInfo, vi: int, clip: int) -> Tuple[int, int]:
+        if not self.video_cuts(vi):
+            start = clip * self.clip_len
+            return start, max(start, min(start + self.clip_len, self.last_key(v)))
+        starts, ends = self.clip_starts(v, vi)
+        start = starts[clip]
+        return start, max(start, min(start + self.clip_len, ends[clip] - 1))
+
+    def clip_range(self, v: VideoInfo, vi: int, frames: Tuple[int, int]) -> Tuple[int, int]:
+        """The clips [first, end) of video ``vi`` that hold a frame of [a, b)."""
+        a, b = frames
+        if not self.video_cuts(vi):
+            return max(0, a // self.clip_len), min(self.num_clips(v, vi), -(-b // self.clip_len))
+        starts, ends = self.clip_starts(v, vi)
+        first = bisect.bisect_right(starts, a) - 1
+        return max(first, 0), bisect.bisect_left(starts, b)
 
     def items(self, videos: Sequence[VideoInfo], frames: Tuple[int, int] | None = None,
               video: int | None = None) -> List[Item]:
@@ -129,14 +204,15 @@ class Layout:
             if video is not None and vi != video:
                 continue
             rows, cols = self.patch_grid(v)
-            first, end = 0, self.num_clips(v)
-            if frames is not None:  # only the clips that overlap [a, b), found without a scan
-                first, end = max(first, frames[0] // self.clip_len), min(end, -(-frames[1] // self.clip_len))
+            # only the clips that overlap [a, b), found without a scan
+            first, end = self.clip_range(v, vi, frames) if frames is not None else (0, self.num_clips(v, vi))
+            starts, ends = self.clip_starts(v, vi) if self.video_cuts(vi) else (None, None)
             for c in range(first, end):
-                start = c * self.clip_len
-                idx = tuple(min(start + j, v.num_frames - 1) for j in range(self.clip_len))
-                valid = tuple(start + j < v.num_frames for j in range(self.clip_len))
-                kf = self.clip_keyframes(v, c)
+                # clip c's first frame and the end of its scene (the video's end without cuts)
+                start, stop = (starts[c], ends[c]) if starts is not None else (c * self.clip_len, v.num_frames)
+                idx = tuple(min(start + j, stop - 1) for j in range(self.clip_len))
+                valid = tuple(start + j < stop for j in range(self.clip_len))
+                kf = self.clip_keyframes(v, vi, c)
                 for p in range(rows * cols):
                     out.append(Item(vi, c, p, idx, valid, kf))
         return out
@@ -162,7 +238,8 @@ def _even_up(x: int, shift: int) -> int:
 
 
 def plan_layout(videos: Sequence[VideoInfo], clip_len: int, time: str, allow_patches: bool,
-                substitute: bool = False, holdout: Optional[Holdout] = None) -> Layout:
+                substitute: bool = False, holdout: Optional[Holdout] = None,
+                cuts: Sequence[Sequence[int]] = ()) -> Layout:
     """Patch size: the whole (largest) frame when it is small enough, else a near-even split into
     patches of at most MAX_PATCH_AREA pixels.  Patch sides are multiples of the chroma subsampling
     so patches cut chroma planes cleanly."""
@@ -188,7 +265,11 @@ def plan_layout(videos: Sequence[VideoInfo], clip_len: int, time: str, allow_pat
         ph, pw = best[1]
     ph = _even_up(ph, fmt.log2_chroma_h if fmt.has_chroma else 0)
     pw = _even_up(pw, fmt.log2_chroma_w if fmt.has_chroma else 0)
-    layout = Layout(clip_len, ph, pw, time, substitute, holdout.spec if holdout is not None else None)
+    cut_list = tuple(tuple(int(f) for f in c) for c in cuts) if any(cuts) and clip_len > 1 else ()
+    if cut_list and holdout is not None:
+        raise ConfigError("scene cuts and --holdout are not combined")
+    layout = Layout(clip_len, ph, pw, time, substitute, holdout.spec if holdout is not None else None, cut_list)
+    layout.check_videos(videos)
     if holdout is not None:
         _check_holdout(layout, holdout, videos)
     return layout

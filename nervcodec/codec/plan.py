@@ -36,6 +36,7 @@ from .config import EncodeConfig
 from .effort import effort_steps
 from .keyframes import KeyframePlan, encode_keyframes, keyframe_share
 from .layout import Layout, plan_layout
+from .scenecut import find_cuts
 from .rate import LEARNED_BITS_PER_PARAM, bits_per_param, bytes_for_bpp, params_for_bytes
 
 __all__ = ["EncodePlan", "plan", "read_inputs", "check_output"]
@@ -290,8 +291,11 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     # A keyframe-conditioned model shows the decoded keyframes themselves at keyframe positions,
     # so the network is not asked to reproduce them (they are masked out of the loss).
     holdout = parse_holdout(cfg.holdout) if cfg.holdout is not None else None
+    # scene cuts: found on what the encoder may see, so not with a holdout or a mask (both blank pixels)
+    cuts = (tuple(find_cuts(fr, v) for v, fr in zip(infos, frames))
+            if keyframed and cfg.scenecut and holdout is None and cfg.mask is None else ())
     layout = plan_layout(infos, clip_len, "global" if whole_frames else "video", allow_patches=not whole_frames,
-                         substitute=keyframed, holdout=holdout)
+                         substitute=keyframed, holdout=holdout, cuts=cuts)
     mask = parse_mask(cfg.mask) if cfg.mask is not None else None
     visible = _visible(infos, frames, layout, mask, cache) if (mask is not None or holdout is not None) else None
     pixels = sum(v.pixels for v in infos)

@@ -139,7 +139,7 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
             for j, f in enumerate(it.frames):
                 if it.valid[j] and (frame_range is None or frame_range[0] <= f < frame_range[1]):
                     if (layout.substitute and keyframe_planes is not None and not phase
-                            and layout.is_keyframe(infos[vi], f)):
+                            and layout.is_keyframe(infos[vi], vi, f)):
                         yield vi, f, keyframe_planes(vi, f)
                     else:
                         yield vi, f, entry["frames"][j]
