@@ -183,3 +183,21 @@ def test_keyframe_conditioned_latent_grids_restart_at_the_cut_too(scene_files, t
     n, psnr = decoded_psnr_yuv(out, tmp_path / "kf.y4m", frames)
     assert n == 20 and abs(psnr - res.verify.psnr_yuv) < 1e-6
     assert_ranges_equal_the_full_decode(out, tmp_path, {"10:13": (10, 13)})
+
+
+def test_the_crossfade_benchmark_scores_the_layout_with_and_without_the_cuts(tmp_path):
+    import importlib.util
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("crossfade", os.path.join(root, "benchmarks", "crossfade.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    info, frames = two_scenes()
+    src = tmp_path / "scenes.y4m"
+    write_video(src, info, frames)
+    rows = module.crossfade(str(src), 1.0, [4])
+    without, with_cuts = rows
+    assert without["cuts"] == [] and with_cuts["cuts"] == [11]
+    assert with_cuts["keyframes"] == without["keyframes"] + 1 == 7     # 0 4 8 10 | 11 15 19 against 0 4 8 12 16 19
+    assert with_cuts["keyframe_bpp"] <= 1.0 and without["keyframe_bpp"] <= 1.0
+    assert with_cuts["crossfade_psnr_rgb"] > without["crossfade_psnr_rgb"] + 1.0, rows   # measured +1.8 dB
