@@ -221,11 +221,7 @@ def _windows(rng: Tuple[int, int], layout: Layout, v: VideoInfo, vi: int, batch:
     a, b = rng
     step = batch * max(1, WINDOW_CLIPS // batch)
     first, end = layout.clip_range(v, vi, rng)
-    if layout.video_cuts(vi):
-        starts = layout.clip_starts(v, vi)[0]
-    else:
-        starts = range(0, layout.num_clips(v, vi) * layout.clip_len, layout.clip_len)
-    bounds = [starts[c] for c in range(first, end, step)] + [b]
+    bounds = [layout.clip_start(v, vi, c) for c in range(first, end, step)] + [b]
     return [(max(s, a), min(e, b)) for s, e in zip(bounds[:-1], bounds[1:])]
 
 

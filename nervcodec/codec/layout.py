@@ -52,6 +52,16 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Scene:
+    """Frames [start, end) of a video laid out on their own; ``last`` is their last keyframe (end - 1, or
+    under a holdout the video's last fitted frame); their clips are numbered from ``first_clip``."""
+    start: int
+    end: int
+    last: int
+    first_clip: int
+
+
+@dataclass(frozen=True)
 class Layout:
     clip_len: int
     patch_h: int
@@ -70,29 +80,18 @@ class Layout:
             d["cuts"] = [list(c) for c in self.cuts]
         return d
 
-    def video_cuts(self, vi: int) -> Tuple[int, ...]:
-        return self.cuts[vi] if vi < len(self.cuts) else ()
+    def scenes(self, v: VideoInfo, vi: int) -> List[Scene]:
+        """The scenes of video ``vi`` in order: the whole video without cuts."""
+        bounds = [0, *(self.cuts[vi] if vi < len(self.cuts) else ()), v.num_frames]
+        out, clip = [], 0
+        for s, e in zip(bounds[:-1], bounds[1:]):
+            out.append(Scene(s, e, e - 1 if e < v.num_frames else self.last_key(v), clip))
+            clip += -(-(e - s) // self.clip_len)
+        return out
 
-    def scenes(self, v: VideoInfo, vi: int) -> List[Tuple[int, int]]:
-        """The scenes [s, e) of video ``vi`` (one scene, the whole video, without cuts)."""
-        bounds = [0, *self.video_cuts(vi), v.num_frames]
-        return list(zip(bounds[:-1], bounds[1:]))
-
-    @cached_property
-    def _starts(self) -> Dict[Tuple[int, int], Tuple[Tuple[int, ...], Tuple[int, ...]]]:
-        return {}
-
-    def clip_starts(self, v: VideoInfo, vi: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-        """(first frame, end of its scene) of every clip of video ``vi``, in order (cached per video)."""
-        key = (vi, v.num_frames)
-        if key not in self._starts:
-            starts, ends = [], []
-            for s, e in self.scenes(v, vi):
-                for c in range(s, e, self.clip_len):
-                    starts.append(c)
-                    ends.append(e)
-            self._starts[key] = (tuple(starts), tuple(ends))
-        return self._starts[key]
+    @staticmethod
+    def _scene_of(scenes: List[Scene], clip: int) -> Scene:
+        return scenes[bisect.bisect_right([sc.first_clip for sc in scenes], clip) - 1]
 
     @cached_property
     def split(self) -> Optional[Holdout]:
@@ -147,54 +146,49 @@ class Layout:
         return (patch // cols) * self.patch_h, (patch % cols) * self.patch_w
 
     def num_clips(self, v: VideoInfo, vi: int) -> int:
-        if not self.video_cuts(vi):
-            return -(-v.num_frames // self.clip_len)
-        return len(self.clip_starts(v, vi)[0])
+        last = self.scenes(v, vi)[-1]
+        return last.first_clip + -(-(last.end - last.start) // self.clip_len)
 
     def keyframe_indices(self, v: VideoInfo, vi: int) -> List[int]:
         """Frames of video ``vi`` stored as keyframes (empty for clip length 1)."""
         if self.clip_len == 1:
             return []
-        if not self.video_cuts(vi):
-            return sorted(set(range(0, v.num_frames, self.clip_len)) | {self.last_key(v)})
-        starts, ends = self.clip_starts(v, vi)
-        return sorted(set(starts) | {e - 1 for e in ends})
+        return sorted({f for sc in self.scenes(v, vi) for f in (*range(sc.start, sc.end, self.clip_len), sc.last)})
 
     def num_keyframes(self, v: VideoInfo, vi: int) -> int:
-        """len(keyframe_indices(v, vi)), computed without building the list when there are no cuts."""
+        """len(keyframe_indices(v, vi)), computed without building the list."""
         if self.clip_len == 1:
             return 0
-        if self.video_cuts(vi):
-            return len(self.keyframe_indices(v, vi))
-        return -(-v.num_frames // self.clip_len) + (1 if self.last_key(v) % self.clip_len else 0)
+        return sum(-(-(sc.end - sc.start) // self.clip_len) + (1 if (sc.last - sc.start) % self.clip_len else 0)
+                   for sc in self.scenes(v, vi))
 
     def is_keyframe(self, v: VideoInfo, vi: int, frame: int) -> bool:
         if self.clip_len == 1:
             return False
-        cuts = self.video_cuts(vi)
-        if not cuts:
-            return frame % self.clip_len == 0 or frame == self.last_key(v)
-        k = bisect.bisect_right(cuts, frame)
-        s = cuts[k - 1] if k else 0
-        e = cuts[k] if k < len(cuts) else v.num_frames
-        return (frame - s) % self.clip_len == 0 or frame == e - 1
+        scenes = self.scenes(v, vi)
+        sc = scenes[bisect.bisect_right([x.start for x in scenes], frame) - 1]
+        return (frame - sc.start) % self.clip_len == 0 or frame == sc.last
+
+    def clip_start(self, v: VideoInfo, vi: int, clip: int) -> int:
+        sc = self._scene_of(self.scenes(v, vi), clip)
+        return sc.start + (clip - sc.first_clip) * self.clip_len
 
     def clip_keyframes(self, v: VideoInfo, vi: int, clip: int) -> Tuple[int, int]:
-        if not self.video_cuts(vi):
-            start = clip * self.clip_len
-            return start, max(start, min(start + self.clip_len, self.last_key(v)))
-        starts, ends = self.clip_starts(v, vi)
-        start = starts[clip]
-        return start, max(start, min(start + self.clip_len, ends[clip] - 1))
+        sc = self._scene_of(self.scenes(v, vi), clip)
+        start = sc.start + (clip - sc.first_clip) * self.clip_len
+        return start, max(start, min(start + self.clip_len, sc.last))
 
     def clip_range(self, v: VideoInfo, vi: int, frames: Tuple[int, int]) -> Tuple[int, int]:
         """The clips [first, end) of video ``vi`` that hold a frame of [a, b)."""
+        scenes = self.scenes(v, vi)
+        starts = [sc.start for sc in scenes]
+
+        def clip_of(f: int) -> int:
+            sc = scenes[bisect.bisect_right(starts, f) - 1]
+            return sc.first_clip + (f - sc.start) // self.clip_len
+
         a, b = frames
-        if not self.video_cuts(vi):
-            return max(0, a // self.clip_len), min(self.num_clips(v, vi), -(-b // self.clip_len))
-        starts, ends = self.clip_starts(v, vi)
-        first = bisect.bisect_right(starts, a) - 1
-        return max(first, 0), bisect.bisect_left(starts, b)
+        return clip_of(max(a, 0)), clip_of(min(b, v.num_frames) - 1) + 1
 
     def items(self, videos: Sequence[VideoInfo], frames: Tuple[int, int] | None = None,
               video: int | None = None) -> List[Item]:
@@ -206,13 +200,13 @@ class Layout:
             rows, cols = self.patch_grid(v)
             # only the clips that overlap [a, b), found without a scan
             first, end = self.clip_range(v, vi, frames) if frames is not None else (0, self.num_clips(v, vi))
-            starts, ends = self.clip_starts(v, vi) if self.video_cuts(vi) else (None, None)
+            scenes = self.scenes(v, vi)
             for c in range(first, end):
-                # clip c's first frame and the end of its scene (the video's end without cuts)
-                start, stop = (starts[c], ends[c]) if starts is not None else (c * self.clip_len, v.num_frames)
-                idx = tuple(min(start + j, stop - 1) for j in range(self.clip_len))
-                valid = tuple(start + j < stop for j in range(self.clip_len))
-                kf = self.clip_keyframes(v, vi, c)
+                sc = self._scene_of(scenes, c)
+                start = sc.start + (c - sc.first_clip) * self.clip_len
+                idx = tuple(min(start + j, sc.end - 1) for j in range(self.clip_len))
+                valid = tuple(start + j < sc.end for j in range(self.clip_len))
+                kf = (start, max(start, min(start + self.clip_len, sc.last)))
                 for p in range(rows * cols):
                     out.append(Item(vi, c, p, idx, valid, kf))
         return out

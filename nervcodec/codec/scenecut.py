@@ -37,22 +37,12 @@ _CHUNK = 32           # frames read at a time (inputs may be on disk)
 
 def frame_differences(frames: Frames, info: VideoInfo) -> np.ndarray:
     """(N - 1,) mean absolute difference of consecutive luma planes, on the 8-bit scale."""
-    y = frames.planes[0]
-    n = info.num_frames
-    scale = 255.0 / info.pix_fmt.max_value
+    y, n = frames.planes[0], info.num_frames
     out = np.zeros(max(n - 1, 0), np.float64)
-    prev = None
-    for a in range(0, n, _CHUNK):
-        block = np.asarray(y[a:min(a + _CHUNK, n)], np.float32)
-        if prev is not None:
-            block = np.concatenate([prev[None], block])
-            first = a - 1
-        else:
-            first = a
-        if len(block) > 1:
-            out[first:first + len(block) - 1] = np.abs(np.diff(block, axis=0)).mean(axis=(1, 2)) * scale
-        prev = block[-1]
-    return out
+    for a in range(0, n - 1, _CHUNK):   # chunks that share their last frame with the next
+        block = np.asarray(y[a:min(a + _CHUNK + 1, n)], np.float32)
+        out[a:a + len(block) - 1] = np.abs(np.diff(block, axis=0)).mean(axis=(1, 2))
+    return out * (255.0 / info.pix_fmt.max_value)
 
 
 def cuts_from_differences(diff: Sequence[float], min_diff: float = CUT_MIN_DIFF, ratio: float = CUT_RATIO,
