@@ -73,6 +73,14 @@ def test_plan_turns_the_effort_into_a_step_budget(tmp_path, src, kw, steps, effo
     assert p.fit.total_steps(per_epoch) == (steps if steps is not None else 3 * per_epoch)
 
 
+@pytest.mark.parametrize("clip_len", [8, 4, 2, 16])
+def test_a_preset_is_the_same_steps_whatever_the_keyframe_interval(tmp_path, src, clip_len):
+    """A D-NeRV step costs about the same at D = 4 as at D = 8 (its fixed work dominates), so a preset
+    counts steps, not frames: the same budget, and about the same time, whatever the clip length."""
+    p = plan([src], tmp_path / "o.nerv", EncodeConfig(params=7000, clip_len=clip_len, device="cpu"))
+    assert p.layout.clip_len == clip_len and p.fit.steps == EFFORT_PRESETS["medium"]
+
+
 def test_fit_runs_exactly_the_step_budget_ending_inside_an_epoch():
     res = fit(tiny_nerv(), tiny_fit_data(n=4), FitConfig(steps=7, batch=3), torch.device("cpu"))
     assert res.steps == 7                              # 2 steps per epoch: 3 whole epochs and one step

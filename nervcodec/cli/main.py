@@ -91,6 +91,16 @@ def _emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
+def _clip_len(ctx: click.Context, param: click.Parameter, value: str) -> Optional[int]:
+    """--clip-len: a whole number of frames, or auto (None: the planner chooses)."""
+    if value is None or value == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a whole number of frames nor auto", ctx=ctx,
+                                 param=param) from None
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nervcodec")
 @click.option("-v", "--verbose", is_flag=True, help="Log external commands (ffmpeg) and details.")
@@ -140,7 +150,10 @@ def _device_option(f):
 @click.option("--lambda", "lam", type=float, default=None, metavar="L",
               help="Fixed rate-distortion weight of the rate-aware fit (loss = MSE + L x bpp) "
                    "[chosen to land on --bpp].")
-@click.option("--clip-len", type=int, default=8, show_default=True, help="Keyframe interval of D-NeRV and latent-grid-kf (frames per clip).")
+@click.option("--clip-len", default="auto", show_default=True, metavar="D|auto", callback=_clip_len,
+              help="Keyframe interval of D-NeRV and latent-grid-kf (frames per clip). auto: D-NeRV with a rate and "
+                   "--epochs codes its keyframes every 8 and every 4 frames and keeps 4 when their cross-fade "
+                   "scores more than 1.3 dB better; otherwise 8.")
 @click.option("--scenecut/--no-scenecut", default=True, show_default=True,
               help="D-NeRV and latent-grid-kf: find scene cuts and start a new run of clips (and keyframes) at "
                    "each, so no clip blends two scenes (as x264's --scenecut; off with --holdout or --mask).")

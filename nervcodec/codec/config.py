@@ -36,7 +36,7 @@ class EncodeConfig:
     loss: str = "l2"              # l2 | fusion (0.7 L1 + 0.3 (1 - SSIM))
     quant_bits: Optional[int] = None  # None = rate-aware fitting with learned steps; B = B-bit after fitting
     lam: Optional[float] = None       # fixed rate-distortion lambda (loss = MSE + lam * bpp); None = rate control
-    clip_len: int = 8             # D-NeRV clip length (keyframe interval)
+    clip_len: Optional[int] = None  # keyframe interval of D-NeRV and latent-grid-kf; None = chosen (codec/cliplen.py)
     scenecut: bool = True         # keyframe-conditioned models: restart the clips at scene cuts (codec/scenecut.py)
     gop: Optional[int] = None     # frames per group of the latent-grid model; None = the model's default
     keyframe_codec: Optional[str] = None   # None = the default codec
@@ -85,7 +85,7 @@ class EncodeConfig:
         if self.lam is not None and self.quant_bits is not None:
             raise ConfigError("--lambda weighs the rate of the rate-aware fit; --quant-bits quantizes after a fit "
                               "without one: give only one of them")
-        if not 2 <= self.clip_len <= 64:
+        if self.clip_len is not None and not 2 <= self.clip_len <= 64:
             raise ConfigError(f"clip length must be in 2..64, got {self.clip_len}")
         if self.gop is not None and not 1 <= self.gop <= 4096:
             raise ConfigError(f"--gop must be in 1..4096, got {self.gop}")

@@ -62,6 +62,8 @@ class EncodeResult:
     steps: int = 0                       # optimizer steps the fit ran
     effort: str = ""                     # what set the fit's length: "preset medium", "--epochs 300", "--steps N"
     scene_cuts: Tuple[Tuple[int, ...], ...] = ()  # per video, the frames where the layout restarts its clips
+    clip_len: int = 1                    # keyframe interval (frames per clip; 1 for frame models)
+    clip_len_scores: Tuple[Tuple[int, float], ...] = ()  # chosen clip length: each candidate's starting PSNR
 
     def to_dict(self) -> Dict[str, object]:
         out: Dict[str, object] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -91,7 +93,8 @@ def _result(plan: EncodePlan, fitted: FittedModel, coded: CodedFile, size: int, 
         lam=_finite(res.lam), rate_estimate_bytes=(None if fitted.estimated_bits is None
                                                    else int(round(fitted.estimated_bits / 8))),
         fit_psnr_float=_finite(res.float_psnr), fit_psnr_quantized=_finite(res.quant_psnr),
-        peak_rss_mib=fitted.peak_rss, steps=res.steps, effort=plan.cfg.effort, scene_cuts=plan.layout.cuts)
+        peak_rss_mib=fitted.peak_rss, steps=res.steps, effort=plan.cfg.effort, scene_cuts=plan.layout.cuts,
+        clip_len=plan.layout.clip_len, clip_len_scores=plan.clip_len_scores)
 
 
 def _finite(x: float) -> Optional[float]:

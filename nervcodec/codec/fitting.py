@@ -196,6 +196,9 @@ def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
                  int(plan.config.width), plan.keyframes.decoded if plan.keyframes is not None else None, plan.mask)
     per_epoch = -(-data.num_items // max(1, min(plan.fit.batch, data.num_items)))
     steps = plan.fit.total_steps(per_epoch)
+    if plan.clip_len_scores:
+        note(progress, f"keyframes every {plan.layout.clip_len} frames, chosen by the keyframes' cross-fade ("
+                       + ", ".join(f"{d}: {s:.2f} dB" for d, s in plan.clip_len_scores) + "; --clip-len fixes it)")
     for vi, cuts in enumerate(plan.layout.cuts):
         if cuts:
             name = f" of {plan.infos[vi].name}" if len(plan.infos) > 1 else ""

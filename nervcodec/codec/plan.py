@@ -34,6 +34,7 @@ from ..tasks import MaskSpec, fill_holes, parse_holdout, parse_mask
 from ..tasks.masks import chroma_holes
 from .config import EncodeConfig
 from .effort import effort_steps
+from .cliplen import DEFAULT_CLIP_LEN, choose_clip_len
 from .keyframes import KeyframePlan, encode_keyframes, keyframe_share
 from .layout import Layout, plan_layout
 from .scenecut import find_cuts
@@ -65,6 +66,7 @@ class EncodePlan:
     visible: Optional[Tuple[Frames, ...]] = None  # what the fit and the keyframes may see (None: frames)
     mask: Optional[MaskSpec] = None     # --mask: holes kept out of the fit
     cache: Optional[DiskCache] = None   # --cache-dir: frames, keyframes and items on disk (closed by encode)
+    clip_len_scores: Tuple[Tuple[int, float], ...] = ()  # the clip lengths weighed, with their scores (cliplen.py)
 
     @property
     def seen_frames(self) -> Tuple[Frames, ...]:
@@ -283,25 +285,36 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     whole_frames = not keyframed or spec.grouped
     if whole_frames and len({(v.width, v.height) for v in infos}) > 1:
         raise ConfigError(f"{spec.name} fits one frame size; use --model dnerv for a collection of different sizes")
-    clip_len = cfg.clip_len if keyframed else 1
     if cfg.gop is not None and not spec.grouped:
         raise ConfigError(f"--gop sets the group length of a model with groups of frames; {spec.name} has none "
                           f"(use --model latent-grid)")
-    options = model_options(cfg, infos, clip_len)
     # A keyframe-conditioned model shows the decoded keyframes themselves at keyframe positions,
     # so the network is not asked to reproduce them (they are masked out of the loss).
     holdout = parse_holdout(cfg.holdout) if cfg.holdout is not None else None
     # scene cuts: found on what the encoder may see, so not with a holdout or a mask (both blank pixels)
     cuts = (tuple(find_cuts(fr, v) for v, fr in zip(infos, frames))
             if keyframed and cfg.scenecut and holdout is None and cfg.mask is None else ())
-    layout = plan_layout(infos, clip_len, "global" if whole_frames else "video", allow_patches=not whole_frames,
-                         substitute=keyframed, holdout=holdout, cuts=cuts)
-    mask = parse_mask(cfg.mask) if cfg.mask is not None else None
-    visible = _visible(infos, frames, layout, mask, cache) if (mask is not None or holdout is not None) else None
+
+    def make_layout(d: int) -> Layout:
+        return plan_layout(infos, d, "global" if whole_frames else "video", allow_patches=not whole_frames,
+                           substitute=keyframed, holdout=holdout, cuts=cuts)
+
     pixels = sum(v.pixels for v in infos)
     target_bpp = cfg.target_bpp
     budget = bytes_for_bpp(target_bpp, pixels) if target_bpp is not None else None
-    kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache) if keyframed else None
+    mask = parse_mask(cfg.mask) if cfg.mask is not None else None
+    scores: Tuple[Tuple[int, float], ...] = ()
+    if _chooses_clip_len(cfg, spec, budget, holdout, mask, cache):
+        choice = choose_clip_len(spec.clip_lens, make_layout,
+                                 lambda lay: encode_keyframes(infos, frames, lay, cfg, budget), infos, frames)
+        clip_len, layout, kf, scores = choice.clip_len, choice.layout, choice.keyframes, choice.scores
+        visible = None
+    else:
+        clip_len = (cfg.clip_len or DEFAULT_CLIP_LEN) if keyframed else 1
+        layout = make_layout(clip_len)
+        visible = _visible(infos, frames, layout, mask, cache) if (mask is not None or holdout is not None) else None
+        kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache) if keyframed else None
+    options = model_options(cfg, infos, clip_len)
     weights = _weight_budget(cfg, spec, infos, layout, kf, budget, options) if budget is not None else None
     channels = infos[0].pix_fmt.num_planes
     if spec.floor_size is not None and cfg.params is not None:
@@ -326,7 +339,19 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,
                       infos=infos, frames=frames, layout=layout, keyframes=kf, config=config, fit=fit,
                       target_bpp=target_bpp, budget=budget, weight_budget=weights, visible=visible, mask=mask,
-                      cache=cache)
+                      cache=cache, clip_len_scores=scores)
+
+
+def _chooses_clip_len(cfg: EncodeConfig, spec: ModelSpec, budget: Optional[int], holdout, mask,
+                      cache: Optional[DiskCache]) -> bool:
+    """Whether the planner chooses the clip length (:mod:`.cliplen`): not given, the model has
+    candidates, there is a keyframe budget to divide (a rate, no fixed keyframe quality), and the fit
+    is counted in epochs (passes over the frames, as in the measurements the rule rests on; under a
+    step budget a shorter clip gets half the frame passes, and there the evidence is mixed).  Not
+    with a holdout or a mask (which also fix where keyframes may fall), nor with a disk cache (the
+    candidates' decoded keyframes would share its files)."""
+    return (cfg.clip_len is None and len(spec.clip_lens) > 1 and budget is not None and cfg.epochs is not None
+            and cfg.keyframe_quality is None and holdout is None and mask is None and cache is None)
 
 
 def video_holes(mask: MaskSpec, v: VideoInfo) -> np.ndarray:

@@ -86,6 +86,9 @@ class ModelSpec:
     # for a model that the parameter budget does not size (its tensors follow from the video, and the rate
     # term decides what they cost): config -> (weights its section holds at the least, tensors); None: sized
     floor_size: Optional[Callable[[Any], Tuple[int, int]]] = None
+    # keyframe-conditioned models: the clip lengths the planner chooses among when --clip-len is not
+    # given (nervcodec/codec/cliplen.py); empty: the default length
+    clip_lens: Tuple[int, ...] = ()
 
     def bits_per_weight(self, bits: int) -> float:
         """Coded bits of one ``bits``-bit weight: measured where known, else a conservative guess."""

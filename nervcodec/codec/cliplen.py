@@ -1,0 +1,110 @@
+"""The keyframe interval of a keyframe-conditioned model, chosen per encode from the rate and the motion.
+
+D-NeRV starts every frame from the cross-fade of its clip's two decoded keyframes and learns a
+correction.  The clip length D trades the two parts of that start against each other at a fixed
+keyframe budget: halving D doubles the keyframes, so each gets half the bytes (3-6 dB less
+PSNR from VVC intra on the dev clips), but every other frame sits half as far from a keyframe,
+so the cross-fade misses less motion.  Which side wins depends on the content and the rate: the
+cross-fade (PSNR-RGB, ``benchmarks/crossfade.py``) at D = 4 beats D = 8 on people_qcif_48f by
+0.7 / 2.1 / 3.2 dB at the keyframe budgets of 0.25 / 0.5 / 1.0 bpp, loses 0.1 dB on
+carphone_pristine at 0.1 bpp and wins 0.8 / 1.7 dB at 0.2 / 0.4, and wins 2.0 dB on bikes
+(fast motion, scene cuts) at 0.04 bpp.  The fitted network then corrects more of a longer clip's
+cross-fade, so only a large lead survives the fit (see :data:`SHORTER_CLIP_MARGIN_DB`).
+
+So the planner codes the keyframes for each candidate length at its budget (the search it does
+anyway, once per candidate), scores each by the mean per-frame PSNR-RGB of that starting point
+-- the decoded keyframes at their positions, the cross-fade elsewhere -- and keeps the longest
+unless a shorter one leads by the margin.  The winner's keyframes are the ones the file stores,
+so the file is the one ``--clip-len D`` would make.  One length for the whole file (a model has
+one clip length); ``--clip-len D`` fixes it.  Only for fits counted in epochs, where the rule was
+measured (``codec/plan.py: _chooses_clip_len`` says why not under a step budget).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from ..io.video import Frames, VideoInfo
+from ..keyframes import yuv_to_rgb
+from .keyframes import KeyframePlan
+from .layout import Layout
+
+__all__ = ["DEFAULT_CLIP_LEN", "SHORTER_CLIP_MARGIN_DB", "ClipLenChoice", "starting_psnr", "choose_clip_len"]
+
+# The clip length when it is not chosen: with --keyframe-quality or --params (no keyframe budget to
+# divide), --holdout, --mask, --cache-dir, and for models without candidates.
+DEFAULT_CLIP_LEN = 8
+
+# What a shorter clip's starting point must lead by.  The network corrects more of a longer clip's
+# cross-fade: D-NeRV's lead at D = 4 over D = 8 shrank from its starting point's to its decoded
+# file's by 1.07 / 1.58 / 1.30 dB PSNR-RGB on people_qcif_48f at 0.25 / 0.5 / 1.0 bpp (150 epochs;
+# leads 0.49 / 2.09 / 2.85 dB became -0.58 / +0.51 / +1.55); docs/benchmarks.md, "Clip length".  Their
+# mean, 1.3 dB: halving the interval pays when the cross-fade gains more than the network would have
+# made up.  (Checked afterwards on carphone_pristine at 0.2 / 0.4 bpp: shrinks of 0.72 / 0.18 dB, and
+# the rule's choice was the better file at both.)
+SHORTER_CLIP_MARGIN_DB = 1.3
+
+
+@dataclass(frozen=True)
+class ClipLenChoice:
+    clip_len: int
+    layout: Layout
+    keyframes: KeyframePlan
+    scores: Tuple[Tuple[int, float], ...]   # (candidate, mean per-frame PSNR-RGB of its starting point in dB)
+
+
+def _psnr_rgb(src: Frames, out: Frames) -> np.ndarray:
+    """Per-frame PSNR-RGB (BT.601, as the keyframe coders' RGB) of two batches of frames."""
+    a, b = yuv_to_rgb(src).astype(np.float64), yuv_to_rgb(out).astype(np.float64)
+    return 10 * np.log10(1.0 / np.maximum(((a - b) ** 2).mean(axis=(1, 2, 3)), 1e-12))
+
+
+def starting_psnr(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout,
+                  native: Dict[Tuple[int, int], List[np.ndarray]]) -> float:
+    """Mean per-frame PSNR-RGB of what a keyframe-conditioned model starts from under ``layout``: the
+    decoded keyframe at each keyframe (``native[(video, frame)]``: its planes), elsewhere the
+    cross-fade ``k0 + (j / D) (k1 - k0)`` of its clip's keyframes at position j, rounded to samples."""
+    d = layout.clip_len
+    scores = []
+    for vi, v in enumerate(infos):
+        fmt = v.pix_fmt
+        clips = layout.num_clips(v, vi)
+        for c in range(clips):
+            start = layout.clip_start(v, vi, c)
+            k0, k1 = layout.clip_keyframes(v, vi, c)
+            end = min(start + d, v.num_frames)
+            if c + 1 < clips:   # a scene's last clip ends where the next scene starts
+                end = min(end, layout.clip_start(v, vi, c + 1))
+            tau = (np.arange(end - start, dtype=np.float64) / d)[:, None, None]
+            planes = []
+            for k, (a, b) in enumerate(zip(native[(vi, k0)], native[(vi, k1)])):
+                a, b = a.astype(np.float64), b.astype(np.float64)
+                p = np.clip(np.rint(a[None] + tau * (b - a)[None]), 0, fmt.max_value).astype(fmt.dtype)
+                for j, f in enumerate(range(start, end)):
+                    if (vi, f) in native:
+                        p[j] = native[(vi, f)][k]
+                planes.append(p)
+            scores.append(_psnr_rgb(frames[vi][start:end], Frames(tuple(planes), fmt)))
+    return float(np.concatenate(scores).mean())
+
+
+def choose_clip_len(candidates: Sequence[int], make_layout: Callable[[int], Layout],
+                    code: Callable[[Layout], KeyframePlan], infos: Sequence[VideoInfo],
+                    frames: Sequence[Frames]) -> ClipLenChoice:
+    """Code the keyframes for each candidate (longest first) and keep the one whose starting point
+    scores best (:func:`starting_psnr`), a shorter one only when it wins by more than
+    :data:`SHORTER_CLIP_MARGIN_DB` over the best so far.  ``code`` codes a layout's keyframes at
+    their budget."""
+    best = None
+    scores = []
+    for d in sorted(candidates, reverse=True):
+        layout = make_layout(d)
+        kf = code(layout)
+        score = starting_psnr(infos, frames, layout, kf.native)
+        scores.append((d, round(score, 4)))
+        if best is None or score > best[0] + SHORTER_CLIP_MARGIN_DB:
+            best = (score, d, layout, kf)
+    assert best is not None
+    return ClipLenChoice(best[1], best[2], best[3], tuple(scores))
