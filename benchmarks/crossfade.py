@@ -9,7 +9,7 @@ For each clip length D (and with and without the scene cuts the encoder finds, u
 the clip is laid out exactly as ``encode`` lays it out for D-NeRV (``plan_layout``), the keyframes are
 coded with the default keyframe codec (VVC intra) at the largest quality whose bytes fit ``--bpp``
 (the keyframes' share of a rate: 0.6 x 0.04 = 0.024 for a 0.04 bpp encode), and every other frame is
-the linear cross-fade of its clip's two decoded keyframes at tau = j / D, which is what D-NeRV and
+the linear cross-fade of its clip's two decoded keyframes at tau = j / D (rounded to samples; scored by the planner's `starting_psnr`), which is what D-NeRV and
 latent-grid-kf output before they have learned anything. It prints the keyframes' count, bytes and
 PSNR-RGB, and the cross-fade's mean PSNR-RGB over all frames (rgb24 from the library's conversion).
 """
@@ -27,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, ROOT)
 
+from nervcodec.codec.cliplen import starting_psnr  # noqa: E402
 from nervcodec.codec.layout import plan_layout  # noqa: E402
 from nervcodec.codec.scenecut import find_cuts  # noqa: E402
 from nervcodec.io import read_video  # noqa: E402
@@ -52,21 +53,14 @@ def crossfade(path: str, bpp: float, clip_lens: List[int], cuts_too: bool = True
             keys = lay.keyframe_indices(info, 0)
             sub = Frames(tuple(p[np.asarray(keys)] for p in frames.planes), frames.pix_fmt)
             quality, blobs = choose_quality(codec, sub, budget)
-            decoded = yuv_to_rgb(codec.decode(blobs, frames.pix_fmt, info.width, info.height,
-                                              codec.params(quality)))
-            at = {f: decoded[i] for i, f in enumerate(keys)}
-            out = np.empty_like(rgb)
-            for it in lay.items([info]):
-                k0, k1 = it.keyframes
-                for j, (f, ok) in enumerate(zip(it.frames, it.valid)):
-                    if ok:
-                        out[f] = at[f] if f in at else at[k0] + (j / d) * (at[k1] - at[k0])
+            dec = codec.decode(blobs, frames.pix_fmt, info.width, info.height, codec.params(quality))
+            native = {(0, f): [p[i] for p in dec.planes] for i, f in enumerate(keys)}
             size = packed_size(blobs)
             rows.append({"clip": os.path.basename(path), "clip_len": d, "cuts": list(cuts) if use else [],
                          "keyframes": len(keys), "quality": quality, "keyframe_bytes": size,
                          "keyframe_bpp": size * 8 / (info.num_frames * info.width * info.height),
-                         "keyframe_psnr_rgb": float(_psnr(rgb[keys], decoded).mean()),
-                         "crossfade_psnr_rgb": float(_psnr(rgb, out).mean())})
+                         "keyframe_psnr_rgb": float(_psnr(rgb[keys], yuv_to_rgb(dec)).mean()),
+                         "crossfade_psnr_rgb": starting_psnr([info], [frames], lay, native)})
             r = rows[-1]
             print(f"{r['clip']}: D={d} {'with' if use else 'without'} cuts: {r['keyframes']} keyframes in "
                   f"{size} B ({r['keyframe_bpp']:.4f} bpp), keyframes {r['keyframe_psnr_rgb']:.2f} dB, "
