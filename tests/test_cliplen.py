@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from nervcodec.cli import cli
 from nervcodec.codec import EncodeConfig, encode
 from nervcodec.codec.plan import plan
-from nervcodec.codec.cliplen import DEFAULT_CLIP_LEN, SHORTER_CLIP_MARGIN_DB, choose_clip_len, starting_psnr
+from nervcodec.codec.cliplen import (DEFAULT_CLIP_LEN, SHORTER_CLIP_MARGIN_DB, STEP_MARGIN_POINTS, choose_clip_len,
+                                    starting_psnr, step_margin_db)
 from nervcodec.codec.keyframes import KeyframePlan
 from nervcodec.codec.layout import plan_layout
 from nervcodec.container import read_file, read_model_header
@@ -127,11 +128,10 @@ def test_the_encoder_chooses_the_length_stores_it_and_decodes_what_it_reports(fa
                                      (dict(bpp=3.0, epochs=2, keyframe_quality=30), DEFAULT_CLIP_LEN),
                                      (dict(bpp=3.0, epochs=2, holdout="every:2"), DEFAULT_CLIP_LEN),
                                      (dict(bpp=3.0, epochs=2, model="latent-grid-kf"), DEFAULT_CLIP_LEN),
-                                     (dict(bpp=3.0), DEFAULT_CLIP_LEN), (dict(bpp=3.0, steps=40), DEFAULT_CLIP_LEN)])
+                                     (dict(bpp=3.0, clip_len=8), 8)])
 def test_the_length_is_chosen_only_when_asked_and_there_is_a_keyframe_budget(fast_clip, kw, want):
-    """Fixed by the user, no budget to divide (--params, --keyframe-quality), a holdout, a model
-    without candidates, or a fit counted in steps (an effort preset, --steps): the length given or
-    the default, and nothing weighed."""
+    """Fixed by the user, no budget to divide (--params, --keyframe-quality), a holdout, or a model
+    without candidates: the length given or the default, and nothing weighed."""
     work, src = fast_clip
     p = plan([src], work / "plan.nerv", EncodeConfig(**{"device": "cpu", "force": True, **kw}))
     assert (p.layout.clip_len, p.clip_len_scores) == (want, ())
@@ -145,3 +145,39 @@ def test_the_command_line_refuses_a_length_that_is_neither_frames_nor_auto(fast_
     r = runner.invoke(cli, ["encode", str(src), str(work / "bad.nerv"), "--clip-len", "1"])
     assert r.exit_code != 0 and "clip length must be in 2..64" in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_the_step_margin_passes_through_its_measurements_and_grows_with_the_passes():
+    for passes, made_up in STEP_MARGIN_POINTS:
+        assert step_margin_db(passes) == pytest.approx(made_up)
+    grid = [1, 5, 11.5, 23, 50, 147, 200, 367, 1000, 10 ** 5]
+    margins = [step_margin_db(p) for p in grid]
+    # short fits: the margin measured in epochs; long ones: more, linear in the log of the passes
+    assert margins == sorted(margins) and margins[:6] == [SHORTER_CLIP_MARGIN_DB] * 6 and margins[-1] > 10
+    assert step_margin_db(1600) - step_margin_db(800) == pytest.approx(step_margin_db(800) - step_margin_db(400))
+
+
+@pytest.mark.parametrize("steps,want", [(30, 4), (3000, 8)])
+def test_under_a_step_budget_the_margin_follows_the_passes_of_the_longer_clip(fast_clip, monkeypatch, steps, want):
+    """The same starting lead (2 dB for D = 4) wins under a short fit and loses under a long one: the
+    longer clip's network has more passes over each frame to make up its worse start."""
+    import nervcodec.codec.cliplen as cl
+    work, src = fast_clip
+    seen = []
+
+    def score(infos, frames, layout, native):
+        seen.append(len(layout.items(infos)))
+        return 30.0 if layout.clip_len == 8 else 32.0
+
+    monkeypatch.setattr(cl, "starting_psnr", score)
+    p = plan([src], work / "plan.nerv", EncodeConfig(bpp=3.0, steps=steps, device="cpu", force=True))
+    assert p.clip_len_scores == ((8, 30.0), (4, 32.0)) and p.layout.clip_len == want
+    passes = steps * p.fit.batch / seen[0]
+    assert (step_margin_db(passes) < 2.0) == (want == 4)
+
+
+def test_the_default_preset_chooses_too(fast_clip):
+    """An effort preset (a step budget) weighs the candidates; --epochs uses the constant margin."""
+    work, src = fast_clip
+    p = plan([src], work / "plan.nerv", EncodeConfig(bpp=3.0, device="cpu", force=True))
+    assert [d for d, _ in p.clip_len_scores] == [8, 4] and p.fit.steps is not None

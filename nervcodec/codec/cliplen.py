@@ -16,13 +16,20 @@ anyway, once per candidate), scores each by the mean per-frame PSNR-RGB of that 
 -- the decoded keyframes at their positions, the cross-fade elsewhere -- and keeps the longest
 unless a shorter one leads by the margin.  The winner's keyframes are the ones the file stores,
 so the file is the one ``--clip-len D`` would make.  One length for the whole file (a model has
-one clip length); ``--clip-len D`` fixes it.  Only for fits counted in epochs, where the rule was
-measured (``codec/plan.py: _chooses_clip_len`` says why not under a step budget).
+one clip length); ``--clip-len D`` fixes it.
+
+How large a lead must be depends on how the fit is counted.  In epochs, every candidate makes the
+same passes over each frame, and a fixed margin (:data:`SHORTER_CLIP_MARGIN_DB`) was measured.
+Under a step budget (the effort presets) a clip of D frames is one step at any D, so a shorter clip
+makes fewer passes over each frame, and the network of the longer one has more passes to make up
+its worse start with: the more passes, the more it makes up.  There the margin grows with the
+longer candidate's passes per frame (:func:`step_margin_db`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,7 +38,8 @@ from ..keyframes import yuv_to_rgb
 from .keyframes import KeyframePlan
 from .layout import Layout
 
-__all__ = ["DEFAULT_CLIP_LEN", "SHORTER_CLIP_MARGIN_DB", "ClipLenChoice", "starting_psnr", "choose_clip_len"]
+__all__ = ["DEFAULT_CLIP_LEN", "SHORTER_CLIP_MARGIN_DB", "ClipLenChoice", "starting_psnr", "choose_clip_len",
+           "step_margin_db"]
 
 # The clip length when it is not chosen: with --keyframe-quality or --params (no keyframe budget to
 # divide), --holdout, --mask, --cache-dir, and for models without candidates.
@@ -45,6 +53,25 @@ DEFAULT_CLIP_LEN = 8
 # made up.  (Checked afterwards on carphone_pristine at 0.2 / 0.4 bpp: shrinks of 0.72 / 0.18 dB, and
 # the rule's choice was the better file at both.)
 SHORTER_CLIP_MARGIN_DB = 1.3
+
+# Under a step budget: how much of a shorter clip's starting lead the longer clip's network made up,
+# with D-NeRV at the default effort (2,200 steps, one clip per step), D = 8 against D = 4, PSNR-RGB of
+# the decoded files (docs/benchmarks.md, "Clip length"), by the longer clip's passes over each frame:
+# bikes at 0.04 bpp, 23 passes: 1.13 dB (a 2.03 dB lead became +0.90 dB); carphone_pristine at 0.4
+# bpp, 147 passes: 0.97 dB (1.69 became +0.72); people_qcif_48f at 0.5 and 1.0 bpp, 367 passes: 2.65
+# and 3.12 dB (2.09 and 2.85 became -0.56 and -0.27).  Up to 147 passes that is within the epochs
+# margin; from there the margin grows linearly in the logarithm of the passes (each doubling of a
+# fit adds about as much, as a fit's PSNR grows about linearly in the log of its steps) to 3.2 dB at
+# 367 passes, just above the most people's networks made up.  Four points set it; none was held out.
+STEP_MARGIN_POINTS = ((147.0, SHORTER_CLIP_MARGIN_DB), (367.0, 3.2))
+
+
+def step_margin_db(passes: float) -> float:
+    """The lead a shorter clip's starting point needs under a step budget, when the longer clip's fit
+    makes ``passes`` passes over each frame (steps x clips per step / the longer layout's items)."""
+    (p0, m0), (p1, m1) = STEP_MARGIN_POINTS
+    slope = (m1 - m0) / math.log(p1 / p0)
+    return max(m0, m0 + slope * math.log(max(passes, 1e-9) / p0))
 
 
 @dataclass(frozen=True)
@@ -92,11 +119,12 @@ def starting_psnr(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: 
 
 def choose_clip_len(candidates: Sequence[int], make_layout: Callable[[int], Layout],
                     code: Callable[[Layout], KeyframePlan], infos: Sequence[VideoInfo],
-                    frames: Sequence[Frames]) -> ClipLenChoice:
+                    frames: Sequence[Frames], margin: Optional[Callable[[Layout], float]] = None) -> ClipLenChoice:
     """Code the keyframes for each candidate (longest first) and keep the one whose starting point
-    scores best (:func:`starting_psnr`), a shorter one only when it wins by more than
-    :data:`SHORTER_CLIP_MARGIN_DB` over the best so far.  ``code`` codes a layout's keyframes at
-    their budget."""
+    scores best (:func:`starting_psnr`), a shorter one only when it wins by more than the margin
+    over the best so far.  ``code`` codes a layout's keyframes at their budget; ``margin`` gives the
+    margin a shorter clip must beat the best so far by, from that best's layout (default: the
+    constant :data:`SHORTER_CLIP_MARGIN_DB` of fits counted in epochs)."""
     best = None
     scores = []
     for d in sorted(candidates, reverse=True):
@@ -104,7 +132,7 @@ def choose_clip_len(candidates: Sequence[int], make_layout: Callable[[int], Layo
         kf = code(layout)
         score = starting_psnr(infos, frames, layout, kf.native)
         scores.append((d, round(score, 4)))
-        if best is None or score > best[0] + SHORTER_CLIP_MARGIN_DB:
+        if best is None or score > best[0] + (margin(best[2]) if margin is not None else SHORTER_CLIP_MARGIN_DB):
             best = (score, d, layout, kf)
     assert best is not None
     return ClipLenChoice(best[1], best[2], best[3], tuple(scores))

@@ -34,7 +34,7 @@ from ..tasks import MaskSpec, fill_holes, parse_holdout, parse_mask
 from ..tasks.masks import chroma_holes
 from .config import EncodeConfig
 from .effort import effort_steps
-from .cliplen import DEFAULT_CLIP_LEN, choose_clip_len
+from .cliplen import DEFAULT_CLIP_LEN, choose_clip_len, step_margin_db
 from .keyframes import KeyframePlan, encode_keyframes, keyframe_share
 from .layout import Layout, plan_layout
 from .scenecut import find_cuts
@@ -304,9 +304,15 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     budget = bytes_for_bpp(target_bpp, pixels) if target_bpp is not None else None
     mask = parse_mask(cfg.mask) if cfg.mask is not None else None
     scores: Tuple[Tuple[int, float], ...] = ()
+    steps = None if cfg.epochs is not None else (cfg.steps or effort_steps(cfg.preset))
+    batch = _global_batch(cfg.batch, spec.batch)
     if _chooses_clip_len(cfg, spec, budget, holdout, mask, cache):
+        # in epochs every candidate makes the same passes over the frames: the constant margin; under a
+        # step budget the margin follows the longer candidate's passes (cliplen.step_margin_db)
+        margin = None if steps is None else (lambda lay: step_margin_db(steps * batch / len(lay.items(infos))))
         choice = choose_clip_len(spec.clip_lens, make_layout,
-                                 lambda lay: encode_keyframes(infos, frames, lay, cfg, budget), infos, frames)
+                                 lambda lay: encode_keyframes(infos, frames, lay, cfg, budget), infos, frames,
+                                 margin)
         clip_len, layout, kf, scores = choice.clip_len, choice.layout, choice.keyframes, choice.scores
         visible = None
     else:
@@ -333,8 +339,7 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
             from None
     if spec.floor_size is not None and weights is not None:
         _check_fixed(spec, config, weights, budget, pixels, cfg)
-    steps = None if cfg.epochs is not None else (cfg.steps or effort_steps(cfg.preset))
-    fit = FitConfig(epochs=cfg.epochs or 1, steps=steps, batch=_global_batch(cfg.batch, spec.batch),
+    fit = FitConfig(epochs=cfg.epochs or 1, steps=steps, batch=batch,
                     lr=cfg.lr or spec.lr, loss=cfg.loss, seed=cfg.seed)
     return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,
                       infos=infos, frames=frames, layout=layout, keyframes=kf, config=config, fit=fit,
@@ -345,12 +350,10 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
 def _chooses_clip_len(cfg: EncodeConfig, spec: ModelSpec, budget: Optional[int], holdout, mask,
                       cache: Optional[DiskCache]) -> bool:
     """Whether the planner chooses the clip length (:mod:`.cliplen`): not given, the model has
-    candidates, there is a keyframe budget to divide (a rate, no fixed keyframe quality), and the fit
-    is counted in epochs (passes over the frames, as in the measurements the rule rests on; under a
-    step budget a shorter clip gets half the frame passes, and there the evidence is mixed).  Not
+    candidates, and there is a keyframe budget to divide (a rate, no fixed keyframe quality).  Not
     with a holdout or a mask (which also fix where keyframes may fall), nor with a disk cache (the
     candidates' decoded keyframes would share its files)."""
-    return (cfg.clip_len is None and len(spec.clip_lens) > 1 and budget is not None and cfg.epochs is not None
+    return (cfg.clip_len is None and len(spec.clip_lens) > 1 and budget is not None
             and cfg.keyframe_quality is None and holdout is None and mask is None and cache is None)
 
 
