@@ -35,11 +35,12 @@ import numpy as np
 
 from ..io.video import Frames, VideoInfo
 from ..keyframes import yuv_to_rgb
+from ..metrics.psnr import frame_mse
 from .keyframes import KeyframePlan
 from .layout import Layout
 
 __all__ = ["DEFAULT_CLIP_LEN", "SHORTER_CLIP_MARGIN_DB", "ClipLenChoice", "starting_psnr", "choose_clip_len",
-           "step_margin_db"]
+           "step_margin_db", "margin_db"]
 
 # The clip length when it is not chosen: with --keyframe-quality or --params (no keyframe budget to
 # divide), --holdout, --mask, --cache-dir, and for models without candidates.
@@ -83,9 +84,8 @@ class ClipLenChoice:
 
 
 def _psnr_rgb(src: Frames, out: Frames) -> np.ndarray:
-    """Per-frame PSNR-RGB (BT.601, as the keyframe coders' RGB) of two batches of frames."""
-    a, b = yuv_to_rgb(src).astype(np.float64), yuv_to_rgb(out).astype(np.float64)
-    return 10 * np.log10(1.0 / np.maximum(((a - b) ** 2).mean(axis=(1, 2, 3)), 1e-12))
+    """Per-frame PSNR-RGB (BT.601, as the keyframe coders' RGB, in [0, 1]; 120 dB for equal frames)."""
+    return 10 * np.log10(1.0 / np.maximum(frame_mse(yuv_to_rgb(src), yuv_to_rgb(out)), 1e-12))
 
 
 def starting_psnr(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout,
@@ -95,36 +95,40 @@ def starting_psnr(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: 
     cross-fade ``k0 + (j / D) (k1 - k0)`` of its clip's keyframes at position j, rounded to samples."""
     d = layout.clip_len
     scores = []
-    for vi, v in enumerate(infos):
-        fmt = v.pix_fmt
-        clips = layout.num_clips(v, vi)
-        for c in range(clips):
-            start = layout.clip_start(v, vi, c)
-            k0, k1 = layout.clip_keyframes(v, vi, c)
-            end = min(start + d, v.num_frames)
-            if c + 1 < clips:   # a scene's last clip ends where the next scene starts
-                end = min(end, layout.clip_start(v, vi, c + 1))
-            tau = (np.arange(end - start, dtype=np.float64) / d)[:, None, None]
-            planes = []
-            for k, (a, b) in enumerate(zip(native[(vi, k0)], native[(vi, k1)])):
-                a, b = a.astype(np.float64), b.astype(np.float64)
-                p = np.clip(np.rint(a[None] + tau * (b - a)[None]), 0, fmt.max_value).astype(fmt.dtype)
-                for j, f in enumerate(range(start, end)):
-                    if (vi, f) in native:
-                        p[j] = native[(vi, f)][k]
-                planes.append(p)
-            scores.append(_psnr_rgb(frames[vi][start:end], Frames(tuple(planes), fmt)))
+    for it in layout.items(infos):
+        if it.patch:   # the clips, once each (patches share their clip's frames)
+            continue
+        fmt = infos[it.video].pix_fmt
+        start, end = it.frames[0], it.frames[0] + sum(it.valid)
+        tau = (np.arange(end - start, dtype=np.float64) / d)[:, None, None]
+        planes = []
+        for k, (a, b) in enumerate(zip(native[(it.video, it.keyframes[0])], native[(it.video, it.keyframes[1])])):
+            a, b = a.astype(np.float64), b.astype(np.float64)
+            p = np.clip(np.rint(a[None] + tau * (b - a)[None]), 0, fmt.max_value).astype(fmt.dtype)
+            for j, f in enumerate(range(start, end)):
+                if (it.video, f) in native:
+                    p[j] = native[(it.video, f)][k]
+            planes.append(p)
+        scores.append(_psnr_rgb(frames[it.video][start:end], Frames(tuple(planes), fmt)))
     return float(np.concatenate(scores).mean())
+
+
+def margin_db(layout: Layout, infos: Sequence[VideoInfo], steps: Optional[int], batch: int) -> float:
+    """The lead a shorter clip needs over ``layout``: :data:`SHORTER_CLIP_MARGIN_DB` for a fit counted
+    in epochs (``steps`` None), else :func:`step_margin_db` of the passes ``steps`` steps of ``batch``
+    items make over each of ``layout``'s items."""
+    if steps is None:
+        return SHORTER_CLIP_MARGIN_DB
+    return step_margin_db(steps * batch / len(layout.items(infos)))
 
 
 def choose_clip_len(candidates: Sequence[int], make_layout: Callable[[int], Layout],
                     code: Callable[[Layout], KeyframePlan], infos: Sequence[VideoInfo],
-                    frames: Sequence[Frames], margin: Optional[Callable[[Layout], float]] = None) -> ClipLenChoice:
+                    frames: Sequence[Frames], steps: Optional[int] = None, batch: int = 1) -> ClipLenChoice:
     """Code the keyframes for each candidate (longest first) and keep the one whose starting point
-    scores best (:func:`starting_psnr`), a shorter one only when it wins by more than the margin
-    over the best so far.  ``code`` codes a layout's keyframes at their budget; ``margin`` gives the
-    margin a shorter clip must beat the best so far by, from that best's layout (default: the
-    constant :data:`SHORTER_CLIP_MARGIN_DB` of fits counted in epochs)."""
+    scores best (:func:`starting_psnr`), a shorter one only when it wins by more than
+    :func:`margin_db` of the best so far.  ``code`` codes a layout's keyframes at their budget;
+    ``steps`` and ``batch`` are the fit's step budget (None: counted in epochs) and items per step."""
     best = None
     scores = []
     for d in sorted(candidates, reverse=True):
@@ -132,7 +136,7 @@ def choose_clip_len(candidates: Sequence[int], make_layout: Callable[[int], Layo
         kf = code(layout)
         score = starting_psnr(infos, frames, layout, kf.native)
         scores.append((d, round(score, 4)))
-        if best is None or score > best[0] + (margin(best[2]) if margin is not None else SHORTER_CLIP_MARGIN_DB):
+        if best is None or score > best[0] + margin_db(best[2], infos, steps, batch):
             best = (score, d, layout, kf)
     assert best is not None
     return ClipLenChoice(best[1], best[2], best[3], tuple(scores))

@@ -34,7 +34,7 @@ from ..tasks import MaskSpec, fill_holes, parse_holdout, parse_mask
 from ..tasks.masks import chroma_holes
 from .config import EncodeConfig
 from .effort import effort_steps
-from .cliplen import DEFAULT_CLIP_LEN, choose_clip_len, step_margin_db
+from .cliplen import DEFAULT_CLIP_LEN, choose_clip_len
 from .keyframes import KeyframePlan, encode_keyframes, keyframe_share
 from .layout import Layout, plan_layout
 from .scenecut import find_cuts
@@ -307,12 +307,9 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     steps = None if cfg.epochs is not None else (cfg.steps or effort_steps(cfg.preset))
     batch = _global_batch(cfg.batch, spec.batch)
     if _chooses_clip_len(cfg, spec, budget, holdout, mask, cache):
-        # in epochs every candidate makes the same passes over the frames: the constant margin; under a
-        # step budget the margin follows the longer candidate's passes (cliplen.step_margin_db)
-        margin = None if steps is None else (lambda lay: step_margin_db(steps * batch / len(lay.items(infos))))
         choice = choose_clip_len(spec.clip_lens, make_layout,
                                  lambda lay: encode_keyframes(infos, frames, lay, cfg, budget), infos, frames,
-                                 margin)
+                                 steps, batch)
         clip_len, layout, kf, scores = choice.clip_len, choice.layout, choice.keyframes, choice.scores
         visible = None
     else:
