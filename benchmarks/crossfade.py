@@ -7,7 +7,7 @@ Usage (from the repository root)::
 
 For each clip length D (and with and without the scene cuts the encoder finds, unless ``--no-cuts``),
 the clip is laid out exactly as ``encode`` lays it out for D-NeRV (``plan_layout``), the keyframes are
-coded with the default keyframe codec (VVC intra) at the largest quality whose bytes fit ``--bpp``
+coded with the default keyframe codec (vvc-ra since 2026-12-03; VVC intra before) at the largest quality whose bytes fit ``--bpp``
 (the keyframes' share of a rate: 0.6 x 0.04 = 0.024 for a 0.04 bpp encode), and every other frame is
 the linear cross-fade of its clip's two decoded keyframes at tau = j / D (rounded to samples; scored by the planner's `starting_psnr`), which is what D-NeRV and
 latent-grid-kf output before they have learned anything. It prints the keyframes' count, bytes and

@@ -35,7 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nervcodec.io.video import Frames, pixel_format  # noqa: E402
 from nervcodec.keyframes import packed_size  # noqa: E402
-from nervcodec.keyframes.ffmpeg_codecs import Av1Codec, FFmpegIntraCodec, HevcCodec, JxlCodec, VvcCodec  # noqa: E402
+from nervcodec.keyframes.ffmpeg_codecs import (Av1Codec, FFmpegIntraCodec, HevcCodec, JxlCodec, VvcCodec,  # noqa: E402
+                                              VvcInterCodec)
 from nervcodec.tools.ffmpeg import run_ffmpeg  # noqa: E402
 
 DEFAULT_CLIPS = [
@@ -56,6 +57,8 @@ VARIANTS = {
     "vvc": ("vvc (vvenc medium)", lambda: VvcCodec("medium"), [63 - qp for qp in (17, 22, 27, 32, 37, 42)]),
     "vvc-fast": ("vvc (vvenc fast)", lambda: VvcCodec("fast"), [63 - qp for qp in (17, 22, 27, 32, 37, 42)]),
     "vvc-faster": ("vvc (vvenc faster)", lambda: VvcCodec("faster"), [63 - qp for qp in (17, 22, 27, 32, 37, 42)]),
+    "vvc-ra": ("vvc-ra (vvenc fast, random access: one stream)", lambda: VvcInterCodec("fast"),
+               [63 - qp for qp in (17, 22, 27, 32, 37, 42)]),
     "av1": ("av1 (aom cpu-used 4)", lambda: Av1Codec(4), [63 - crf for crf in (12, 20, 28, 36, 44, 52)]),
     "av1-cpu6": ("av1 (aom cpu-used 6)", lambda: Av1Codec(6), [63 - crf for crf in (12, 20, 28, 36, 44, 52)]),
     "jxl": ("jxl (effort 7, per plane)", lambda: JxlCodec(7), [56, 48, 40, 32, 24, 16]),

@@ -11,6 +11,7 @@ from nervcodec.codec import layout as layout_mod
 from nervcodec.codec.layout import Layout, plan_layout
 from nervcodec.codec.tiles import cut_items, place_tile
 from nervcodec.io import read_video
+from nervcodec.keyframes import ffmpeg_has_encoder
 
 
 def _enc(inputs, out, **kw):
@@ -19,11 +20,19 @@ def _enc(inputs, out, **kw):
     return encode(inputs, out, EncodeConfig(**cfg))
 
 
-def test_random_access_equals_full_decode(tmp_path, clip_file):
+KEYFRAME_CODECS = ["hevc", pytest.param("vvc-ra", marks=pytest.mark.skipif(not ffmpeg_has_encoder("libvvenc"),
+                                                                            reason="no libvvenc"))]
+
+
+@pytest.mark.parametrize("codec", KEYFRAME_CODECS)
+def test_random_access_equals_full_decode(tmp_path, clip_file, codec):
+    """Also with keyframes predicted from each other (vvc-ra): a range decodes its video's keyframe
+    stream whole and shows the same pictures as the full decode."""
     src, info, frames = clip_file(width=36, height=20, frames=11)
     out = tmp_path / "a.nerv"
-    res = _enc([src], out)
+    res = _enc([src], out, keyframe_codec=codec, verify=True)
     assert res.keyframe_bytes > 0 and res.bytes == out.stat().st_size
+    assert res.keyframe_codec == codec and res.verify.psnr_yuv == pytest.approx(res.psnr, abs=1e-4)
     decode(out, tmp_path / "full.y4m")
     _, full = read_video(tmp_path / "full.y4m")
     for spec, (a, b) in {"5:9": (5, 9), "10": (10, 11), "0:3": (0, 3)}.items():
@@ -46,11 +55,12 @@ def test_info_reports_keyframes_separately(tmp_path, clip_file):
     assert fi["keyframe_bytes"] + fi["weights_bytes"] + fi["header_bytes"] == fi["bytes"]
 
 
-def test_collection_of_two_sizes_roundtrip(tmp_path, clip_file):
+@pytest.mark.parametrize("codec", KEYFRAME_CODECS)
+def test_collection_of_two_sizes_roundtrip(tmp_path, clip_file, codec):
     a, ia, fa = clip_file(name="first", width=32, height=24, frames=6)
     b, ib, fb = clip_file(name="second", width=20, height=14, frames=9, seed=3)
     out = tmp_path / "set.nerv"
-    res = _enc([a, b], out)
+    res = _enc([a, b], out, keyframe_codec=codec)   # vvc-ra: one keyframe stream per video
     assert res.frames == 15
     assert res.bpp == pytest.approx(out.stat().st_size * 8 / (32 * 24 * 6 + 20 * 14 * 9))
     folder = tmp_path / "dec"

@@ -13,14 +13,16 @@ import pytest
 
 from nervcodec.errors import ConfigError, FormatError, NervCodecError
 from nervcodec.io.video import Frames, pixel_format
+from nervcodec.keyframes.ffmpeg_codecs import split_access_units
 from nervcodec.keyframes import (DEFAULT_KEYFRAME_CODEC, KEYFRAME_CODECS, NO_KEYFRAME_CODEC_ID, Av1Codec,
-                                 HevcCodec, JxlCodec, VvcCodec, choose_quality, crop_frames, default_keyframe_codec,
+                                 HevcCodec, JxlCodec, VvcCodec, VvcInterCodec, choose_quality, crop_frames,
+                                 default_keyframe_codec,
                                  ffmpeg_has_encoder,
                                  keyframe_codec, keyframe_codec_by_id, pack_blobs, packed_size, pad_frames,
-                                 rgb_to_yuv, unpack_blobs, yuv_to_rgb)
+                                 rgb_to_yuv, search_quality, unpack_blobs, yuv_to_rgb)
 
 GOLDEN_IDS = {
-    "hevc": 1, "vvc": 2, "av1": 3, "jxl": 4,
+    "hevc": 1, "vvc": 2, "av1": 3, "jxl": 4, "vvc-ra": 5,
     "bmshj2018-factorized": 16, "bmshj2018-hyperprior": 17, "mbt2018-mean": 18, "mbt2018": 19,
     "cheng2020-anchor": 20, "cheng2020-attn": 21,
 }
@@ -58,6 +60,13 @@ def psnr_yuv(a: Frames, b: Frames) -> float:
 
 def same(a: Frames, b: Frames) -> bool:
     return a.pix_fmt == b.pix_fmt and all(np.array_equal(p, q) for p, q in zip(a.planes, b.planes))
+
+
+def noise_frames(fmt, n: int, width: int = 40, height: int = 24) -> Frames:
+    """Uniform noise over the whole sample range: what no codec can predict (near-lossless stress)."""
+    rng = np.random.default_rng(1)
+    return Frames(tuple(rng.integers(0, fmt.max_value + 1, (n, h, w)).astype(fmt.dtype)
+                        for h, w in fmt.plane_shapes(width, height)), fmt)
 
 
 def needs(encoder: str):
@@ -191,11 +200,8 @@ def test_ffmpeg_other_formats(cls, pix_fmt):
 @needs("libvvenc")
 def test_vvc_near_lossless_noise_is_retried_taller():
     """ffmpeg's libvvenc wrapper caps an access unit at width*height bytes; noise at QP 0 needs more."""
-    rng = np.random.default_rng(1)
     fmt = pixel_format("yuv420p10le")
-    noise = Frames(tuple(rng.integers(0, 1024, (1, h, w)).astype(fmt.dtype) for h, w in fmt.plane_shapes(40, 24)),
-                   fmt)
-    frames = Frames.concat([make_frames("yuv420p10le", 40, 24, 1), noise])
+    frames = Frames.concat([make_frames("yuv420p10le", 40, 24, 1), noise_frames(fmt, 1)])
     codec = VvcCodec()
     blobs = codec.encode(frames, 63)
     assert blobs[0][0] == 0 and 1 <= blobs[1][0] <= 3  # plain Annex-B, then a marked taller picture
@@ -203,6 +209,68 @@ def test_vvc_near_lossless_noise_is_retried_taller():
     assert [p.shape for p in out.planes] == [p.shape for p in frames.planes]
     assert psnr_yuv(frames, out) > 50.0
     assert same(out[1:2], codec.decode(blobs[1:], fmt, 40, 24))
+
+
+def moving_frames(n: int, width: int = 64, height: int = 48) -> Frames:
+    """A textured picture panning one sample right per frame (what inter prediction is for)."""
+    rng = np.random.default_rng(5)
+    fmt = pixel_format("yuv420p")
+    big = {k: rng.integers(40, 200, (h, w + n)).astype(np.float64) for k, (h, w) in
+           enumerate(fmt.plane_shapes(width, height))}
+    for k in big:   # smooth the texture a little: natural pictures are not white noise
+        big[k] = (big[k] + np.roll(big[k], 1, 0) + np.roll(big[k], 1, 1) + np.roll(big[k], 1, (0, 1))) / 4
+    planes = []
+    for k, (h, w) in enumerate(fmt.plane_shapes(width, height)):
+        step = 1 if k == 0 else 0
+        planes.append(np.stack([big[k][:, i * step:i * step + w] for i in range(n)]).round().astype(np.uint8))
+    return Frames(tuple(planes), fmt)
+
+
+def test_split_access_units_cuts_before_each_delimiter():
+    aud = bytes([0x00, 20 << 3 | 1, 0x10])         # an AUD NAL: header (type 20) and payload
+    vcl = bytes([0x00, 2 << 3 | 1, 0x80, 0x00, 0x00, 0x03, 0x01])   # a slice with an emulation-prevented 00 00 01
+    sps = bytes([0x00, 15 << 3 | 1, 0x42])
+    au0 = b"\x00\x00\x00\x01" + aud + b"\x00\x00\x01" + sps + b"\x00\x00\x01" + vcl
+    au1 = b"\x00\x00\x01" + aud + b"\x00\x00\x01" + vcl
+    au2 = b"\x00\x00\x00\x01" + aud + b"\x00\x00\x00\x01" + vcl
+    assert split_access_units(au0 + au1 + au2) == [au0, au1, au2]
+    with pytest.raises(FormatError):
+        split_access_units(b"\x00\x00\x01" + sps + au1)   # the stream must start with a delimiter
+
+
+@pytest.mark.slow
+@needs("libvvenc")
+def test_vvc_ra_round_trip_is_exact_whole_and_far_smaller_than_intra():
+    frames = moving_frames(6)
+    ra, intra = VvcInterCodec(), VvcCodec()
+    assert not ra.independent and intra.independent
+    blobs = ra.encode(frames, 40)
+    assert len(blobs) == 6 and all(b[:4] == b"\x00\x00\x00\x01" and b[5] >> 3 == 20 for b in blobs)
+    assert blobs == ra.encode(frames, 40)                     # deterministic bytes
+    out = ra.decode(unpack_blobs(pack_blobs(blobs)), "yuv420p", 64, 48)
+    assert [p.shape for p in out.planes] == [p.shape for p in frames.planes]
+    assert psnr_yuv(frames, out) > 36.0
+    assert same(out, ra.decode(blobs, "yuv420p", 64, 48))   # the same pictures on every decode
+    alone = intra.encode(frames, 40)
+    assert packed_size(blobs) < 0.6 * packed_size(alone), (packed_size(blobs), packed_size(alone))
+    with pytest.raises(NervCodecError):      # one access unit of a predicted stream does not decode alone
+        ra.decode(blobs[2:3], "yuv420p", 64, 48)
+    assert ra.quality_range == (0, 63)
+    q, chosen = choose_quality(ra, frames, packed_size(blobs))   # its rate control: the quality coded above
+    assert q >= 40 and packed_size(chosen) <= packed_size(blobs)
+
+
+@pytest.mark.slow
+@needs("libvvenc")
+def test_vvc_ra_near_lossless_noise_is_retried_taller():
+    fmt = pixel_format("yuv420p")
+    noise = noise_frames(fmt, 3)
+    codec = VvcInterCodec()
+    blobs = codec.encode(noise, 63)
+    assert len(blobs) == 3 and len({b[0] for b in blobs}) == 1 and 1 <= blobs[0][0] <= 3
+    out = codec.decode(unpack_blobs(pack_blobs(blobs)), fmt, 40, 24)
+    assert [p.shape for p in out.planes] == [p.shape for p in noise.planes]
+    assert psnr_yuv(noise, out) > 45.0
 
 
 def test_supports():
@@ -242,6 +310,50 @@ def test_choose_quality_respects_budget():
     # everything fits: the highest quality
     qh, _ = choose_quality(codec, frames, 10**9, quality_range=(40, 51))
     assert qh == 51
+
+
+def _size_curves(noise: float):
+    """Size curves over qualities 0..63 like a codec's, never smaller at a higher quality: log-linear at
+    several slopes and offsets, with ``noise`` (standard deviation of log size) and, in every fifth, a
+    flat stretch; each with targets from below the lowest size to above the highest."""
+    rng = np.random.default_rng(7)
+    for k in range(120):
+        q = np.arange(64)
+        log_size = rng.uniform(3, 7) + rng.uniform(0.04, 0.25) * q + rng.normal(0, noise, 64)
+        if k % 5 == 0:
+            log_size[20:30] = log_size[20]
+        sizes = np.maximum.accumulate(np.exp(log_size).astype(np.int64))
+        for target in (int(sizes[0]) - 1, int(sizes[-1]) + 1, *rng.integers(int(sizes[0]), int(sizes[-1]), 6)):
+            yield sizes, int(target)
+
+
+@pytest.mark.parametrize("noise, mean_at_most, worst_at_most", [(0.05, 5.0, 9), (0.4, 7.5, 14)])
+def test_search_quality_finds_what_brute_force_finds(noise, mean_at_most, worst_at_most):
+    """The answer is always the brute force's; smooth curves (real codecs': log size nearly linear in
+    QP) take fewer encodes than a binary search over 64 qualities (6-7), noisy ones a few more."""
+    counts = []
+    for sizes, target in _size_curves(noise):
+        calls = []
+
+        def encode(q):
+            calls.append(q)
+            return int(sizes[q])
+
+        q, got = search_quality(encode, lambda s: s, 0, 63, target)
+        fitting = [k for k in range(64) if sizes[k] <= target]
+        assert q == (max(fitting) if fitting else 0) and got == sizes[q]
+        assert len(calls) == len(set(calls))        # nothing is encoded twice
+        counts.append(len(calls))
+    inner = counts[2::8] + counts[3::8] + counts[4::8] + counts[5::8] + counts[6::8] + counts[7::8]
+    assert np.mean(inner) <= mean_at_most and max(counts) <= worst_at_most, (np.mean(inner), max(counts))
+
+
+def test_search_quality_on_a_range_and_an_empty_one():
+    sizes = {q: 10 * q for q in range(40, 52)}
+    assert search_quality(lambda q: sizes[q], lambda s: s, 40, 51, 10**9) == (51, 510)
+    assert search_quality(lambda q: sizes[q], lambda s: s, 40, 51, 455) == (45, 450)
+    with pytest.raises(ConfigError):
+        search_quality(lambda q: 0, lambda s: s, 5, 4, 100)
 
 
 def test_ffmpeg_decode_rejects_garbage():

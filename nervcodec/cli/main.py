@@ -152,9 +152,9 @@ def _device_option(f):
                    "[chosen to land on --bpp].")
 @click.option("--clip-len", default="auto", show_default=True, metavar="D|auto", callback=_clip_len,
               help="Keyframe interval of D-NeRV and latent-grid-kf (frames per clip). auto: D-NeRV with a rate codes "
-                   "its keyframes every 8 and every 4 frames and keeps 4 when their cross-fade scores enough "
-                   "better (1.3 dB with --epochs; under a preset or --steps more as the fit at 8 gets longer); "
-                   "otherwise 8.")
+                   "its keyframes every 8, 4 and 2 frames and keeps a shorter length when its cross-fade scores "
+                   "enough above the best longer one's (1.3 dB with --epochs; under a preset or --steps more as "
+                   "the longer clip's fit makes more passes); otherwise 8.")
 @click.option("--scenecut/--no-scenecut", default=True, show_default=True,
               help="D-NeRV and latent-grid-kf: find scene cuts and start a new run of clips (and keyframes) at "
                    "each, so no clip blends two scenes (as x264's --scenecut; off with --holdout or --mask).")

@@ -2,8 +2,9 @@
 
 D-NeRV starts every frame from the cross-fade of its clip's two decoded keyframes and learns a
 correction.  The clip length D trades the two parts of that start against each other at a fixed
-keyframe budget: halving D doubles the keyframes, so each gets half the bytes (3-6 dB less
-PSNR from VVC intra on the dev clips), but every other frame sits half as far from a keyframe,
+keyframe budget: halving D doubles the keyframes, so each gets fewer bytes (half with intra
+keyframes: 3-6 dB less PSNR from VVC intra on the dev clips; far less lost with the default
+inter-coded keyframes), but every other frame sits half as far from a keyframe,
 so the cross-fade misses less motion.  Which side wins depends on the content and the rate: the
 cross-fade (PSNR-RGB, ``benchmarks/crossfade.py``) at D = 4 beats D = 8 on people_qcif_48f by
 0.7 / 2.1 / 3.2 dB at the keyframe budgets of 0.25 / 0.5 / 1.0 bpp, loses 0.1 dB on
@@ -17,6 +18,13 @@ anyway, once per candidate), scores each by the mean per-frame PSNR-RGB of that 
 unless a shorter one leads by the margin.  The winner's keyframes are the ones the file stores,
 so the file is the one ``--clip-len D`` would make.  One length for the whole file (a model has
 one clip length); ``--clip-len D`` fixes it.
+
+D-NeRV's candidates are 8, 4 and 2.  D = 2 came with the inter-coded keyframes (``vvc-ra``, the
+default since 2026-12-03), whose extra pictures are cheap predicted ones: at the default effort it
+gained 3.1 dB on bikes at 0.04 bpp and 0.6 dB on carphone_pristine at 0.2 over D = 4, and was level
+on people_qcif_48f at 0.5 (docs/benchmarks.md, "Inter-coded keyframes").  It is weighed by the same
+rule against the best longer length, with the margins below, which were measured for 8 against 4
+with intra keyframes.
 
 How large a lead must be depends on how the fit is counted.  In epochs, every candidate makes the
 same passes over each frame, and a fixed margin (:data:`SHORTER_CLIP_MARGIN_DB`) was measured.

@@ -19,7 +19,8 @@ from ..container.keyframes import pack_keyframe_section, parse_keyframe_section
 from ..errors import FormatError
 from ..io.cache import ArrayStore, DiskCache
 from ..io.video import Frames, VideoInfo
-from ..keyframes import KEYFRAME_CODECS, default_keyframe_codec, keyframe_codec, keyframe_codec_by_id
+from ..keyframes import (KEYFRAME_CODECS, default_keyframe_codec, keyframe_codec, keyframe_codec_by_id,
+                         search_quality)
 from .config import EncodeConfig
 from .layout import Item, Layout
 from .tiles import upsample_chroma
@@ -160,22 +161,12 @@ def _default_quality(codec) -> int:
 
 
 def _choose(codec, per_video: Sequence[Frames], target: int) -> Tuple[int, List[List[bytes]]]:
-    """Largest quality whose keyframes (all videos together) fit ``target`` bytes."""
+    """Largest quality whose keyframes (all videos together) fit ``target`` bytes (the lowest quality's
+    when none does), found by :func:`~nervcodec.keyframes.search_quality`: about 4 codings of the
+    keyframes instead of a binary search's 6-7."""
     lo, hi = codec.quality_range
-    best = None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        coded = _encode_all(codec, per_video, mid)
-        size = sum(len(b) for bl in coded for b in bl)
-        if size <= target:
-            best = (mid, coded)
-            lo = mid + 1
-        else:
-            hi = mid - 1
-    if best is None:
-        q = codec.quality_range[0]
-        best = (q, _encode_all(codec, per_video, q))
-    return best
+    return search_quality(lambda q: _encode_all(codec, per_video, q),
+                          lambda coded: sum(len(b) for bl in coded for b in bl), lo, hi, target)
 
 
 class KeyframeReader:
@@ -193,6 +184,7 @@ class KeyframeReader:
         self.codec = build_codec(codec_id=self.section.codec_id, weights=weights)
         self.cache: Dict[Tuple[int, int], np.ndarray] = {}
         self.native: Dict[Tuple[int, int], List[np.ndarray]] = {}
+        self.streams: Dict[int, Tuple[Dict[int, int], Frames]] = {}   # inter-coded keyframes: per video, all
         self.bytes = len(data)
 
     @property
@@ -205,9 +197,7 @@ class KeyframeReader:
         for vi, f in need:
             by_video.setdefault(vi, []).append(f)
         for vi, fs in by_video.items():
-            v = self.infos[vi]
-            blobs = [self.section.blobs[self.index[(vi, f)]] for f in fs]
-            dec = self.codec.decode(blobs, v.pix_fmt, v.width, v.height, self.section.params)
+            dec = self._decode(vi, fs)
             full = upsample_chroma(dec)
             for k, f in enumerate(fs):
                 self.cache[(vi, f)] = full[k]
@@ -225,8 +215,22 @@ class KeyframeReader:
         if (video, frame) not in self.native:
             if (video, frame) not in self.index:
                 raise FormatError(f"frame {frame} of video {video} is not a keyframe")
-            v = self.infos[video]
-            dec = self.codec.decode([self.section.blobs[self.index[(video, frame)]]], v.pix_fmt, v.width, v.height,
-                                    self.section.params)
+            dec = self._decode(video, [frame])
             return [p[0] for p in dec.planes]
         return self.native[(video, frame)]
+
+    def _decode(self, video: int, frames: Sequence[int]) -> Frames:
+        """Keyframes ``frames`` of ``video`` decoded, in that order.  A codec whose keyframes predict
+        each other (``independent`` False) decodes the video's whole keyframe stream, once: it is kept."""
+        v = self.infos[video]
+        if self.codec.independent:
+            blobs = [self.section.blobs[self.index[(video, f)]] for f in frames]
+            return self.codec.decode(blobs, v.pix_fmt, v.width, v.height, self.section.params)
+        if video not in self.streams:
+            own = [k for k in self.keys if k[0] == video]
+            whole = self.codec.decode([self.section.blobs[self.index[k]] for k in own], v.pix_fmt, v.width,
+                                      v.height, self.section.params)
+            self.streams[video] = ({f: i for i, (_, f) in enumerate(own)}, whole)
+        at, whole = self.streams[video]
+        pick = [at[f] for f in frames]
+        return Frames(tuple(p[pick] for p in whole.planes), whole.pix_fmt)

@@ -10,7 +10,7 @@ which one is in use:
 * one independent blob per frame, so that decoding a clip needs only its own
   two keyframes (random access);
 * integer qualities where *higher means better and bigger*, monotone enough
-  for :func:`choose_quality`'s binary search;
+  for :func:`search_quality`'s bracketing search;
 * ``params(quality)``: the few str -> int/str facts the decoder needs
   (written in the file next to ``codec_id``);
 * decoding that is the exact inverse in shape and pixel format.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -38,12 +38,14 @@ __all__ = [
     "pad_frames",
     "crop_frames",
     "choose_quality",
+    "search_quality",
     "join_streams",
     "split_streams",
 ]
 
 ParamValue = Union[int, str]
 PixFmtLike = Union[PixelFormat, str]
+T = TypeVar("T")
 
 
 def as_pixel_format(pix_fmt: PixFmtLike) -> PixelFormat:
@@ -68,6 +70,10 @@ class KeyframeCodec(abc.ABC):
     portable: bool = True
     #: True when decoding needs a weights file the user must supply again.
     requires_weights: bool = False
+    #: True when every blob decodes on its own (intra coding).  False for a codec that predicts
+    #: keyframes from each other (``vvc-ra``): its blobs are the access units of one stream per
+    #: video, in decoding order, and :meth:`decode` takes all of a video's blobs at once.
+    independent: bool = True
 
     @property
     @abc.abstractmethod
@@ -80,7 +86,8 @@ class KeyframeCodec(abc.ABC):
 
     @abc.abstractmethod
     def encode(self, frames: Frames, quality: int) -> List[bytes]:
-        """Code every frame on its own; return one self-contained blob per frame."""
+        """Code the frames; return one blob per frame: self-contained ones when :attr:`independent`,
+        else the access units of one stream in decoding order."""
 
     @abc.abstractmethod
     def decode(self, blobs: Sequence[bytes], pix_fmt: PixFmtLike, width: int, height: int,
@@ -173,7 +180,18 @@ def choose_quality(codec: KeyframeCodec, frames: Frames, target_bytes: int,
 
     Size is measured as :func:`packed_size` (what the file stores).  If even
     the lowest quality is over budget, that lowest quality's result is
-    returned (the caller decides whether to warn).
+    returned (the caller decides whether to warn).  The search is
+    :func:`search_quality`'s.
+    """
+    lo, hi = quality_range if quality_range is not None else codec.quality_range
+    lo, hi = codec.check_quality(lo), codec.check_quality(hi)
+    return search_quality(lambda q: codec.encode(frames, q), packed_size, lo, hi, target_bytes)
+
+
+def search_quality(encode: Callable[[int], T], size: Callable[[T], int], lo: int, hi: int,
+                   target_bytes: int) -> Tuple[int, T]:
+    """Largest quality in ``[lo, hi]`` whose ``encode(quality)`` has ``size`` at most ``target_bytes``;
+    return ``(quality, what encode returned)``, or ``lo``'s when nothing fits.
 
     The search keeps a bracket ``[fits, too big)`` like a binary search, so it
     finds the same answer when size grows with quality.  Encodes are costly
@@ -184,19 +202,19 @@ def choose_quality(codec: KeyframeCodec, frames: Frames, target_bytes: int,
     log2(range) + 1 = 7 (checked against brute force on synthetic size
     curves), and the slow top quality is never encoded unless it may fit.
     Bisection remains the fallback whenever interpolation has nothing to
-    work with.
+    work with, and follows any guess that did not halve the bracket, so
+    noisy or flat size curves cost at most a few encodes more than a
+    binary search.
     """
-    lo, hi = quality_range if quality_range is not None else codec.quality_range
-    lo, hi = codec.check_quality(lo), codec.check_quality(hi)
     if lo > hi:
         raise ConfigError(f"empty quality range [{lo}, {hi}]")
-    cache: Dict[int, List[bytes]] = {}
+    cache: Dict[int, T] = {}
     sizes: Dict[int, int] = {}
 
     def fits(q: int) -> bool:
         if q not in cache:
-            cache[q] = codec.encode(frames, q)
-            sizes[q] = packed_size(cache[q])
+            cache[q] = encode(q)
+            sizes[q] = size(cache[q])
         return sizes[q] <= target_bytes
 
     if not fits(lo):
@@ -218,8 +236,11 @@ def choose_quality(codec: KeyframeCodec, frames: Frames, target_bytes: int,
         slope = (math.log(s1) - math.log(s0)) / (q1 - q0)
         return q0 + int(math.floor((math.log(target_bytes) - math.log(s0)) / slope))
 
+    bisect = False
     while bad - good > 1:
-        est = estimate() if bad - good > 2 else None
+        width = bad - good
+        est = estimate() if width > 2 and not bisect else None
+        bisect = False
         if est is None:
             q = (good + bad) // 2
             if fits(q):
@@ -242,4 +263,5 @@ def choose_quality(codec: KeyframeCodec, frames: Frames, target_bytes: int,
                     good = q - 1
                 else:
                     bad = q - 1
+        bisect = bad - good > width // 2   # a guess that did not halve the bracket: bisect next
     return good, cache[good]

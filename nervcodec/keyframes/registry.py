@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ..errors import ConfigError, FormatError
 from .base import KeyframeCodec, PixFmtLike
-from .ffmpeg_codecs import Av1Codec, FFmpegIntraCodec, HevcCodec, JxlCodec, VvcCodec
+from .ffmpeg_codecs import Av1Codec, FFmpegIntraCodec, HevcCodec, JxlCodec, VvcCodec, VvcInterCodec
 from .learned import CompressAICodec
 
 __all__ = ["CodecSpec", "KEYFRAME_CODECS", "DEFAULT_KEYFRAME_CODEC", "FALLBACK_KEYFRAME_CODEC",
@@ -48,6 +48,9 @@ KEYFRAME_CODECS: Dict[str, CodecSpec] = {
     for spec in (
         CodecSpec("hevc", HevcCodec.codec_id, False, "HEVC intra, libx265 (quality = 51 - QP)", HevcCodec),
         CodecSpec("vvc", VvcCodec.codec_id, False, "VVC intra, libvvenc (quality = 63 - QP); slow", VvcCodec),
+        CodecSpec("vvc-ra", VvcInterCodec.codec_id, False,
+                  "VVC random access, libvvenc: keyframes predicted from each other (quality = 63 - QP)",
+                  VvcInterCodec),
         CodecSpec("av1", Av1Codec.codec_id, False, "AV1 still pictures, libaom (quality = 63 - CRF)", Av1Codec),
         CodecSpec("jxl", JxlCodec.codec_id, False, "JPEG XL per plane, libjxl (distance 15 * 2^(-q/8))", JxlCodec),
         _learned("bmshj2018-factorized", 16, "compressai factorized prior (portable bitstream)"),
@@ -59,8 +62,9 @@ KEYFRAME_CODECS: Dict[str, CodecSpec] = {
     )
 }
 
-#: Chosen by benchmarks/keyframes.py on the dev clips (see docs/keyframes.md).
-DEFAULT_KEYFRAME_CODEC = "vvc"
+#: Chosen on the dev clips: vvc (intra) by benchmarks/keyframes.py among the intra codecs, then vvc-ra by
+#: whole encodes (docs/keyframes.md, "Inter-coded keyframes"; docs/benchmarks.md).
+DEFAULT_KEYFRAME_CODEC = "vvc-ra"
 #: Used when the default cannot code a pixel format (vvenc takes 4:2:0 and gray only) or is missing.
 FALLBACK_KEYFRAME_CODEC = "hevc"
 

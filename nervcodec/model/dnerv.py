@@ -461,6 +461,6 @@ def plan_dnerv(height: int, width: int, channels: int, params: int, clip_len: in
 # many small tensors code less well than NeRV's: 7.6 bits per 8-bit weight, 6.6 at 7, 5.6 at 6.
 DNERV = register_model(ModelSpec(
     name="dnerv", arch_id=2, cls=DNeRV, config_cls=DNeRVConfig, plan=plan_dnerv,
-    batch=1, lr=4e-3, bits_per_param={8: 7.6, 7: 6.6, 6: 5.6}, clip_lens=(8, 4),
+    batch=1, lr=4e-3, bits_per_param={8: 7.6, 7: 6.6, 6: 5.6}, clip_lens=(8, 4, 2),
     description="D-NeRV: frame time + the clip's two keyframes -> flow-warped, SAF-modulated "
                 "upsampling conv blocks with temporal mixing"))
