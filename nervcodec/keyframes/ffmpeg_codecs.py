@@ -207,24 +207,32 @@ class FFmpegIntraCodec(KeyframeCodec):
 
     def _encode_frame(self, frame: Frames, fmt: PixelFormat, quality: int) -> bytes:
         """Code one frame; on failure retry taller (see :attr:`max_extra`), marking the blob."""
+        extra, out = self._encode_padded(frame, fmt, quality)
+        return (bytes([extra]) + out) if extra else out
+
+    def _encode_padded(self, frames: Frames, fmt: PixelFormat, quality: int) -> Tuple[int, bytes]:
+        """``frames`` (in the coded format) as one ffmpeg output, padded to the coded size; when the
+        encoder fails, padded to 2^k times the height for k = 1 .. :attr:`max_extra`.  Returns (k, bytes)."""
+        n = frames.num_frames
         for extra in range(self.max_extra + 1):
-            width, height = self._coded_size(frame.width, frame.height, fmt)
+            width, height = self._coded_size(frames.width, frames.height, fmt)
             height <<= extra
-            raw = pad_frames(frame, width, height).to_bytes(0)
+            padded = pad_frames(frames, width, height)
+            raw = b"".join(padded.to_bytes(i) for i in range(n))
             try:
-                out = self._encode_one(raw, frame.pix_fmt, width, height, quality)
+                return extra, self._encode_one(raw, frames.pix_fmt, width, height, quality, n)
             except ToolError:
                 if extra == self.max_extra:
                     raise
-                continue
-            return (bytes([extra]) + out) if extra else out
         raise AssertionError("unreachable")
 
-    def _encode_one(self, raw: bytes, coded: PixelFormat, width: int, height: int, quality: int) -> bytes:
+    def _encode_one(self, raw: bytes, coded: PixelFormat, width: int, height: int, quality: int,
+                    count: int = 1) -> bytes:
         args = build_args("-", "-", input_options={"f": "rawvideo", "pix_fmt": coded.name, "s": f"{width}x{height}",
                                                    "r": 25},
-                          output_options={"frames:v": 1, **self._encoder_options(quality, coded), "f": self.muxer})
-        out = run_ffmpeg(args, what=f"encoding a keyframe with {self.encoder}", input=raw, capture_stdout=True)
+                          output_options={"frames:v": count, **self._encoder_options(quality, coded), "f": self.muxer})
+        what = f"encoding {count} keyframe{'s' if count > 1 else ''} with {self.encoder}"
+        out = run_ffmpeg(args, what=what, input=raw, capture_stdout=True)
         if not out:
             raise ToolError(f"{self.encoder} wrote nothing for a {width}x{height} {coded.name} keyframe")
         return out
@@ -403,7 +411,8 @@ class VvcInterCodec(VvcCodec):
 
     As with :class:`VvcCodec`, a stream whose access units overflow ffmpeg's buffer (noise at low
     QP) is coded again with every picture padded to 2x, 4x, 8x its height, and each of its blobs
-    then starts with that k = 1..3.
+    then starts with that k = 1..3.  Decoding is :class:`FFmpegIntraCodec`'s: blobs of one height
+    are concatenated and decoded in one run, which for a stream is the whole video's keyframes.
     """
 
     name = "vvc-ra"
@@ -415,53 +424,17 @@ class VvcInterCodec(VvcCodec):
         fmt = self.check_format(frames.pix_fmt)
         coded = self._coded_format(fmt)
         assert coded is not None
-        n = frames.num_frames
-        if n == 0:
+        if frames.num_frames == 0:
             return []
-        ready = self._to_coded(frames, coded)
-        for extra in range(self.max_extra + 1):
-            width, height = self._coded_size(frames.width, frames.height, fmt)
-            height <<= extra
-            padded = pad_frames(ready, width, height)
-            raw = b"".join(padded.to_bytes(i) for i in range(n))
-            args = build_args("-", "-", input_options={"f": "rawvideo", "pix_fmt": coded.name,
-                                                       "s": f"{width}x{height}", "r": 25},
-                              output_options={"frames:v": n, **self._encoder_options(quality, coded),
-                                              "f": self.muxer})
-            try:
-                stream = run_ffmpeg(args, what=f"encoding {n} keyframes with {self.encoder}", input=raw,
-                                    capture_stdout=True)
-            except ToolError:
-                if extra == self.max_extra:
-                    raise
-                continue
-            units = split_access_units(stream) if stream else []
-            if len(units) != n:
-                raise ToolError(f"{self.encoder} wrote {len(units)} access units for {n} keyframes")
-            return [bytes([extra]) + u for u in units] if extra else units
-        raise AssertionError("unreachable")
+        extra, stream = self._encode_padded(self._to_coded(frames, coded), fmt, quality)
+        units = split_access_units(stream)
+        if len(units) != frames.num_frames:
+            raise ToolError(f"{self.encoder} wrote {len(units)} access units for {frames.num_frames} keyframes")
+        return [bytes([extra]) + u for u in units] if extra else units
 
     def _encoder_options(self, quality: int, coded: PixelFormat) -> Dict[str, object]:
         opts = super()._encoder_options(quality, coded)
         return {**opts, "vvenc-params": f"{opts['vvenc-params']}:AccessUnitDelimiter=1"}
-
-    def decode(self, blobs: Sequence[bytes], pix_fmt: PixFmtLike, width: int, height: int,
-               params: Optional[Mapping[str, ParamValue]] = None) -> Frames:
-        """All of one video's blobs (its keyframe stream's access units, as :meth:`encode` returned
-        them) back to its keyframes in display order."""
-        fmt = self.check_format(pix_fmt)
-        coded = self._coded_format(fmt)
-        assert coded is not None
-        if not blobs:
-            return Frames.empty(fmt, width, height, 0)
-        extras = {b[0] if b and 1 <= b[0] <= self.max_extra else 0 for b in blobs}
-        if len(extras) != 1:
-            raise FormatError(f"{self.name} keyframes of one video coded at different heights: damaged data")
-        extra = extras.pop()
-        cw, ch = self._coded_size(width, height, fmt)
-        stream = b"".join(bytes(b[1:]) if extra else bytes(b) for b in blobs)
-        dec = self._decode_raw(stream, coded, cw, ch << extra, len(blobs))
-        return self._from_coded(crop_frames(dec, width, height), fmt)
 
 
 class Av1Codec(FFmpegIntraCodec):
