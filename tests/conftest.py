@@ -122,6 +122,16 @@ def assert_ranges_equal_the_full_decode(nerv: Path, workdir: Path, ranges: dict,
             assert np.array_equal(pf[a:b], pg), spec
 
 
+def load_benchmark(name: str):
+    """The script ``benchmarks/NAME.py`` as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def encode_moving(workdir: Path, name: str, **config) -> tuple:
     """The 32x24, 11-frame moving clip written to ``workdir`` and encoded with ``config``:
     (workdir, source path, .nerv path, encode result, source frames)."""

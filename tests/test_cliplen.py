@@ -128,14 +128,26 @@ def test_the_encoder_chooses_the_length_stores_it_and_decodes_what_it_reports(fa
                                      (dict(params=7000, epochs=2), DEFAULT_CLIP_LEN),
                                      (dict(bpp=3.0, epochs=2, keyframe_quality=30), DEFAULT_CLIP_LEN),
                                      (dict(bpp=3.0, epochs=2, holdout="every:2"), DEFAULT_CLIP_LEN),
-                                     (dict(bpp=3.0, epochs=2, model="latent-grid-kf"), DEFAULT_CLIP_LEN),
+                                     (dict(bpp=3.0, epochs=2, model="latent-grid"), 1),
                                      (dict(bpp=3.0, clip_len=8), 8)])
 def test_the_length_is_chosen_only_when_asked_and_there_is_a_keyframe_budget(fast_clip, kw, want):
     """Fixed by the user, no budget to divide (--params, --keyframe-quality), a holdout, or a model
-    without candidates: the length given or the default, and nothing weighed."""
+    without keyframes: the length given, the default, or single frames, and nothing weighed."""
     work, src = fast_clip
     p = plan([src], work / "plan.nerv", EncodeConfig(**{"device": "cpu", "force": True, **kw}))
     assert (p.layout.clip_len, p.clip_len_scores) == (want, ())
+
+
+def test_the_keyframe_conditioned_grids_choose_among_the_same_lengths_by_the_same_rule(fast_clip):
+    """latent-grid-kf weighs D-NeRV's candidates with the same keyframes and rule, and its config
+    and layout carry the length chosen."""
+    work, src = fast_clip
+    cfg = dict(bpp=3.0, epochs=2, device="cpu", force=True)
+    grid = plan([src], work / "grid.nerv", EncodeConfig(model="latent-grid-kf", **cfg))
+    dnerv = plan([src], work / "dnerv.nerv", EncodeConfig(model="dnerv", **cfg))
+    assert [d for d, _ in grid.clip_len_scores] == [8, 4, 2]
+    assert grid.clip_len_scores == dnerv.clip_len_scores and grid.layout.clip_len == dnerv.layout.clip_len != 8
+    assert grid.config.clip_len == grid.layout.clip_len
 
 
 def test_the_command_line_refuses_a_length_that_is_neither_frames_nor_auto(fast_clip):

@@ -86,14 +86,11 @@ GOLDEN_SHA256 = "08541968f86843b7c33f30467b0ee072dfca958af00887bf9ddedede410fff2
 
 def test_a_file_coded_without_context_recodes_smaller_and_decodes_the_same(tmp_path, monkeypatch):
     """benchmarks/recode.py on a latent-grid file written without method 6: fewer bytes, same video."""
-    import importlib.util
-    import os
-
     from nervcodec.codec import EncodeConfig, decode, encode
     from nervcodec.entropy import coder
     from nervcodec.io import write_video
 
-    from conftest import make_moving_clip
+    from conftest import load_benchmark, make_moving_clip
 
     info, frames = make_moving_clip(width=48, height=32, frames=8)
     src = tmp_path / "m.y4m"
@@ -102,11 +99,7 @@ def test_a_file_coded_without_context_recodes_smaller_and_decodes_the_same(tmp_p
     with monkeypatch.context() as m:
         m.setattr(coder, "MIN_CONTEXT_SIZE", 1 << 40)        # the coder before method 6
         encode([src], out, EncodeConfig(model="latent-grid", bpp=6.0, steps=60, device="cpu", gop=4))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("recode", os.path.join(root, "benchmarks", "recode.py"))
-    recode = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recode)
-    r = recode.recode(out, write=True)
+    r = load_benchmark("recode").recode(out, write=True)
     assert r["recoded_bytes"] < r["bytes"] and r["recoded_bytes_by_method"].get("context", 0) > 0, r
     decode(out, tmp_path / "a.y4m", device="cpu")
     decode(tmp_path / "m.recoded.nerv", tmp_path / "b.y4m", device="cpu")

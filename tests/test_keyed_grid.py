@@ -15,7 +15,7 @@ from nervcodec.model import build_model
 from nervcodec.model.grid import KeyedGridConfig, KeyedLatentGrid, latent_grid_param_count, plan_keyed_grid
 
 from conftest import (assert_ranges_equal_the_full_decode, decoded_psnr_yuv, decodes_with_threads_and_batches,
-                      encode_moving, make_moving_clip)
+                      encode_moving, load_benchmark, make_moving_clip)
 
 
 def _config(**kw) -> KeyedGridConfig:
@@ -78,6 +78,25 @@ def test_decode_is_identical_with_1_and_4_threads(coded_keyed):
     d, _, out, _, _ = coded_keyed
     outputs = decodes_with_threads_and_batches(out, d, ((1, 8), (4, 2)))
     assert outputs[0] == outputs[1]
+
+
+def test_the_decode_speed_benchmark_times_the_keyframes_apart(coded_keyed):
+    """benchmarks/speed.py --decode: the whole decode, and the keyframes' share of it on their own."""
+    _, _, out, _, _ = coded_keyed
+    row, = load_benchmark("speed").decode_speed([str(out)], "cpu")
+    assert row["model"] == "latent-grid-kf" and row["frames"] == 11 and row["bytes"] == out.stat().st_size
+    assert 0 < row["keyframe_seconds"] < row["decode_seconds"] and row["macs_per_pixel"] > 100
+
+
+def test_two_frame_clips_decode_what_encode_reports_and_any_range_as_the_full_decode(tmp_path):
+    """D = 2 (a candidate of the clip-length choice): every other frame a keyframe, the grids correct the
+    frame between two (11 frames: keyframes 0, 2, ..., 10)."""
+    d, _, out, res, frames = encode_moving(tmp_path, "d2", model="latent-grid-kf", bpp=3.0, steps=20,
+                                           device="cpu", clip_len=2, verify=True)
+    assert read_file(out).header.model["config"]["clip_len"] == 2 and res.clip_len == 2
+    n, psnr = decoded_psnr_yuv(out, d / "whole.y4m", frames)
+    assert n == 11 and psnr == pytest.approx(res.psnr, abs=1e-9)
+    assert_ranges_equal_the_full_decode(out, d, {"1": (1, 2), "3:6": (3, 6), "10": (10, 11)}, batch=1)
 
 
 def test_the_latents_beat_the_keyframes_blend(tmp_path):

@@ -1,20 +1,16 @@
 """Tests of benchmarks/run_bench.py: the generated blocks it owns in docs/benchmarks.md and its clip filter."""
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def rb():
-    spec = importlib.util.spec_from_file_location("run_bench", os.path.join(ROOT, "benchmarks", "run_bench.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("run_bench")
 
 
 def test_main_block_replaced_and_text_around_it_kept(rb):

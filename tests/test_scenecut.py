@@ -17,7 +17,7 @@ from nervcodec.errors import ConfigError, FormatError
 from nervcodec.io import write_video
 from nervcodec.io.video import Frames, VideoInfo, pixel_format
 
-from conftest import assert_ranges_equal_the_full_decode, decoded_psnr_yuv, make_clip, make_moving_clip
+from conftest import assert_ranges_equal_the_full_decode, decoded_psnr_yuv, load_benchmark, make_clip, make_moving_clip
 
 
 def two_scenes(cut: int = 11, frames: int = 20, pix_fmt: str = "yuv420p"):
@@ -186,12 +186,7 @@ def test_keyframe_conditioned_latent_grids_restart_at_the_cut_too(scene_files, t
 
 
 def test_the_crossfade_benchmark_scores_the_layout_with_and_without_the_cuts(tmp_path):
-    import importlib.util
-    import os
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("crossfade", os.path.join(root, "benchmarks", "crossfade.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("crossfade")
     info, frames = two_scenes()
     src = tmp_path / "scenes.y4m"
     write_video(src, info, frames)

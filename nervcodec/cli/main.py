@@ -151,8 +151,8 @@ def _device_option(f):
               help="Fixed rate-distortion weight of the rate-aware fit (loss = MSE + L x bpp) "
                    "[chosen to land on --bpp].")
 @click.option("--clip-len", default="auto", show_default=True, metavar="D|auto", callback=_clip_len,
-              help="Keyframe interval of D-NeRV and latent-grid-kf (frames per clip). auto: D-NeRV with a rate codes "
-                   "its keyframes every 8, 4 and 2 frames and keeps a shorter length when its cross-fade scores "
+              help="Keyframe interval of D-NeRV and latent-grid-kf (frames per clip). auto: with a rate, the "
+                   "keyframes are coded every 8, 4 and 2 frames and a shorter length is kept when its cross-fade scores "
                    "enough above the best longer one's (1.3 dB with --epochs; under a preset or --steps more as "
                    "the longer clip's fit makes more passes); otherwise 8.")
 @click.option("--scenecut/--no-scenecut", default=True, show_default=True,

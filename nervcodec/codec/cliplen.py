@@ -24,7 +24,8 @@ default since 2026-12-03), whose extra pictures are cheap predicted ones: at the
 gained 3.1 dB on bikes at 0.04 bpp and 0.6 dB on carphone_pristine at 0.2 over D = 4, and was level
 on people_qcif_48f at 0.5 (docs/benchmarks.md, "Inter-coded keyframes").  It is weighed by the same
 rule against the best longer length, with the margins below, which were measured for 8 against 4
-with intra keyframes.
+with intra keyframes.  latent-grid-kf has the same candidates and rule (margins not measured for it;
+it picked D = 2 at all six dev-clip points, docs/benchmarks.md, "Keyframe-conditioned latent grids").
 
 How large a lead must be depends on how the fit is counted.  In epochs, every candidate makes the
 same passes over each frame, and a fixed margin (:data:`SHORTER_CLIP_MARGIN_DB`) was measured.

@@ -311,10 +311,14 @@ LATENT_GRID = register_model(ModelSpec(
                 "upsampled and turned into pixels by a ~1.3k MAC/pixel synthesis network"))
 
 
-# The same fit, but one clip of clip_len frames per step (8 frames at the default --clip-len, as the plain
-# grid's batch of 8 frames) and the keyframes' share of the budget from --keyframe-share.
+# The same fit, but one clip of clip_len frames per step and the keyframes' share of the budget from
+# --keyframe-share.  The clip length is chosen among D-NeRV's candidates by the same rule
+# (nervcodec/codec/cliplen.py).  One clip per step at any length: carphone_pristine at 0.2 bpp with D = 2,
+# default effort, seed 0: 0.1921 bpp -> 36.61 dB PSNR-RGB in 743 s with one clip (2 frames) per step,
+# 0.2000 bpp -> 36.83 dB in 1090 s with four (8 frames, as at D = 8): +0.22 dB for 4 % more rate and 47 %
+# more time (docs/benchmarks.md, "Keyframe-conditioned latent grids").
 KEYED_GRID = register_model(dataclasses.replace(
     LATENT_GRID, name="latent-grid-kf", arch_id=4, cls=KeyedLatentGrid, config_cls=KeyedGridConfig,
-    plan=plan_keyed_grid, batch=1,
+    plan=plan_keyed_grid, batch=1, clip_lens=(8, 4, 2),
     description="latent grids conditioned on decoded keyframes: the synthesis network corrects the blend of "
                 "each clip's two keyframes (coded as D-NeRV's)"))
