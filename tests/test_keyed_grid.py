@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nervcodec.codec import EncodeConfig, encode
+from nervcodec.codec import EncodeConfig, decode, encode
 from nervcodec.codec.coding import code
 from nervcodec.codec.fitting import fit_model
 from nervcodec.codec.plan import plan
@@ -78,6 +78,44 @@ def test_decode_is_identical_with_1_and_4_threads(coded_keyed):
     d, _, out, _, _ = coded_keyed
     outputs = decodes_with_threads_and_batches(out, d, ((1, 8), (4, 2)))
     assert outputs[0] == outputs[1]
+
+
+def test_some_clip_positions_equal_the_whole_clips_output_there():
+    torch.manual_seed(0)
+    m = build_model("latent-grid-kf", _config()).eval()
+    for name, p in m.named_parameters():
+        if name.startswith(("frame", "group", "still")):
+            p.data.normal_()
+    t = torch.tensor([[0.0, 1, 2, 3], [4, 5, 6, 7]]) / 9
+    k = torch.rand(2, 2, 3, 12, 20)
+    with torch.no_grad():
+        whole = m(t, k)
+        assert torch.equal(m(t, k, slots=[1, 3]), whole[:, [1, 3]])
+        assert torch.equal(m(t, k, slots=[2]), whole[:, [2]])
+
+
+def test_the_synthesis_skips_the_keyframes_and_decodes_the_same(coded_keyed, monkeypatch):
+    """The decoder asks the grids only for the frames it shows (keyframes are the decoded keyframes);
+    the file decodes to the same bytes as when every position is made and the keyframes replace theirs."""
+    d, _, out, _, _ = coded_keyed
+    asked = []
+    forward = KeyedLatentGrid.forward
+
+    def spy(self, t, keyframes=None, phase=0.0, slots=None):
+        asked.append(None if slots is None else list(slots))
+        return forward(self, t, keyframes, phase, slots)
+
+    monkeypatch.setattr(KeyedLatentGrid, "forward", spy)
+    decode(out, d / "shown.y4m", device="cpu", force=True)
+    made = asked[1:]                                  # (the first call is the loader's shape check)
+    assert made and all(s is not None and 0 not in s for s in made)          # D = 4: slot 0 is a keyframe
+    decode(out, d / "one.y4m", device="cpu", frames="5", force=True)
+    assert asked[-1] == [1]                                                  # random access: frame 5 only
+    monkeypatch.setattr(KeyedLatentGrid, "frames_apart", False)
+    del asked[:]
+    decode(out, d / "every.y4m", device="cpu", force=True)
+    assert asked and all(s is None for s in asked)
+    assert (d / "shown.y4m").read_bytes() == (d / "every.y4m").read_bytes()
 
 
 def test_the_decode_speed_benchmark_times_the_keyframes_apart(coded_keyed):

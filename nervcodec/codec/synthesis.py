@@ -65,6 +65,15 @@ def _holdout_slots(layout: Layout, infos: Sequence[VideoInfo], chunk: Sequence[I
     return out
 
 
+def _shown_slots(layout: Layout, infos: Sequence[VideoInfo], chunk: Sequence[Item],
+                 frame_range: Optional[Tuple[int, int]]) -> List[int]:
+    """The clip positions of ``chunk`` whose frames the synthesis yields from the model: valid, in
+    ``frame_range`` and not keyframes (which the decoded keyframe replaces)."""
+    return sorted({j for it in chunk for j, f in enumerate(it.frames)
+                   if it.valid[j] and (frame_range is None or frame_range[0] <= f < frame_range[1])
+                   and not layout.is_keyframe(infos[it.video], it.video, f)})
+
+
 @torch.no_grad()
 def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], items: Sequence[Item],
                device: torch.device, batch: int = 8, keyframes: Optional[KeyframeSource] = None,
@@ -106,12 +115,20 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
             tiles = keyframe_tiles(keyframes(chunk), layout, infos, chunk, work_h, work_w)
             kf = torch.from_numpy(tiles.astype(np.float32)).to(device) / fmt.max_value
         slots = _holdout_slots(layout, infos, chunk) if model.needs_keyframes and not phase else {}
+        shown = (_shown_slots(layout, infos, chunk, frame_range)
+                 if model.frames_apart and layout.substitute and keyframe_planes is not None and not phase
+                 and not slots else None)
         rendered: Dict[float, Tuple[np.ndarray, Optional[np.ndarray]]] = {}
         for p in sorted({phase} | {d for d, _ in slots.values()}):
             tp = t if p == phase else torch.from_numpy(layout.times(infos, chunk, p)).to(device)
             with full_precision(), torch.autocast(device.type, dtype=torch.bfloat16,
                                                   enabled=half and device.type == "cuda"):
-                out = model(tp, kf, p) if p else model(tp, kf)
+                if shown is None:
+                    out = model(tp, kf, p) if p else model(tp, kf)
+                else:   # only the positions shown; the others (keyframes, outside the range) stay zero
+                    out = torch.zeros((len(chunk), layout.clip_len, int(cfg.channels), work_h, work_w), device=device)
+                    if shown:
+                        out[:, shown] = model(tp, kf, slots=shown).float()
             py, pc = split_planes(out.float(), shift)
             rendered[p] = (_to_int(py, fmt.max_value, fmt.dtype),
                            _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None)

@@ -37,6 +37,10 @@ class VideoModel(nn.Module):
     arch: ClassVar[str] = ""
     clip_len: int = 1
     needs_keyframes: ClassVar[bool] = False
+    # each frame of a clip is made on its own, so forward(t, keyframes, phase, slots=[j, ...]) makes only
+    # those clip positions (equal to the whole clip's output there); the synthesis then skips the frames
+    # that decoded keyframes replace
+    frames_apart: ClassVar[bool] = False
 
     def __init__(self, config: Any):
         super().__init__()

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -121,6 +121,7 @@ class LatentGrid(VideoModel):
     arch = "latent-grid"
     needs_keyframes = False
     clip_len = 1
+    frames_apart = True
 
     def __init__(self, config: LatentGridConfig):
         super().__init__(config)
@@ -186,25 +187,31 @@ class LatentGrid(VideoModel):
         z = torch.cat(maps, dim=1)
         return z * c.gain if c.gain != 1.0 else z
 
-    def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int,
-                      phase: float) -> Tuple[Optional[torch.Tensor], Any]:
-        """(more per-pixel inputs of the synthesis (N, H, W, k) or None, the picture its output corrects)."""
+    def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int, phase: float,
+                      slots: torch.Tensor) -> Tuple[Optional[torch.Tensor], Any]:
+        """(more per-pixel inputs of the synthesis (N, H, W, k) or None, the picture its output corrects)
+        for clip positions ``slots`` of ``d``-frame clips."""
         return None, 0.5
 
-    def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None, phase: float = 0.0) -> torch.Tensor:
+    def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None, phase: float = 0.0,
+                slots: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """(B, D) times -> (B, D, C, H, W); with ``slots``, only those clip positions: (B, len(slots), C, H, W),
+        each equal to the whole clip's output there (every frame is made on its own: ``frames_apart``)."""
         b, d = t.shape  # phase is already in t (frame-rate up-conversion blends the nearest frames' maps)
         c = self.config
         if t.is_meta:   # the decoder's shape check: the output's shape is the config's (and meta arithmetic
             return torch.empty((b, d, c.channels, c.height, c.width), device=t.device)   # imports torch._dynamo: 2 s)
-        z = self.latents(t.reshape(b * d), between=phase != 0.0).permute(0, 2, 3, 1)
-        more, base = self._conditioning(keyframes, b, d, phase)
+        at = torch.arange(d, device=t.device) if slots is None else torch.as_tensor(slots, device=t.device)
+        n = int(at.numel())
+        z = self.latents(t[:, at].reshape(b * n), between=phase != 0.0).permute(0, 2, 3, 1)
+        more, base = self._conditioning(keyframes, b, d, phase, at)
         if more is not None:
             z = torch.cat([z, more.to(z.dtype)], dim=-1)
         x = self.mlp(z).permute(0, 3, 1, 2)     # NCHW shape, channels-last memory
         for blk in self.refine:
             x = x + blk(x)
         x = straight_through_clamp(x + base)
-        return x.reshape(b, d, c.channels, c.height, c.width)
+        return x.reshape(b, n, c.channels, c.height, c.width)
 
 
 class KeyedLatentGrid(LatentGrid):
@@ -223,16 +230,17 @@ class KeyedLatentGrid(LatentGrid):
             self.mlp[-1].weight.mul_(0.1)       # last layer would stop every gradient into the latents, and the
             self.mlp[-1].bias.zero_()           # rate term's first lambda comes from those gradients)
 
-    def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int,
-                      phase: float) -> Tuple[Optional[torch.Tensor], Any]:
+    def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int, phase: float,
+                      slots: torch.Tensor) -> Tuple[Optional[torch.Tensor], Any]:
         c = self.config
         if keyframes is None or tuple(keyframes.shape) != (b, 2, c.channels, c.height, c.width):
             got = None if keyframes is None else tuple(keyframes.shape)
             raise ValueError(f"keyframes must be (B, 2, {c.channels}, {c.height}, {c.width}), got {got}")
         k0, k1 = keyframes[:, 0:1].float(), keyframes[:, 1:2].float()
-        tau = ((torch.arange(d, device=keyframes.device, dtype=torch.float32) + phase) / d).view(1, d, 1, 1, 1)
-        base = (k0 + tau * (k1 - k0)).flatten(0, 1)                               # (B*D, C, H, W)
-        diff = (k1 - k0).expand(-1, d, -1, -1, -1).flatten(0, 1)
+        n = int(slots.numel())
+        tau = ((slots.to(device=keyframes.device, dtype=torch.float32) + phase) / d).view(1, n, 1, 1, 1)
+        base = (k0 + tau * (k1 - k0)).flatten(0, 1)                               # (B*n, C, H, W)
+        diff = (k1 - k0).expand(-1, n, -1, -1, -1).flatten(0, 1)
         return torch.cat([base - 0.5, diff], dim=1).permute(0, 2, 3, 1), base
 
 
