@@ -65,15 +65,6 @@ def _holdout_slots(layout: Layout, infos: Sequence[VideoInfo], chunk: Sequence[I
     return out
 
 
-def _shown_slots(layout: Layout, infos: Sequence[VideoInfo], chunk: Sequence[Item],
-                 frame_range: Optional[Tuple[int, int]]) -> List[int]:
-    """The clip positions of ``chunk`` whose frames the synthesis yields from the model: valid, in
-    ``frame_range`` and not keyframes (which the decoded keyframe replaces)."""
-    return sorted({j for it in chunk for j, f in enumerate(it.frames)
-                   if it.valid[j] and (frame_range is None or frame_range[0] <= f < frame_range[1])
-                   and not layout.is_keyframe(infos[it.video], it.video, f)})
-
-
 @torch.no_grad()
 def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], items: Sequence[Item],
                device: torch.device, batch: int = 8, keyframes: Optional[KeyframeSource] = None,
@@ -106,6 +97,15 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
     t_all = torch.from_numpy(layout.times(infos, items, phase))
     pending: "OrderedDict[Tuple[int, int], Dict]" = OrderedDict()
     rows_cols = {vi: layout.patch_grid(v) for vi, v in enumerate(infos)}
+    substituting = layout.substitute and keyframe_planes is not None and not phase
+
+    def wanted(f: int) -> bool:
+        return frame_range is None or frame_range[0] <= f < frame_range[1]
+
+    def replaced(vi: int, f: int) -> bool:
+        """Frame ``f`` of video ``vi`` is shown as its decoded keyframe, not as the model's output."""
+        return substituting and layout.is_keyframe(infos[vi], vi, f)
+
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
         t = t_all[start:start + len(chunk)].to(device)
@@ -115,9 +115,10 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
             tiles = keyframe_tiles(keyframes(chunk), layout, infos, chunk, work_h, work_w)
             kf = torch.from_numpy(tiles.astype(np.float32)).to(device) / fmt.max_value
         slots = _holdout_slots(layout, infos, chunk) if model.needs_keyframes and not phase else {}
-        shown = (_shown_slots(layout, infos, chunk, frame_range)
-                 if model.frames_apart and layout.substitute and keyframe_planes is not None and not phase
-                 and not slots else None)
+        # a model that makes each frame on its own is asked only for the clip positions yielded from it
+        shown = (sorted({j for it in chunk for j, f in enumerate(it.frames)
+                         if it.valid[j] and wanted(f) and not replaced(it.video, f)})
+                 if model.frames_apart and substituting and not slots else None)
         rendered: Dict[float, Tuple[np.ndarray, Optional[np.ndarray]]] = {}
         for p in sorted({phase} | {d for d, _ in slots.values()}):
             tp = t if p == phase else torch.from_numpy(layout.times(infos, chunk, p)).to(device)
@@ -128,7 +129,7 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
                 else:   # only the positions shown; the others (keyframes, outside the range) stay zero
                     out = torch.zeros((len(chunk), layout.clip_len, int(cfg.channels), work_h, work_w), device=device)
                     if shown:
-                        out[:, shown] = model(tp, kf, slots=shown).float()
+                        out[:, shown] = model(tp, kf, slots=shown)
             py, pc = split_planes(out.float(), shift)
             rendered[p] = (_to_int(py, fmt.max_value, fmt.dtype),
                            _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None)
@@ -154,9 +155,8 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
             (vi, _), entry = pending.popitem(last=False)
             it = entry["item"]
             for j, f in enumerate(it.frames):
-                if it.valid[j] and (frame_range is None or frame_range[0] <= f < frame_range[1]):
-                    if (layout.substitute and keyframe_planes is not None and not phase
-                            and layout.is_keyframe(infos[vi], vi, f)):
+                if it.valid[j] and wanted(f):
+                    if replaced(vi, f):
                         yield vi, f, keyframe_planes(vi, f)
                     else:
                         yield vi, f, entry["frames"][j]
