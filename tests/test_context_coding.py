@@ -9,7 +9,7 @@ import pytest
 from nervcodec.bytesio import Reader
 from nervcodec.entropy import decode_symbols, encode_symbols
 from nervcodec.entropy.coder import CONTEXT
-from nervcodec.entropy.context import context_entropy_bits
+from nervcodec.entropy.context import CLASS_FLOOR, _groups, context_entropy_bits
 from nervcodec.errors import FormatError
 
 
@@ -35,6 +35,37 @@ def _round_trip(q):
 @pytest.mark.parametrize("shape", [(8, 30, 40), (1, 33, 47), (5, 1, 700), (2, 25, 21), (3, 16, 16)])
 def test_round_trips_exactly_whatever_the_shape(shape):
     _round_trip(_clustered(shape))
+
+
+def _reference_groups(q):
+    """The (pass, class) groups as the module's table describes them, position by position in Python."""
+    t, h, w = q.shape
+    known = np.zeros(q.shape, bool)
+    groups = []
+    for parity, anchor in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        spots = [(f, y, x) for f in range(t) for y in range(h) for x in range(w)
+                 if f % 2 == parity and (y + x) % 2 == anchor]
+        ctx = {}
+        for f, y, x in spots:
+            near = [(f, y, x - 1), (f, y, x + 1), (f, y - 1, x), (f, y + 1, x), (f - 1, y, x), (f + 1, y, x)]
+            ctx[f, y, x] = sum(abs(int(q[p])) for p in near
+                               if 0 <= p[0] < t and 0 <= p[1] < h and 0 <= p[2] < w and known[p])
+        classes = {s: int(np.searchsorted(CLASS_FLOOR, ctx[s], side="right")) - 1 for s in spots}
+        for k in range(len(CLASS_FLOOR)):
+            members = [s for s in spots if classes[s] == k]
+            if members:
+                groups.append(np.array([q[s] for s in members]))
+        for s in spots:
+            known[s] = True
+    return groups
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 9), (2, 1, 13), (1, 6, 6), (4, 11, 3)])
+def test_the_passes_and_classes_are_the_documented_ones(shape):
+    rng = np.random.default_rng(sum(shape))
+    q = np.where(rng.random(shape) < 0.5, 0, rng.integers(-60, 61, shape))   # sums past the last class too
+    got, want = _groups(q), _reference_groups(q)
+    assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
 
 
 def test_clustered_latents_choose_context_coding_and_it_pays():

@@ -22,7 +22,8 @@ from nervcodec.entropy import decode_symbols, encode_symbols
 from nervcodec.errors import ConfigError
 from nervcodec.io import read_video, write_video
 from nervcodec.model import build_model, model_spec
-from nervcodec.model.grid import LatentGrid, LatentGridConfig, latent_grid_param_count, plan_latent_grid
+from nervcodec.model.grid import (KeyedGridConfig, KeyedLatentGrid, LatentGrid, LatentGridConfig,
+                                  latent_grid_param_count, plan_latent_grid)
 from nervcodec.quant import dequantize_tensor
 from nervcodec.quant.qat import RateTerm, RateTermConfig, histogram_bits
 
@@ -63,7 +64,8 @@ def test_forward_shapes_and_frame_lookup():
         for p in m.parameters():
             p.normal_()
     t = torch.tensor([[f / 7] for f in range(7)], dtype=torch.float32)
-    out = m(t).detach()
+    with torch.no_grad():             # the decoder's path throughout (the fit's differs in float rounding)
+        out = m(t)
     assert out.shape == (7, 1, 3, 12, 20) and float(out.min()) >= 0 and float(out.max()) <= 1
     # frame f depends on its own frame maps and its group's boundary maps only
     with torch.no_grad():
@@ -76,6 +78,33 @@ def test_forward_shapes_and_frame_lookup():
         m.still1.add_(1.0)            # the still maps: every frame
         last = m(t).detach()
     assert all(not torch.equal(after[f], last[f]) for f in range(7))
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+@pytest.mark.parametrize("piece", [1 << 15, 45])      # whole frames, and pieces of two rows and a bit
+def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, piece):
+    """Decoding upsamples each boundary and still map once per call, folds the gain into the first layer
+    and runs the per-pixel network in pieces on a CPU: the fit's function (its path under autograd)."""
+    from nervcodec.model import grid
+    monkeypatch.setattr(grid, "DECODE_PIECE", piece)
+    torch.manual_seed(1)
+    cfg = _tiny_config(frames=9, group=4)
+    if keyed:
+        cfg = KeyedGridConfig(**{**cfg.__dict__, "clip_len": 3})
+    m = (KeyedLatentGrid if keyed else LatentGrid)(cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.3)
+    t = torch.tensor([[0, 1 / 9, 2 / 9], [3 / 9, 4 / 9, 5 / 9], [6 / 9, 7 / 9, 8 / 9]])
+    kf = torch.rand(3, 2, 3, 12, 20) if keyed else None
+    for phase, slots in ((0.0, None), (0.0, [1, 2]), (0.5, None)):
+        tp = t + phase / 9
+        fit = m(tp, kf, phase, slots=slots)                 # autograd on: the fit's path
+        assert fit.requires_grad
+        with torch.no_grad():
+            dec = m(tp, kf, phase, slots=slots)
+        assert dec.shape == fit.shape and float((dec - fit.detach()).abs().max()) < 1e-5
+        assert float((fit.detach() - 0.5).abs().max()) > 0.1     # not a flat picture: the maps matter
 
 
 def test_frames_between_frames_blend_the_neighbours_maps():

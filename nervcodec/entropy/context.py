@@ -25,6 +25,11 @@ class, skipping empty classes.
 
 On the latents of the grids fitted at 0.25-1.0 bpp to people_qcif_48f this codes the latents in
 12-13 % fewer bytes than the best single model per tensor (the same symbols; measured exactly).
+
+The walk works on whole arrays: a pass's contexts are sums of six shifted views of a zero-padded
+array of decoded magnitudes, a table maps sums to classes, and one stable sort by class splits the
+pass into its groups (raster order within each).  Over the 126 latent maps of the twelve bench files
+of 2026-12-03 this takes about a third of the time of a per-pass full-array sum with a search per class.
 """
 from __future__ import annotations
 
@@ -40,36 +45,45 @@ CLASS_FLOOR = np.array([0, 1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128], n
 MIN_CONTEXT_SIZE = 512      # smaller arrays gain too little to pay for the classes' side information
 
 
-def _pass_masks(shape: Tuple[int, int, int]) -> List[np.ndarray]:
-    t, h, w = shape
-    even = (np.arange(t) % 2 == 0)[:, None, None]
-    anchor = ((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0)[None]
-    return [np.broadcast_to(m, shape) for m in (even & anchor, even & ~anchor, ~even & anchor, ~even & ~anchor)]
-
-
-def _context(a: np.ndarray) -> np.ndarray:
-    """Sum of |4 spatial neighbours| + |same position at t - 1 and t + 1|; ``a`` is zero where unknown."""
-    p = np.pad(a, 1)
-    return (p[1:-1, :-2, 1:-1] + p[1:-1, 2:, 1:-1] + p[1:-1, 1:-1, :-2] + p[1:-1, 1:-1, 2:]
-            + p[:-2, 1:-1, 1:-1] + p[2:, 1:-1, 1:-1])
+# context sum -> class: CLASS_FLOOR as a table (every sum from the last floor on is the last class)
+_CLASS_OF = (np.searchsorted(CLASS_FLOOR, np.arange(CLASS_FLOOR[-1] + 1), side="right") - 1).astype(np.uint8)
 
 
 def context_passes(shape: Tuple[int, int, int], get: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Walk the (pass, class) groups in coding order: ``get(flat indices of the group's positions)``
     returns their symbols (the encoder looks them up, the decoder decodes them); returns the array."""
-    out = np.zeros(shape, np.int64)
-    mag = np.zeros(shape, np.int64)
-    for mask in _pass_masks(shape):
-        idx = np.flatnonzero(mask)
+    t, h, w = shape
+    out = np.zeros(t * h * w, np.int64)
+    # magnitudes decoded so far, padded by one zero on every side: a neighbour outside the array reads zero
+    mag = np.zeros((t + 2, h + 2, w + 2), np.int32)
+    # their magnitudes, unpadded (copied into ``mag`` per pass), capped at the last class's floor: the class
+    # is the same, and no sum of six can overflow
+    decoded = np.zeros(t * h * w, np.int32)
+    flat = np.arange(t * h * w, dtype=np.int64).reshape(shape)
+    anchor = (np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0
+    for n, (parity, spots) in enumerate(((0, anchor), (0, ~anchor), (1, anchor), (1, ~anchor))):
+        frames = slice(parity, t, 2)           # the pass's frames; its positions in raster order:
+        idx = flat[frames][:, spots]           # (frames, spots) -> frame by frame, row by row
         if not idx.size:
             continue
-        cls = np.searchsorted(CLASS_FLOOR, _context(mag).ravel()[idx], side="right") - 1
-        for k in np.unique(cls):
-            where = idx[cls == k]
+        idx = idx.ravel()
+        if n == 0:      # nothing decoded yet: every context is zero
+            cls = np.zeros(idx.size, np.uint8)
+        else:
+            mag[1:-1, 1:-1, 1:-1] = decoded.reshape(shape)
+            f = slice(1 + parity, t + 1, 2)    # the same frames in the padded array
+            ctx = (mag[f, 1:-1, :-2] + mag[f, 1:-1, 2:] + mag[f, :-2, 1:-1] + mag[f, 2:, 1:-1]
+                   + mag[parity:t:2, 1:-1, 1:-1] + mag[2 + parity:t + 2:2, 1:-1, 1:-1])
+            cls = _CLASS_OF[np.minimum(ctx[:, spots].ravel(), CLASS_FLOOR[-1])]
+        counts = np.bincount(cls, minlength=len(CLASS_FLOOR))
+        order = np.argsort(cls, kind="stable")          # raster order within each class
+        ends = np.cumsum(counts)
+        for k in np.flatnonzero(counts):
+            where = idx[order[ends[k] - counts[k]:ends[k]]]
             sym = get(where)
-            out.ravel()[where] = sym
-            mag.ravel()[where] = np.abs(sym)
-    return out
+            out[where] = sym
+            decoded[where] = np.minimum(np.abs(sym), CLASS_FLOOR[-1])
+    return out.reshape(shape)
 
 
 def _groups(symbols: np.ndarray) -> List[np.ndarray]:

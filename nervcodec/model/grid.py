@@ -51,6 +51,7 @@ DEFAULT_GROUP = 16      # frames per group (--gop)
 MAX_LEVELS = 8
 MIN_SIDE = 2            # the coarsest level keeps at least this many latents along its shorter side
 LATENT_PREFIXES = ("frame", "group", "still")
+DECODE_PIECE = 1 << 15  # pixels per piece of the decoder's per-pixel network on a CPU (LatentGrid._decode_pixels)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,56 @@ class LatentGrid(VideoModel):
         z = torch.cat(maps, dim=1)
         return z * c.gain if c.gain != 1.0 else z
 
+    def _shared_latents(self, t: torch.Tensor, between: bool = True) -> torch.Tensor:
+        """:meth:`latents` without the gain, the same values up to float rounding, computed for decoding:
+        upsampling is linear, so a group's blend of its two boundary maps is the blend of the upsampled
+        maps, and every boundary map and still map the frames ``t`` read is upsampled once per call
+        instead of once per frame (the fit keeps :meth:`latents`, whose gradients go row by row)."""
+        c = self.config
+        n = int(t.numel())
+        left, right, frac, g, a = self._positions(t)
+        fw, gw = frac[:, None, None], a[:, None, None]
+        bounds, inv = torch.unique(torch.cat([g, g + 1]), return_inverse=True)   # the boundary maps read
+        k = int(bounds.numel())
+        maps = []
+        for level in range(c.levels):
+            fm, gm = getattr(self, f"frame{level}"), getattr(self, f"group{level}")
+            z0 = fm.index_select(0, left)
+            if between:
+                z0 = z0 + fw * (fm.index_select(0, right) - z0)
+            shared = gm.index_select(0, bounds)
+            if c.still:
+                shared = torch.cat([shared, getattr(self, f"still{level}")])
+            if level:       # the frames' maps and the shared ones, each as a channel of one picture
+                z0, shared = (F.interpolate(m[None], size=(c.height, c.width), mode=c.upsample,
+                                            align_corners=False)[0] for m in (z0, shared))
+            g0 = shared.index_select(0, inv[:n])
+            zs = [z0, g0 + gw * (shared.index_select(0, inv[n:]) - g0)]
+            if c.still:
+                zs.append(shared[k:].expand_as(z0))
+            maps.append(torch.stack(zs, dim=1))
+        return torch.cat(maps, dim=1)
+
+    def _decode_pixels(self, t: torch.Tensor, more: Optional[torch.Tensor], between: bool) -> torch.Tensor:
+        """The per-pixel network's output (N, C, H, W) at times ``t`` without gradients: the fit's values up
+        to float rounding.  The gain goes into the first layer's weights instead of onto every latent, and
+        on a CPU the pixels go through the network in pieces of about ``DECODE_PIECE`` (a frame's rows), whose
+        activations stay in the cache: 2.5x faster than the whole batch at once at 176x144 on this project's CPU."""
+        c = self.config
+        z = self._shared_latents(t, between)
+        first, m = self.mlp[0], c.maps * c.levels
+        w = torch.cat([first.weight[:, :m] * c.gain, first.weight[:, m:]], dim=1)
+        rest = self.mlp[1:]
+        x = torch.empty((z.shape[0], c.height, c.width, c.channels), device=z.device, dtype=z.dtype)
+        frames, rows = (1, max(1, DECODE_PIECE // c.width)) if z.device.type == "cpu" else (z.shape[0], c.height)
+        for i in range(0, z.shape[0], frames):
+            for y in range(0, c.height, rows):
+                zi = z[i:i + frames, :, y:y + rows].permute(0, 2, 3, 1)
+                if more is not None:
+                    zi = torch.cat([zi, more[i:i + frames, y:y + rows].to(zi.dtype)], dim=-1)
+                x[i:i + frames, y:y + rows] = rest(F.linear(zi, w, first.bias))
+        return x.permute(0, 3, 1, 2)    # NCHW shape, channels-last memory
+
     def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int, phase: float,
                       slots: torch.Tensor) -> Tuple[Optional[torch.Tensor], Any]:
         """(more per-pixel inputs of the synthesis (N, H, W, k) or None, the picture its output corrects)
@@ -203,11 +254,15 @@ class LatentGrid(VideoModel):
             return torch.empty((b, d, c.channels, c.height, c.width), device=t.device)   # imports torch._dynamo: 2 s)
         at = torch.arange(d, device=t.device) if slots is None else torch.as_tensor(slots, device=t.device)
         n = int(at.numel())
-        z = self.latents(t[:, at].reshape(b * n), between=phase != 0.0).permute(0, 2, 3, 1)
+        tn = t[:, at].reshape(b * n)
         more, base = self._conditioning(keyframes, b, d, phase, at)
-        if more is not None:
-            z = torch.cat([z, more.to(z.dtype)], dim=-1)
-        x = self.mlp(z).permute(0, 3, 1, 2)     # NCHW shape, channels-last memory
+        if torch.is_grad_enabled():
+            z = self.latents(tn, between=phase != 0.0).permute(0, 2, 3, 1)
+            if more is not None:
+                z = torch.cat([z, more.to(z.dtype)], dim=-1)
+            x = self.mlp(z).permute(0, 3, 1, 2)     # NCHW shape, channels-last memory
+        else:
+            x = self._decode_pixels(tn, more, between=phase != 0.0)
         for blk in self.refine:
             x = x + blk(x)
         x = straight_through_clamp(x + base)
