@@ -107,6 +107,15 @@ def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, p
         assert float((fit.detach() - 0.5).abs().max()) > 0.1     # not a flat picture: the maps matter
 
 
+def test_decode_pieces_are_cache_sized_on_a_cpu_and_whole_batches_elsewhere():
+    from nervcodec.model.grid import DECODE_PIECE, decode_pieces
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")      # a device object only: nothing runs on it
+    assert decode_pieces(cpu, 8, 144, 176) == (1, 144)                     # QCIF: a frame is one piece
+    assert decode_pieces(cpu, 8, 1080, 1920) == (1, DECODE_PIECE // 1920)  # HD: rows of a frame
+    assert decode_pieces(cpu, 2, 4, 100000) == (1, 1)                      # at least one row
+    assert decode_pieces(gpu, 8, 1080, 1920) == (8, 1080)
+
+
 def test_frames_between_frames_blend_the_neighbours_maps():
     m = LatentGrid(_tiny_config(levels=1, refine=0, gain=1.0))
     with torch.no_grad():
@@ -284,7 +293,7 @@ def test_hand_written_laplace_gradient_equals_autograds():
     from nervcodec.quant.qat import _LaplaceBits, laplace_bits, segment_sums
     torch.manual_seed(0)
     sizes = [300, 2000, 7]
-    owner = torch.repeat_interleave(torch.arange(3), torch.tensor(sizes))
+    owner = torch.repeat_interleave(torch.arange(3), torch.tensor(sizes))     # element -> tensor
     spread = torch.tensor([0.02, 1.5, 6.0], dtype=torch.float64).repeat_interleave(torch.tensor(sizes))
     x = (torch.randn(sum(sizes), dtype=torch.float64) * spread).requires_grad_()
 
@@ -293,7 +302,7 @@ def test_hand_written_laplace_gradient_equals_autograds():
 
     ref = laplace_bits(x, beta(x)[owner])
     g_ref, = torch.autograd.grad(ref, x)
-    got = _LaplaceBits.apply(x, beta(x), owner, sizes)
+    got = _LaplaceBits.apply(x, beta(x), sizes)
     g_got, = torch.autograd.grad(got, x)
     assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
     assert torch.allclose(g_got, g_ref, rtol=1e-9, atol=1e-12)

@@ -36,6 +36,19 @@ def test_laplace_bits_match_the_discrete_entropy():
         assert float(laplace_bits(torch.tensor([float(j)]), beta)) == pytest.approx(float(exact[j + 60]), rel=1e-5)
 
 
+def test_spreading_one_value_per_tensor_is_indexing_by_each_elements_tensor():
+    from nervcodec.quant.qat import _Spread, spread
+    sizes = [3, 0, 5, 1]
+    v = torch.tensor([0.5, -2.0, 7.25, 1e-3], dtype=torch.float64, requires_grad=True)
+    owner = torch.repeat_interleave(torch.arange(4), torch.tensor(sizes))
+    assert torch.equal(spread(v.detach(), sizes), v.detach()[owner])
+    assert spread(v.detach(), []).numel() == 0
+    g = torch.arange(9, dtype=torch.float64)
+    got, = torch.autograd.grad(_Spread.apply(v, sizes), v, g)      # each tensor's run of gradients, summed
+    want, = torch.autograd.grad(v[owner], v, g)
+    assert torch.equal(got, want) and got.tolist() == [3.0, 0.0, 25.0, 8.0]
+
+
 @pytest.mark.parametrize("bits_per_param", [2.5, 4.0, 6.0])
 def test_rate_estimate_is_within_3_percent_of_the_coded_size(bits_per_param):
     net = _laplace_net()

@@ -44,7 +44,7 @@ from ..errors import ConfigError
 from .base import ModelSpec, VideoModel, register_model
 from .dnerv import straight_through_clamp
 
-__all__ = ["LatentGridConfig", "LatentGrid", "KeyedGridConfig", "KeyedLatentGrid", "plan_latent_grid",
+__all__ = ["LatentGridConfig", "LatentGrid", "KeyedGridConfig", "KeyedLatentGrid", "plan_latent_grid", "decode_pieces",
            "plan_keyed_grid", "latent_grid_param_count", "DEFAULT_GROUP"]
 
 DEFAULT_GROUP = 16      # frames per group (--gop)
@@ -229,7 +229,7 @@ class LatentGrid(VideoModel):
         w = torch.cat([first.weight[:, :m] * c.gain, first.weight[:, m:]], dim=1)
         rest = self.mlp[1:]
         x = torch.empty((z.shape[0], c.height, c.width, c.channels), device=z.device, dtype=z.dtype)
-        frames, rows = (1, max(1, DECODE_PIECE // c.width)) if z.device.type == "cpu" else (z.shape[0], c.height)
+        frames, rows = decode_pieces(z.device, z.shape[0], c.height, c.width)
         for i in range(0, z.shape[0], frames):
             for y in range(0, c.height, rows):
                 zi = z[i:i + frames, :, y:y + rows].permute(0, 2, 3, 1)
@@ -297,6 +297,14 @@ class KeyedLatentGrid(LatentGrid):
         base = (k0 + tau * (k1 - k0)).flatten(0, 1)                               # (B*n, C, H, W)
         diff = (k1 - k0).expand(-1, n, -1, -1, -1).flatten(0, 1)
         return torch.cat([base - 0.5, diff], dim=1).permute(0, 2, 3, 1), base
+
+
+def decode_pieces(device: torch.device, frames: int, height: int, width: int) -> Tuple[int, int]:
+    """(frames, rows) per piece of the decoder's per-pixel network: on a CPU about ``DECODE_PIECE`` pixels
+    (rows of one frame), whose activations stay in the cache; elsewhere the whole batch at once."""
+    if device.type != "cpu":
+        return frames, height
+    return 1, min(height, max(1, DECODE_PIECE // width))
 
 
 def latent_grid_param_count(c: LatentGridConfig) -> int:
