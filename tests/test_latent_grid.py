@@ -105,6 +105,13 @@ def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, p
             dec = m(tp, kf, phase, slots=slots)
         assert dec.shape == fit.shape and float((dec - fit.detach()).abs().max()) < 1e-5
         assert float((fit.detach() - 0.5).abs().max()) > 0.1     # not a flat picture: the maps matter
+    with torch.autocast("cpu", dtype=torch.bfloat16):            # the same output type under autocast
+        fit = m(t, kf)
+        with torch.no_grad():
+            dec = m(t, kf)
+    assert dec.dtype == fit.dtype and float((dec.float() - fit.detach().float()).abs().max()) < 0.05
+    with torch.no_grad():                                        # an empty batch: an empty output
+        assert m(t[:0], kf[:0] if keyed else None).shape == (0, 3, 3, 12, 20)
 
 
 def test_decode_pieces_are_cache_sized_on_a_cpu_and_whole_batches_elsewhere():

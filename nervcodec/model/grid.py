@@ -228,14 +228,20 @@ class LatentGrid(VideoModel):
         first, m = self.mlp[0], c.maps * c.levels
         w = torch.cat([first.weight[:, :m] * c.gain, first.weight[:, m:]], dim=1)
         rest = self.mlp[1:]
-        x = torch.empty((z.shape[0], c.height, c.width, c.channels), device=z.device, dtype=z.dtype)
+        x: Optional[torch.Tensor] = None
         frames, rows = decode_pieces(z.device, z.shape[0], c.height, c.width)
         for i in range(0, z.shape[0], frames):
             for y in range(0, c.height, rows):
                 zi = z[i:i + frames, :, y:y + rows].permute(0, 2, 3, 1)
                 if more is not None:
                     zi = torch.cat([zi, more[i:i + frames, y:y + rows].to(zi.dtype)], dim=-1)
-                x[i:i + frames, y:y + rows] = rest(F.linear(zi, w, first.bias))
+                piece = rest(F.linear(zi, w, first.bias))
+                if frames == z.shape[0] and rows == c.height:
+                    return piece.permute(0, 3, 1, 2)
+                if x is None:   # the network's output type (bfloat16 under autocast)
+                    x = torch.empty((z.shape[0], c.height, c.width, c.channels), device=z.device, dtype=piece.dtype)
+                x[i:i + frames, y:y + rows] = piece
+        assert x is not None
         return x.permute(0, 3, 1, 2)    # NCHW shape, channels-last memory
 
     def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int, phase: float,
@@ -254,6 +260,8 @@ class LatentGrid(VideoModel):
             return torch.empty((b, d, c.channels, c.height, c.width), device=t.device)   # imports torch._dynamo: 2 s)
         at = torch.arange(d, device=t.device) if slots is None else torch.as_tensor(slots, device=t.device)
         n = int(at.numel())
+        if b * n == 0:
+            return torch.zeros((b, n, c.channels, c.height, c.width), device=t.device)
         tn = t[:, at].reshape(b * n)
         more, base = self._conditioning(keyframes, b, d, phase, at)
         if torch.is_grad_enabled():
@@ -300,10 +308,11 @@ class KeyedLatentGrid(LatentGrid):
 
 
 def decode_pieces(device: torch.device, frames: int, height: int, width: int) -> Tuple[int, int]:
-    """(frames, rows) per piece of the decoder's per-pixel network: on a CPU about ``DECODE_PIECE`` pixels
-    (rows of one frame), whose activations stay in the cache; elsewhere the whole batch at once."""
+    """(frames, rows) per piece of the decoder's per-pixel network (``frames`` >= 1): on a CPU about
+    ``DECODE_PIECE`` pixels (rows of one frame), whose activations stay in the cache; elsewhere the whole
+    batch at once."""
     if device.type != "cpu":
-        return frames, height
+        return max(frames, 1), height
     return 1, min(height, max(1, DECODE_PIECE // width))
 
 

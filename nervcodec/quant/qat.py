@@ -181,8 +181,9 @@ def segment_sums(v: torch.Tensor, sizes: List[int]) -> torch.Tensor:
 class RateTerm:
     """Learned per-tensor steps, the rate estimate and lambda, for one model's parameters.
 
-    The parameters are handled as one flat vector with a tensor index per element, so a step of
-    the fit costs a few whole-vector operations, not a few per tensor."""
+    The parameters are handled as one flat vector, the tensors' elements one after the other (their
+    sizes say where each begins), so a step of the fit costs a few whole-vector operations, not a few
+    per tensor."""
 
     def __init__(self, cfg: RateTermConfig, model: nn.Module):
         self.cfg = cfg
