@@ -54,35 +54,30 @@ def context_passes(shape: Tuple[int, int, int], get: Callable[[np.ndarray], np.n
     returns their symbols (the encoder looks them up, the decoder decodes them); returns the array."""
     t, h, w = shape
     out = np.zeros(t * h * w, np.int64)
-    # magnitudes decoded so far, padded by one zero on every side: a neighbour outside the array reads zero
+    # magnitudes decoded so far, padded by one zero on every side (a neighbour outside the array reads zero)
+    # and capped at the last class's floor (the class is the same, and no sum of six can overflow)
     mag = np.zeros((t + 2, h + 2, w + 2), np.int32)
-    # their magnitudes, unpadded (copied into ``mag`` per pass), capped at the last class's floor: the class
-    # is the same, and no sum of six can overflow
-    decoded = np.zeros(t * h * w, np.int32)
     flat = np.arange(t * h * w, dtype=np.int64).reshape(shape)
+    padded = np.arange(mag.size, dtype=np.int64).reshape(mag.shape)[1:-1, 1:-1, 1:-1]   # flat -> padded index
     anchor = (np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0
-    for n, (parity, spots) in enumerate(((0, anchor), (0, ~anchor), (1, anchor), (1, ~anchor))):
+    for parity, spots in ((0, anchor), (0, ~anchor), (1, anchor), (1, ~anchor)):
         frames = slice(parity, t, 2)           # the pass's frames; its positions in raster order:
-        idx = flat[frames][:, spots]           # (frames, spots) -> frame by frame, row by row
+        idx = flat[frames][:, spots].ravel()   # (frames, spots) -> frame by frame, row by row
         if not idx.size:
             continue
-        idx = idx.ravel()
-        if n == 0:      # nothing decoded yet: every context is zero
-            cls = np.zeros(idx.size, np.uint8)
-        else:
-            mag[1:-1, 1:-1, 1:-1] = decoded.reshape(shape)
-            f = slice(1 + parity, t + 1, 2)    # the same frames in the padded array
-            ctx = (mag[f, 1:-1, :-2] + mag[f, 1:-1, 2:] + mag[f, :-2, 1:-1] + mag[f, 2:, 1:-1]
-                   + mag[parity:t:2, 1:-1, 1:-1] + mag[2 + parity:t + 2:2, 1:-1, 1:-1])
-            cls = _CLASS_OF[np.minimum(ctx[:, spots].ravel(), CLASS_FLOOR[-1])]
+        f = slice(1 + parity, t + 1, 2)        # the same frames in the padded array
+        ctx = (mag[f, 1:-1, :-2] + mag[f, 1:-1, 2:] + mag[f, :-2, 1:-1] + mag[f, 2:, 1:-1]
+               + mag[parity:t:2, 1:-1, 1:-1] + mag[2 + parity:t + 2:2, 1:-1, 1:-1])
+        cls = _CLASS_OF[np.minimum(ctx[:, spots].ravel(), CLASS_FLOOR[-1])]
+        at = padded[frames][:, spots].ravel()
         counts = np.bincount(cls, minlength=len(CLASS_FLOOR))
         order = np.argsort(cls, kind="stable")          # raster order within each class
         ends = np.cumsum(counts)
         for k in np.flatnonzero(counts):
-            where = idx[order[ends[k] - counts[k]:ends[k]]]
-            sym = get(where)
-            out[where] = sym
-            decoded[where] = np.minimum(np.abs(sym), CLASS_FLOOR[-1])
+            pick = order[ends[k] - counts[k]:ends[k]]
+            sym = get(idx[pick])
+            out[idx[pick]] = sym
+            mag.ravel()[at[pick]] = np.minimum(np.abs(sym), CLASS_FLOOR[-1])
     return out.reshape(shape)
 
 

@@ -165,6 +165,13 @@ class LatentGrid(VideoModel):
         a = ((pos - start.double()) / span.double()).clamp(0, 1).float()
         return left, right, frac, g, a
 
+    def _frame_maps(self, level: int, left: torch.Tensor, right: torch.Tensor, fw: torch.Tensor,
+                    between: bool) -> torch.Tensor:
+        """Level ``level``'s per-frame maps at the frames ``left`` (blended towards ``right`` by ``fw``)."""
+        fm = getattr(self, f"frame{level}")
+        z0 = fm.index_select(0, left)                  # index_select: a row-wise backward pass
+        return z0 + fw * (fm.index_select(0, right) - z0) if between else z0
+
     def latents(self, t: torch.Tensor, between: bool = True) -> torch.Tensor:
         """(N,) times -> (N, maps x L, H, W): every level's maps at that time, upsampled to the frame.
         ``between=False`` promises whole frames (no blend with the next frame's maps: cheaper)."""
@@ -173,10 +180,8 @@ class LatentGrid(VideoModel):
         fw, gw = frac[:, None, None], a[:, None, None]
         maps = []
         for level in range(c.levels):
-            fm, gm = getattr(self, f"frame{level}"), getattr(self, f"group{level}")
-            z0 = fm.index_select(0, left)                  # index_select: a row-wise backward pass
-            if between:
-                z0 = z0 + fw * (fm.index_select(0, right) - z0)
+            gm = getattr(self, f"group{level}")
+            z0 = self._frame_maps(level, left, right, fw, between)
             g0 = gm.index_select(0, g)
             zs = [z0, g0 + gw * (gm.index_select(0, g + 1) - g0)]
             if c.still:
@@ -201,11 +206,8 @@ class LatentGrid(VideoModel):
         k = int(bounds.numel())
         maps = []
         for level in range(c.levels):
-            fm, gm = getattr(self, f"frame{level}"), getattr(self, f"group{level}")
-            z0 = fm.index_select(0, left)
-            if between:
-                z0 = z0 + fw * (fm.index_select(0, right) - z0)
-            shared = gm.index_select(0, bounds)
+            z0 = self._frame_maps(level, left, right, fw, between)
+            shared = getattr(self, f"group{level}").index_select(0, bounds)
             if c.still:
                 shared = torch.cat([shared, getattr(self, f"still{level}")])
             if level:       # the frames' maps and the shared ones, each as a channel of one picture
@@ -228,21 +230,17 @@ class LatentGrid(VideoModel):
         first, m = self.mlp[0], c.maps * c.levels
         w = torch.cat([first.weight[:, :m] * c.gain, first.weight[:, m:]], dim=1)
         rest = self.mlp[1:]
-        x: Optional[torch.Tensor] = None
         frames, rows = decode_pieces(z.device, z.shape[0], c.height, c.width)
+        out = []
         for i in range(0, z.shape[0], frames):
+            band = []
             for y in range(0, c.height, rows):
                 zi = z[i:i + frames, :, y:y + rows].permute(0, 2, 3, 1)
                 if more is not None:
                     zi = torch.cat([zi, more[i:i + frames, y:y + rows].to(zi.dtype)], dim=-1)
-                piece = rest(F.linear(zi, w, first.bias))
-                if frames == z.shape[0] and rows == c.height:
-                    return piece.permute(0, 3, 1, 2)
-                if x is None:   # the network's output type (bfloat16 under autocast)
-                    x = torch.empty((z.shape[0], c.height, c.width, c.channels), device=z.device, dtype=piece.dtype)
-                x[i:i + frames, y:y + rows] = piece
-        assert x is not None
-        return x.permute(0, 3, 1, 2)    # NCHW shape, channels-last memory
+                band.append(rest(F.linear(zi, w, first.bias)))
+            out.append(torch.cat(band, dim=1))
+        return torch.cat(out).permute(0, 3, 1, 2)    # NCHW shape, channels-last memory
 
     def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int, phase: float,
                       slots: torch.Tensor) -> Tuple[Optional[torch.Tensor], Any]:
@@ -308,11 +306,10 @@ class KeyedLatentGrid(LatentGrid):
 
 
 def decode_pieces(device: torch.device, frames: int, height: int, width: int) -> Tuple[int, int]:
-    """(frames, rows) per piece of the decoder's per-pixel network (``frames`` >= 1): on a CPU about
-    ``DECODE_PIECE`` pixels (rows of one frame), whose activations stay in the cache; elsewhere the whole
-    batch at once."""
+    """(frames, rows) per piece of the decoder's per-pixel network: on a CPU about ``DECODE_PIECE`` pixels
+    (rows of one frame), whose activations stay in the cache; elsewhere the whole batch at once."""
     if device.type != "cpu":
-        return max(frames, 1), height
+        return frames, height
     return 1, min(height, max(1, DECODE_PIECE // width))
 
 
