@@ -149,6 +149,44 @@ def test_keyframe_positions_show_the_decoded_keyframe(tmp_path, clip_file):
             assert np.array_equal(p[f], kp)
 
 
+@pytest.mark.skipif(not ffmpeg_has_encoder("libvvenc"), reason="no libvvenc")
+def test_prefetched_keyframe_stream_equals_the_stream_decoded_on_demand_and_carries_its_error(tmp_path, clip_file):
+    from nervcodec.codec.keyframes import KeyframeReader
+    from nervcodec.codec.layout import Layout
+    from nervcodec.container import SECTION_KEYFRAMES, read_file
+    from nervcodec.errors import ToolError
+    src, info, _ = clip_file(width=24, height=16, frames=9)
+    out = tmp_path / "s.nerv"
+    _enc([src], out, keyframe_codec="vvc-ra")
+    nf = read_file(out)
+    lay = Layout.from_dict(nf.header.model["layout"])
+    section, videos = nf.sections[SECTION_KEYFRAMES], nf.header.videos
+    lazy, early = KeyframeReader(section, videos, lay), KeyframeReader(section, videos, lay)
+    assert not early.codec.independent                  # vvc-ra: one stream per video
+    early.prefetch([0])
+    assert 0 in early._pending and not early.streams
+    keys = lay.keyframe_indices(videos[0], 0)
+    for f in keys:
+        for a, b in zip(lazy.planes(0, f), early.planes(0, f)):
+            assert np.array_equal(a, b)
+    assert not early._pending and 0 in early.streams     # the background decode was used, once
+
+    def broken(*args, **kwargs):
+        raise ToolError("ffmpeg failed: the stream is damaged")
+    bad = KeyframeReader(section, videos, lay)
+    bad.codec.decode = broken
+    bad.prefetch([0])
+    with pytest.raises(ToolError, match="damaged"):     # raised where the keyframes are needed, not lost
+        bad.planes(0, keys[0])
+
+    intra = tmp_path / "i.nerv"                          # independent keyframes stay on demand
+    _enc([src], intra)
+    nf = read_file(intra)
+    reader = KeyframeReader(nf.sections[SECTION_KEYFRAMES], nf.header.videos, lay)
+    reader.prefetch([0])
+    assert reader.codec.independent and not reader._pending
+
+
 def test_keyframe_share_moves_bytes_between_keyframes_and_weights(tmp_path, clip_file):
     src, info, _ = clip_file(width=64, height=48, frames=9)
     budget = int(6.0 * 64 * 48 * 9 / 8)

@@ -174,3 +174,24 @@ def test_a_collection_shares_one_time_axis_and_each_video_its_own_keyframes(tmp_
     for k in range(2):
         n, psnr = decoded_psnr_yuv(out, tmp_path / f"d{k}.y4m", sources[k], video=str(k))
         assert n == 6 and psnr > 35.0, (k, psnr)     # measured 42.5 and 40.9 dB
+
+
+def test_the_grids_keyframes_get_their_models_own_share_of_the_budget(tmp_path):
+    """latent-grid-kf gives its keyframes 0.7 of a --bpp budget unless --keyframe-share says otherwise;
+    D-NeRV keeps KEYFRAME_SHARE (0.6)."""
+    from nervcodec.codec.keyframes import KEYFRAME_SHARE, keyframe_share
+    from nervcodec.model import model_spec
+    grids, dnerv = model_spec("latent-grid-kf"), model_spec("dnerv")
+    assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0), grids) == 0.7
+    assert keyframe_share(EncodeConfig(model="dnerv", bpp=1.0), dnerv) == KEYFRAME_SHARE == 0.6
+    assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0, keyframe_share=0.4), grids) == 0.4
+    info, frames = make_moving_clip(width=32, height=24, frames=9)
+    src = tmp_path / "moving.y4m"
+    write_video(src, info, frames)
+    sections = {}
+    for share in (None, 0.7, 0.3):
+        p = plan([src], tmp_path / "k.nerv", EncodeConfig(model="latent-grid-kf", bpp=5.0, steps=1, device="cpu",
+                                                          clip_len=4, keyframe_codec="hevc", keyframe_share=share))
+        sections[share] = p.keyframes.section
+        assert 0 < len(p.keyframes.section) <= (0.7 if share is None else share) * p.budget
+    assert sections[None] == sections[0.7] and len(sections[0.3]) < len(sections[0.7])

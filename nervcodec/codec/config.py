@@ -41,7 +41,7 @@ class EncodeConfig:
     gop: Optional[int] = None     # frames per group of the latent-grid model; None = the model's default
     keyframe_codec: Optional[str] = None   # None = the default codec
     keyframe_quality: Optional[int] = None  # None = chosen by the rate planner
-    keyframe_share: Optional[float] = None  # share of a --bpp budget for keyframes; None = KEYFRAME_SHARE
+    keyframe_share: Optional[float] = None  # share of a --bpp budget for keyframes; None = the model's default
     keyframe_weights: Optional[str] = None  # local weights file for learned keyframe codecs
     fps: Optional[str] = None               # frame rate of PNG-sequence and raw .yuv inputs (default 25)
     size: Optional[str] = None              # WxH of raw .yuv inputs

@@ -68,6 +68,13 @@ def meta_network(nf: NervFile) -> VideoModel:
 def load_model(nf: NervFile) -> Tuple[VideoModel, Layout]:
     """Check the header's model against the file (bounds, geometry, a shape-only dry run), then
     rebuild the network and load its dequantized weights."""
+    spec, config, layout = check_model(nf)
+    return build_network(spec, config, nf.section(SECTION_WEIGHTS), nf.version[0], nf.header.quant_bits), layout
+
+
+def check_model(nf: NervFile) -> Tuple[ModelSpec, Any, Layout]:
+    """:func:`load_model`'s checks of an untrusted file, without decoding the weights: (the model's spec,
+    its configuration, the layout)."""
     mh = read_model_header(nf.header)
     spec, config = mh.spec, mh.config
     layout = Layout.from_dict(mh.layout)
@@ -75,7 +82,7 @@ def load_model(nf: NervFile) -> Tuple[VideoModel, Layout]:
     probe = meta_network(nf)
     _check_geometry(nf, spec, config, layout)
     _dry_run(probe, nf, layout)
-    return build_network(spec, config, nf.section(SECTION_WEIGHTS), nf.version[0], nf.header.quant_bits), layout
+    return spec, config, layout
 
 
 def _dry_run(probe: VideoModel, nf: NervFile, layout: Layout) -> None:
@@ -244,17 +251,20 @@ def decode(path: str | os.PathLike, output: str | os.PathLike, *, frames: Option
         raise ConfigError(f"--fps-scale must be in 1..16, got {fps_scale}")
     nf = read_file(path)
     dev = rank_device(resolve_device(device)) if split else resolve_device(device)
-    model, layout = load_model(nf)
+    spec, config, layout = check_model(nf)
     videos = nf.header.videos
     chosen = select_videos(videos, video)
     if frames is not None and len(chosen) != 1:
         raise ConfigError("--frames needs a single video; pick one with --video NAME|INDEX")
     rng = parse_frames(frames, videos[chosen[0]].num_frames) if frames is not None else None
     kf = kf_planes = None
-    if model.needs_keyframes:
+    if spec.cls.needs_keyframes:
         from .keyframes import KeyframeReader
         reader = KeyframeReader(nf.section(SECTION_KEYFRAMES), videos, layout, weights=keyframe_weights)
+        if not (split and launched()):     # one process: the first video's keyframe stream decodes (ffmpeg)
+            reader.prefetch(chosen[:1])    # while the weights are entropy-decoded below
         kf, kf_planes = reader.source, reader.planes
+    model = build_network(spec, config, nf.section(SECTION_WEIGHTS), nf.version[0], nf.header.quant_bits)
     targets, folder = _outputs(output, videos, chosen, ".mkv" if fmt == "mkv" else ".y4m")
     dist = (init_from_env(dev.type) if launched() else current()) if split else None
     mine = chosen[dist.rank::dist.world] if dist is not None else chosen   # torchrun: videos dealt over ranks

@@ -8,6 +8,7 @@ clip needs only its two keyframes.
 """
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass, field
 from collections.abc import Sequence as SequenceABC
@@ -21,6 +22,7 @@ from ..io.cache import ArrayStore, DiskCache
 from ..io.video import Frames, VideoInfo
 from ..keyframes import (KEYFRAME_CODECS, default_keyframe_codec, keyframe_codec, keyframe_codec_by_id,
                          search_quality)
+from ..model import ModelSpec
 from .config import EncodeConfig
 from .layout import Item, Layout
 from .tiles import upsample_chroma
@@ -96,8 +98,10 @@ class _VideoKeyframes(SequenceABC):
 
 
 def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
-                     budget: Optional[int], cache: Optional[DiskCache] = None) -> KeyframePlan:
-    """Code the keyframes of every video, choosing the quality to fit their share of ``budget``.
+                     budget: Optional[int], cache: Optional[DiskCache] = None, spec: Optional[ModelSpec] = None,
+                     ) -> KeyframePlan:
+    """Code the keyframes of every video, choosing the quality to fit their share of ``budget``
+    (:func:`keyframe_share` for ``spec``'s model).
 
     With a ``cache`` the decoded keyframes are kept in it, not in memory."""
     fmt = infos[0].pix_fmt
@@ -116,7 +120,7 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
         quality = codec.check_quality(cfg.keyframe_quality)
         coded = _encode_all(codec, per_video, quality)
     elif budget is not None:
-        quality, coded = _choose(codec, per_video, int(budget * keyframe_share(cfg)))
+        quality, coded = _choose(codec, per_video, int(budget * keyframe_share(cfg, spec)))
     else:
         quality = _default_quality(codec)
         coded = _encode_all(codec, per_video, quality)
@@ -136,9 +140,12 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
     return KeyframePlan(pack_keyframe_section(codec.codec_id, params, quality, blobs), decoded, codec.name, quality, native)
 
 
-def keyframe_share(cfg: EncodeConfig) -> float:
-    """The share of a rate budget the keyframes get: --keyframe-share, else KEYFRAME_SHARE."""
-    return cfg.keyframe_share if cfg.keyframe_share is not None else KEYFRAME_SHARE
+def keyframe_share(cfg: EncodeConfig, spec: Optional[ModelSpec] = None) -> float:
+    """The share of a rate budget the keyframes get: --keyframe-share, else the model's own default
+    (``ModelSpec.keyframe_share``), else KEYFRAME_SHARE."""
+    if cfg.keyframe_share is not None:
+        return cfg.keyframe_share
+    return spec.keyframe_share if spec is not None and spec.keyframe_share is not None else KEYFRAME_SHARE
 
 
 def _encode_all(codec, per_video: Sequence[Frames], quality: int) -> List[List[bytes]]:
@@ -185,7 +192,20 @@ class KeyframeReader:
         self.cache: Dict[Tuple[int, int], np.ndarray] = {}
         self.native: Dict[Tuple[int, int], List[np.ndarray]] = {}
         self.streams: Dict[int, Tuple[Dict[int, int], Frames]] = {}   # inter-coded keyframes: per video, all
+        self._pending: Dict[int, _Background] = {}      # streams being decoded in the background (prefetch)
         self.bytes = len(data)
+
+    def prefetch(self, videos: Sequence[int]) -> None:
+        """Start decoding the keyframe streams of ``videos`` in the background, so that ffmpeg (its own
+        process) works while the caller does something else, such as entropy-decoding the weights; the
+        first :meth:`source` or :meth:`planes` that needs a stream waits for it.  Only for a codec whose
+        keyframes decode as one stream per video (``independent`` False), where any frame needs all of
+        them anyway; independent keyframes stay on demand (random access decodes only its own)."""
+        if self.codec.independent:
+            return
+        for vi in videos:
+            if vi not in self.streams and vi not in self._pending:
+                self._pending[vi] = _Background(self._decode_stream, vi)
 
     @property
     def codec_name(self) -> str:
@@ -227,10 +247,39 @@ class KeyframeReader:
             blobs = [self.section.blobs[self.index[(video, f)]] for f in frames]
             return self.codec.decode(blobs, v.pix_fmt, v.width, v.height, self.section.params)
         if video not in self.streams:
-            own = [k for k in self.keys if k[0] == video]
-            whole = self.codec.decode([self.section.blobs[self.index[k]] for k in own], v.pix_fmt, v.width,
-                                      v.height, self.section.params)
-            self.streams[video] = ({f: i for i, (_, f) in enumerate(own)}, whole)
+            job = self._pending.pop(video, None)
+            self.streams[video] = job.result() if job is not None else self._decode_stream(video)
         at, whole = self.streams[video]
         pick = [at[f] for f in frames]
         return Frames(tuple(p[pick] for p in whole.planes), whole.pix_fmt)
+
+    def _decode_stream(self, video: int) -> Tuple[Dict[int, int], Frames]:
+        """A video's whole keyframe stream: (frame -> position in it, the decoded frames)."""
+        v = self.infos[video]
+        own = [k for k in self.keys if k[0] == video]
+        whole = self.codec.decode([self.section.blobs[self.index[k]] for k in own], v.pix_fmt, v.width,
+                                  v.height, self.section.params)
+        return {f: i for i, (_, f) in enumerate(own)}, whole
+
+
+class _Background:
+    """``fn(*args)`` on a daemon thread; :meth:`result` waits and returns its value or raises its error
+    in the caller's thread (a daemon: a decoder that fails meanwhile does not wait for it at exit)."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Any, args: tuple) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:    # re-raised by result(), in the thread that asks
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

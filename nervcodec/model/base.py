@@ -93,6 +93,9 @@ class ModelSpec:
     # keyframe-conditioned models: the clip lengths the planner chooses among when --clip-len is not
     # given (nervcodec/codec/cliplen.py); empty: the default length
     clip_lens: Tuple[int, ...] = ()
+    # keyframe-conditioned models: the share of a --bpp budget their keyframes get when --keyframe-share
+    # is not given; None: the codec's KEYFRAME_SHARE (nervcodec/codec/keyframes.py)
+    keyframe_share: Optional[float] = None
 
     def bits_per_weight(self, bits: int) -> float:
         """Coded bits of one ``bits``-bit weight: measured where known, else a conservative guess."""
