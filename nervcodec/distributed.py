@@ -84,6 +84,17 @@ class Dist:
         tdist.barrier()
 
 
+def leave() -> None:
+    """Leave the process group this process joined, if any, after a barrier (so that no rank closes its
+    connections while another still reads from them).  Called when a command has succeeded: a process
+    that exits with its gloo group alive leaves the group's threads to the interpreter's teardown, which
+    now and then aborts it after a successful run ("terminate called without an active exception",
+    SIGABRT: seen in about 1 of 12 two-rank encodes on this project's CPU)."""
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.barrier()
+        tdist.destroy_process_group()
+
+
 def launched() -> bool:
     """True when started by torchrun (or any launcher) with more than one process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1

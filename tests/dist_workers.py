@@ -18,9 +18,12 @@ def _join(rank: int, world: int, folder: str) -> None:
 
 
 def _leave() -> None:
-    """Every rank done before any tears the group down (gloo aborts a process whose peer is gone)."""
-    tdist.barrier()
-    tdist.destroy_process_group()
+    """Every rank done before any tears the group down (gloo aborts a process whose peer is gone): the
+    library's own way out, which the CLI takes after a successful command under torchrun."""
+    from nervcodec.distributed import leave
+    leave()
+    assert not tdist.is_initialized()
+    leave()     # alone again: nothing to leave
 
 
 def tiny_data():

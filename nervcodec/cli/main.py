@@ -19,6 +19,7 @@ from typing import Any, Optional, Sequence
 import click
 
 from .. import __version__
+from ..distributed import leave
 from ..errors import NervCodecError, NervCodecWarning
 from ..textutil import plural
 from ..model import model_names
@@ -51,7 +52,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             with warnings.catch_warnings():  # the command's warning settings end with the command
-                return super().invoke(ctx)
+                rv = super().invoke(ctx)
+            leave()     # under torchrun: leave the process group before the interpreter tears it down
+            return rv
         except BrokenPipeError:
             _reader_went_away()
         except NervCodecError as exc:
