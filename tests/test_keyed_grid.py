@@ -180,11 +180,9 @@ def test_the_grids_keyframes_get_their_models_own_share_of_the_budget(tmp_path):
     """latent-grid-kf gives its keyframes 0.7 of a --bpp budget unless --keyframe-share says otherwise;
     D-NeRV keeps KEYFRAME_SHARE (0.6)."""
     from nervcodec.codec.keyframes import KEYFRAME_SHARE, keyframe_share
-    from nervcodec.model import model_spec
-    grids, dnerv = model_spec("latent-grid-kf"), model_spec("dnerv")
-    assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0), grids) == 0.7
-    assert keyframe_share(EncodeConfig(model="dnerv", bpp=1.0), dnerv) == KEYFRAME_SHARE == 0.6
-    assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0, keyframe_share=0.4), grids) == 0.4
+    assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0)) == 0.7
+    assert keyframe_share(EncodeConfig(model="dnerv", bpp=1.0)) == KEYFRAME_SHARE == 0.6
+    assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0, keyframe_share=0.4)) == 0.4
     info, frames = make_moving_clip(width=32, height=24, frames=9)
     src = tmp_path / "moving.y4m"
     write_video(src, info, frames)

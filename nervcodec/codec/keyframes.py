@@ -8,8 +8,8 @@ clip needs only its two keyframes.
 """
 from __future__ import annotations
 
-import threading
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from collections.abc import Sequence as SequenceABC
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -22,7 +22,7 @@ from ..io.cache import ArrayStore, DiskCache
 from ..io.video import Frames, VideoInfo
 from ..keyframes import (KEYFRAME_CODECS, default_keyframe_codec, keyframe_codec, keyframe_codec_by_id,
                          search_quality)
-from ..model import ModelSpec
+from ..model import model_spec
 from .config import EncodeConfig
 from .layout import Item, Layout
 from .tiles import upsample_chroma
@@ -98,10 +98,8 @@ class _VideoKeyframes(SequenceABC):
 
 
 def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
-                     budget: Optional[int], cache: Optional[DiskCache] = None, spec: Optional[ModelSpec] = None,
-                     ) -> KeyframePlan:
-    """Code the keyframes of every video, choosing the quality to fit their share of ``budget``
-    (:func:`keyframe_share` for ``spec``'s model).
+                     budget: Optional[int], cache: Optional[DiskCache] = None) -> KeyframePlan:
+    """Code the keyframes of every video, choosing the quality to fit their share of ``budget``.
 
     With a ``cache`` the decoded keyframes are kept in it, not in memory."""
     fmt = infos[0].pix_fmt
@@ -120,7 +118,7 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
         quality = codec.check_quality(cfg.keyframe_quality)
         coded = _encode_all(codec, per_video, quality)
     elif budget is not None:
-        quality, coded = _choose(codec, per_video, int(budget * keyframe_share(cfg, spec)))
+        quality, coded = _choose(codec, per_video, int(budget * keyframe_share(cfg)))
     else:
         quality = _default_quality(codec)
         coded = _encode_all(codec, per_video, quality)
@@ -140,12 +138,13 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
     return KeyframePlan(pack_keyframe_section(codec.codec_id, params, quality, blobs), decoded, codec.name, quality, native)
 
 
-def keyframe_share(cfg: EncodeConfig, spec: Optional[ModelSpec] = None) -> float:
+def keyframe_share(cfg: EncodeConfig) -> float:
     """The share of a rate budget the keyframes get: --keyframe-share, else the model's own default
     (``ModelSpec.keyframe_share``), else KEYFRAME_SHARE."""
     if cfg.keyframe_share is not None:
         return cfg.keyframe_share
-    return spec.keyframe_share if spec is not None and spec.keyframe_share is not None else KEYFRAME_SHARE
+    own = model_spec(cfg.model).keyframe_share
+    return own if own is not None else KEYFRAME_SHARE
 
 
 def _encode_all(codec, per_video: Sequence[Frames], quality: int) -> List[List[bytes]]:
@@ -192,7 +191,7 @@ class KeyframeReader:
         self.cache: Dict[Tuple[int, int], np.ndarray] = {}
         self.native: Dict[Tuple[int, int], List[np.ndarray]] = {}
         self.streams: Dict[int, Tuple[Dict[int, int], Frames]] = {}   # inter-coded keyframes: per video, all
-        self._pending: Dict[int, _Background] = {}      # streams being decoded in the background (prefetch)
+        self._pending: Dict[int, Future] = {}      # streams being decoded in the background (prefetch)
         self.bytes = len(data)
 
     def prefetch(self, videos: Sequence[int]) -> None:
@@ -203,10 +202,11 @@ class KeyframeReader:
         them anyway; independent keyframes stay on demand (random access decodes only its own)."""
         if self.codec.independent:
             return
-        for vi in videos:
-            if vi not in self.streams and vi not in self._pending:
-                self._pending[vi] = _Background(self._decode_stream, vi)
-
+        todo = [vi for vi in dict.fromkeys(videos) if vi not in self.streams and vi not in self._pending]
+        if todo:
+            pool = ThreadPoolExecutor(max_workers=1)
+            self._pending.update((vi, pool.submit(self._decode_stream, vi)) for vi in todo)
+            pool.shutdown(wait=False)     # the submitted work still runs; the pool takes nothing more
     @property
     def codec_name(self) -> str:
         return self.codec.name
@@ -261,25 +261,3 @@ class KeyframeReader:
                                   v.height, self.section.params)
         return {f: i for i, (_, f) in enumerate(own)}, whole
 
-
-class _Background:
-    """``fn(*args)`` on a daemon thread; :meth:`result` waits and returns its value or raises its error
-    in the caller's thread (a daemon: a decoder that fails meanwhile does not wait for it at exit)."""
-
-    def __init__(self, fn: Any, *args: Any) -> None:
-        self._value: Any = None
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Any, args: tuple) -> None:
-        try:
-            self._value = fn(*args)
-        except BaseException as exc:    # re-raised by result(), in the thread that asks
-            self._error = exc
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value

@@ -181,7 +181,7 @@ def _too_low(cfg: EncodeConfig, spec: ModelSpec, layout: Layout, channels: int, 
     if smallest is None or weights is None:
         return str(exc)
     per = bits_per_param(cfg.quant_bits, spec)
-    share = keyframe_share(cfg, spec) if spec.cls.needs_keyframes else 0.0
+    share = keyframe_share(cfg) if spec.cls.needs_keyframes else 0.0
     overhead = max(budget - weights - int(budget * share), 0)
     need = (smallest * per / 8 + overhead) / (1 - share)
     lowest = math.ceil(need * 8 / pixels * 1000) / 1000
@@ -308,7 +308,7 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     batch = _global_batch(cfg.batch, spec.batch)
     if _chooses_clip_len(cfg, spec, budget, holdout, mask, cache):
         choice = choose_clip_len(spec.clip_lens, make_layout,
-                                 lambda lay: encode_keyframes(infos, frames, lay, cfg, budget, spec=spec), infos, frames,
+                                 lambda lay: encode_keyframes(infos, frames, lay, cfg, budget), infos, frames,
                                  steps, batch)
         clip_len, layout, kf, scores = choice.clip_len, choice.layout, choice.keyframes, choice.scores
         visible = None
@@ -316,7 +316,7 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
         clip_len = (cfg.clip_len or DEFAULT_CLIP_LEN) if keyframed else 1
         layout = make_layout(clip_len)
         visible = _visible(infos, frames, layout, mask, cache) if (mask is not None or holdout is not None) else None
-        kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache, spec) if keyframed else None
+        kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache) if keyframed else None
     options = model_options(cfg, infos, clip_len)
     weights = _weight_budget(cfg, spec, infos, layout, kf, budget, options) if budget is not None else None
     channels = infos[0].pix_fmt.num_planes
