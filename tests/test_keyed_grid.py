@@ -11,8 +11,9 @@ from nervcodec.codec.plan import plan
 from nervcodec.container import read_file
 from nervcodec.errors import ConfigError
 from nervcodec.io import write_video
-from nervcodec.model import build_model
-from nervcodec.model.grid import KeyedGridConfig, KeyedLatentGrid, latent_grid_param_count, plan_keyed_grid
+from nervcodec.model import build_model, config_from_dict, config_to_dict
+from nervcodec.model.grid import (MOTION_DEFAULT, MOTION_OUTPUTS, MOTION_SCALE, KeyedGridConfig, KeyedLatentGrid,
+                                  latent_grid_param_count, plan_keyed_grid)
 
 from conftest import (assert_ranges_equal_the_full_decode, decoded_psnr_yuv, decodes_with_threads_and_batches,
                       encode_moving, load_benchmark, make_moving_clip)
@@ -51,6 +52,51 @@ def test_the_output_corrects_the_blend_of_the_two_keyframes():
         assert not torch.allclose(m(t, other), m(t, k))
     with pytest.raises(ValueError, match="keyframes"):
         m(t)
+
+
+def _without_a_correction(m: KeyedLatentGrid) -> None:
+    m.mlp[-1].weight.zero_()
+    m.mlp[-1].bias.zero_()
+    for blk in m.refine:
+        blk[2].weight.zero_()
+        blk[2].bias.zero_()
+
+
+def test_motion_warps_each_keyframe_by_its_field_and_blends_them_by_the_corrected_weight():
+    """motion=True: the last layer's five more outputs are a displacement per keyframe (MOTION_SCALE pixels per
+    unit) and a correction of the blend weight; at zero it is the plain blend, and a new model starts there."""
+    torch.manual_seed(0)
+    c = _config(motion=True)
+    assert c.outputs == 3 + MOTION_OUTPUTS and c.inputs == _config().inputs
+    m = build_model("latent-grid-kf", c)
+    assert m.num_params() == latent_grid_param_count(c) == latent_grid_param_count(_config()) + 5 * (6 + 1)
+    assert not m.mlp[-1].weight[3:].any() and not m.mlp[-1].bias.any()          # no motion at the start
+    k = torch.rand(2, 2, 3, 12, 20) * 0.8 + 0.1
+    t = torch.arange(8, dtype=torch.float32).view(2, 4) / 9
+    tau = (torch.arange(4.0) / 4).view(1, 4, 1, 1, 1)
+    blend = k[:, 0:1] + tau * (k[:, 1:2] - k[:, 0:1])
+    with torch.no_grad():
+        _without_a_correction(m)
+        assert torch.allclose(m(t, k), blend, atol=1e-6)
+        bias = m.mlp[-1].bias
+        bias[3] = 1.0 / MOTION_SCALE          # keyframe 0 read one pixel to the right
+        bias[6] = -2.0 / MOTION_SCALE         # keyframe 1 read two rows up
+        bias[7] = 0.2                         # and the blend weight 0.2 towards keyframe 1
+        right = torch.cat([k[..., 1:], k[..., -1:]], dim=-1)[:, 0:1]              # the border repeated
+        up = torch.cat([k[..., :1, :], k[..., :1, :], k[..., :-2, :]], dim=-2)[:, 1:2]
+        w = tau + 0.2
+        assert torch.allclose(m(t, k), right * (1 - w) + up * w, atol=1e-5)
+        bias[3:] = 0.0
+        assert torch.allclose(m(t, k), blend, atol=1e-6)
+
+
+def test_a_file_written_before_motion_decodes_as_the_plain_blend():
+    """Files of latent-grid-kf written before the field existed have no "motion" in their config: False."""
+    stored = config_to_dict(_config())
+    del stored["motion"]
+    assert config_from_dict(KeyedGridConfig, stored) == _config() and not _config().motion
+    assert plan_keyed_grid(144, 176, 3, 0, frames=48, clip_len=8).motion is MOTION_DEFAULT
+    assert not plan_keyed_grid(144, 176, 3, 0, frames=48, clip_len=8, motion=False).motion
 
 
 @pytest.fixture(scope="module")

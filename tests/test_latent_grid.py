@@ -80,7 +80,7 @@ def test_forward_shapes_and_frame_lookup():
     assert all(not torch.equal(after[f], last[f]) for f in range(7))
 
 
-@pytest.mark.parametrize("keyed", [False, True])
+@pytest.mark.parametrize("keyed", [False, True, "motion"])
 @pytest.mark.parametrize("piece", [1 << 15, 45])      # whole frames, and pieces of two rows and a bit
 def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, piece):
     """Decoding upsamples each boundary and still map once per call, folds the gain into the first layer
@@ -90,7 +90,7 @@ def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, p
     torch.manual_seed(1)
     cfg = _tiny_config(frames=9, group=4)
     if keyed:
-        cfg = KeyedGridConfig(**{**cfg.__dict__, "clip_len": 3})
+        cfg = KeyedGridConfig(**{**cfg.__dict__, "clip_len": 3, "motion": keyed == "motion"})
     m = (KeyedLatentGrid if keyed else LatentGrid)(cfg)
     with torch.no_grad():
         for p in m.parameters():
