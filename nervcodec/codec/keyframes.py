@@ -207,6 +207,7 @@ class KeyframeReader:
             pool = ThreadPoolExecutor(max_workers=1)
             self._pending.update((vi, pool.submit(self._decode_stream, vi)) for vi in todo)
             pool.shutdown(wait=False)     # the submitted work still runs; the pool takes nothing more
+
     @property
     def codec_name(self) -> str:
         return self.codec.name

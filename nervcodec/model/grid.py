@@ -329,8 +329,8 @@ class KeyedLatentGrid(LatentGrid):
         more = torch.cat([base - 0.5, diff], dim=1).permute(0, 2, 3, 1)
         if not c.motion:
             return more, base
-        return more, (k0.expand(-1, n, -1, -1, -1).flatten(0, 1), k1.expand(-1, n, -1, -1, -1).flatten(0, 1),
-                      tau.expand(b, -1, -1, -1, -1).flatten(0, 1))
+        pairs = keyframes.float()[:, None].expand(-1, n, -1, -1, -1, -1).flatten(0, 2)   # (B*n*2, C, H, W)
+        return more, (pairs, tau.expand(b, -1, -1, -1, -1).flatten(0, 1))
 
     def _prediction(self, x: torch.Tensor, base: Any) -> Tuple[torch.Tensor, Any]:
         """With ``motion``: each keyframe warped by its own displacement field (bilinear, borders repeated),
@@ -339,24 +339,23 @@ class KeyedLatentGrid(LatentGrid):
         c = self.config
         if not c.motion:
             return x, base
-        k0, k1, tau = base
+        pairs, tau = base
+        n, _, h, w = x.shape
         m = x[:, c.channels:]
-        w = tau + m[:, 4:5]
-        pred = warp(k0, m[:, 0:2]) * (1 - w) + warp(k1, m[:, 2:4]) * w
-        return x[:, :c.channels], pred
+        k = warp(pairs, m[:, :4].reshape(2 * n, 2, h, w)).view(n, 2, c.channels, h, w)   # both in one call
+        return x[:, :c.channels], k[:, 0] + (tau + m[:, 4:5]) * (k[:, 1] - k[:, 0])
 
 
 def warp(pictures: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) pictures sampled at each pixel plus ``MOTION_SCALE x flow`` pixels ((N, 2, H, W): x, y),
     bilinearly, the border repeated outside."""
-    n, _, h, w = pictures.shape
-    dev = pictures.device
-    ys = torch.linspace(1.0 / h - 1.0, 1.0 - 1.0 / h, h, device=dev)
-    xs = torch.linspace(1.0 / w - 1.0, 1.0 - 1.0 / w, w, device=dev)
-    grid = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w)], dim=-1)      # pixel centres
-    unit = torch.tensor([2.0 * MOTION_SCALE / w, 2.0 * MOTION_SCALE / h], device=dev)
-    grid = grid + flow.permute(0, 2, 3, 1) * unit
-    return F.grid_sample(pictures, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    h, w = pictures.shape[-2:]
+    xs = torch.arange(w, device=pictures.device, dtype=torch.float32) + 0.5       # pixel centres, in pixels
+    ys = torch.arange(h, device=pictures.device, dtype=torch.float32)[:, None] + 0.5
+    gx = (xs + MOTION_SCALE * flow[:, 0]) * (2.0 / w) - 1.0                        # grid_sample's [-1, 1]
+    gy = (ys + MOTION_SCALE * flow[:, 1]) * (2.0 / h) - 1.0
+    return F.grid_sample(pictures, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode="border",
+                         align_corners=False)
 
 
 def decode_pieces(device: torch.device, frames: int, height: int, width: int) -> Tuple[int, int]:
