@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from click.testing import CliRunner
 
 from nervcodec.bytesio import Reader
@@ -81,12 +82,16 @@ def test_forward_shapes_and_frame_lookup():
 
 
 @pytest.mark.parametrize("keyed", [False, True, "motion"])
-@pytest.mark.parametrize("piece", [1 << 15, 45])      # whole frames, and pieces of two rows and a bit
+@pytest.mark.parametrize("piece", [1 << 15, 45, "batch"])   # whole frames, pieces of 45 pixels, the whole batch
 def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, piece):
-    """Decoding upsamples each boundary and still map once per call, folds the gain into the first layer
-    and runs the per-pixel network in pieces on a CPU: the fit's function (its path under autograd)."""
+    """Decoding upsamples each level by two matrix products, folds the gain into the first layer and runs
+    the per-pixel network channels-first, in pieces of a frame on a CPU and over the whole batch at once
+    elsewhere ("batch": that path, on the CPU): the fit's function (its path under autograd)."""
     from nervcodec.model import grid
-    monkeypatch.setattr(grid, "DECODE_PIECE", piece)
+    if piece == "batch":
+        monkeypatch.setattr(grid, "decode_pieces", lambda device, frames, pixels: (frames, pixels))
+    else:
+        monkeypatch.setattr(grid, "DECODE_PIECE", piece)
     torch.manual_seed(1)
     cfg = _tiny_config(frames=9, group=4)
     if keyed:
@@ -117,10 +122,24 @@ def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, p
 def test_decode_pieces_are_cache_sized_on_a_cpu_and_whole_batches_elsewhere():
     from nervcodec.model.grid import DECODE_PIECE, decode_pieces
     cpu, gpu = torch.device("cpu"), torch.device("cuda")      # a device object only: nothing runs on it
-    assert decode_pieces(cpu, 8, 144, 176) == (1, 144)                     # QCIF: a frame is one piece
-    assert decode_pieces(cpu, 8, 1080, 1920) == (1, DECODE_PIECE // 1920)  # HD: rows of a frame
-    assert decode_pieces(cpu, 2, 4, 100000) == (1, 1)                      # at least one row
-    assert decode_pieces(gpu, 8, 1080, 1920) == (8, 1080)
+    assert decode_pieces(cpu, 8, 12 * 20) == (1, 12 * 20)                    # a small frame is one piece
+    assert decode_pieces(cpu, 8, 1080 * 1920) == (1, DECODE_PIECE)           # larger ones: pieces of a frame
+    assert decode_pieces(gpu, 8, 1080 * 1920) == (8, 1080 * 1920)
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("size,out", [(72, 144), (5, 144), (3, 176), (9, 144), (1, 12), (7, 7), (75, 149)])
+def test_the_decoders_resize_matrices_are_interpolates_weights(mode, size, out):
+    """Each level's upsampling in the decoder is R_h @ Z @ R_w.T: F.interpolate's result up to float
+    rounding (of the sums, and of the sample positions, which PyTorch's kernel may compute with a fused
+    multiply-add), at exact and fractional scales (ceil-divided level sizes) and at the borders."""
+    from nervcodec.model.grid import resize_matrix
+    torch.manual_seed(0)
+    z = torch.randn(4, size, size + 3)
+    ref = F.interpolate(z[None], size=(out, out + 5), mode=mode, align_corners=False)[0]
+    mine = resize_matrix(size, out, mode) @ z @ resize_matrix(size + 3, out + 5, mode).T
+    assert mine.shape == ref.shape and float((mine - ref).abs().max()) < 5e-5
+    assert torch.allclose(resize_matrix(size, out, mode).sum(dim=1), torch.ones(out))   # weights sum to one
 
 
 def test_frames_between_frames_blend_the_neighbours_maps():

@@ -34,6 +34,13 @@ def _to_int(x: torch.Tensor, max_value: int, dtype: np.dtype) -> np.ndarray:
     return torch.round(x.float().clamp(0, 1) * max_value).to(torch.int32).cpu().numpy().astype(dtype)
 
 
+def _slots(a: np.ndarray, shown: Sequence[int], clip_len: int) -> np.ndarray:
+    """(B, len(shown), ...) -> (B, clip_len, ...): each slot in its place, the others zero."""
+    whole = np.zeros((a.shape[0], clip_len) + a.shape[2:], a.dtype)
+    whole[:, list(shown)] = a
+    return whole
+
+
 @contextlib.contextmanager
 def full_precision() -> Iterator[None]:
     """float32 convolutions and matrix products without TF32 (restored afterwards)."""
@@ -126,13 +133,16 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
                                                   enabled=half and device.type == "cuda"):
                 if shown is None:
                     out = model(tp, kf, p) if p else model(tp, kf)
-                else:   # only the positions shown; the others (keyframes, outside the range) stay zero
-                    out = torch.zeros((len(chunk), layout.clip_len, int(cfg.channels), work_h, work_w), device=device)
-                    if shown:
-                        out[:, shown] = model(tp, kf, slots=shown)
+                elif shown:     # only the positions shown
+                    out = model(tp, kf, slots=shown)
+                else:
+                    out = torch.zeros((len(chunk), 0, int(cfg.channels), work_h, work_w), device=device)
             py, pc = split_planes(out.float(), shift)
-            rendered[p] = (_to_int(py, fmt.max_value, fmt.dtype),
-                           _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None)
+            ys = _to_int(py, fmt.max_value, fmt.dtype)
+            cs = _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None
+            if shown is not None:   # into whole clips: the positions not shown (keyframes, outside the range) zero
+                ys, cs = (_slots(a, shown, layout.clip_len) if a is not None else None for a in (ys, cs))
+            rendered[p] = (ys, cs)
         ys, cs = rendered[phase]
         for i, it in enumerate(chunk):
             key = (it.video, it.clip)

@@ -87,7 +87,7 @@ def _tensors(data: bytes, template: Mapping[str, torch.Tensor], major: int,
         sym = decode_symbols(r, count, signed=signed, shape=shape)
         if not signed and sym.size and (sym.min() < 0 or sym.max() > (1 << bits) - 1):
             raise FormatError(f"weights section: tensor {name} has symbols outside {bits}-bit range")
-        if signed and sym.size and np.abs(sym).max() > 2 ** 30:
+        if signed and sym.size and (sym.min() < -2 ** 30 or sym.max() > 2 ** 30):
             raise FormatError(f"weights section: tensor {name} has implausibly large symbols")
         yield name, QuantizedTensor(sym.reshape(shape).astype(np.int32), step, lo), r.pos - start, method
     r.expect_end()

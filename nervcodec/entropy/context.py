@@ -26,10 +26,11 @@ class, skipping empty classes.
 On the latents of the grids fitted at 0.25-1.0 bpp to people_qcif_48f this codes the latents in
 12-13 % fewer bytes than the best single model per tensor (the same symbols; measured exactly).
 
-The walk works on whole arrays: a pass's contexts are sums of six shifted views of a zero-padded
-array of decoded magnitudes, a table maps sums to classes, and one stable sort by class splits the
-pass into its groups (raster order within each).  Over the 126 latent maps of the twelve bench files
-of 2026-12-03 this takes about a third of the time of a per-pass full-array sum with a search per class.
+The decoder's work follows the symbols that are not zero, not the array's size (latent maps are
+mostly zero): a pass's contexts are scattered from the nonzero symbols of the passes before it, the
+few positions they reach are sorted by class, and every other position is class 0 without a look.
+On carphone_pristine's latent maps (120 x 144 x 176 at full resolution) this decodes in a fraction of
+the time of a walk over whole arrays (docs/benchmarks.md, "Decoding speed of the grids").
 """
 from __future__ import annotations
 
@@ -49,45 +50,89 @@ MIN_CONTEXT_SIZE = 512      # smaller arrays gain too little to pay for the clas
 _CLASS_OF = (np.searchsorted(CLASS_FLOOR, np.arange(CLASS_FLOOR[-1] + 1), side="right") - 1).astype(np.uint8)
 
 
-def context_passes(shape: Tuple[int, int, int], get: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Walk the (pass, class) groups in coding order: ``get(flat indices of the group's positions)``
-    returns their symbols (the encoder looks them up, the decoder decodes them); returns the array."""
+# the six neighbours of a symbol, as (frame, row, column) offsets: left, right, up, down, previous, next
+_NEIGHBOURS = ((0, 0, -1), (0, 0, 1), (0, -1, 0), (0, 1, 0), (-1, 0, 0), (1, 0, 0))
+
+Locate = Callable[[], Tuple[np.ndarray, np.ndarray]]
+
+
+def context_passes(shape: Tuple[int, int, int], get: Callable[[int, Locate], np.ndarray]) -> np.ndarray:
+    """Walk the (pass, class) groups in coding order: ``get(count, locate)`` returns a group's ``count``
+    symbols, ``locate()`` their (frames, positions within a frame (flat, ``y * W + x``)) in coding order
+    (the encoder looks them up there, the decoder only needs the count); returns the array (int64).
+
+    Only the symbols that are not zero cost work beyond the zeroed output: a pass's contexts are
+    summed from the nonzero symbols decoded before it (each adds its capped magnitude to those of
+    its six neighbours that are in the pass), so every position they do not reach is in class 0,
+    which is located only when it holds a symbol that is not zero."""
     t, h, w = shape
-    out = np.zeros(t * h * w, np.int64)
-    # magnitudes decoded so far, padded by one zero on every side (a neighbour outside the array reads zero)
-    # and capped at the last class's floor (the class is the same, and no sum of six can overflow)
-    mag = np.zeros((t + 2, h + 2, w + 2), np.int32)
-    flat = np.arange(t * h * w, dtype=np.int64).reshape(shape)
-    padded = np.arange(mag.size, dtype=np.int64).reshape(mag.shape)[1:-1, 1:-1, 1:-1]   # flat -> padded index
-    anchor = (np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0
+    hw = h * w
+    out = np.zeros(t * hw, np.int64)
+    nz_f, nz_y, nz_x, nz_m = (np.zeros(0, np.int64),) * 4   # nonzero symbols decoded so far, capped |value|
+    anchor = ((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0).ravel()
     for parity, spots in ((0, anchor), (0, ~anchor), (1, anchor), (1, ~anchor)):
-        frames = slice(parity, t, 2)           # the pass's frames; its positions in raster order:
-        idx = flat[frames][:, spots].ravel()   # (frames, spots) -> frame by frame, row by row
-        if not idx.size:
+        frames = np.arange(parity, t, 2)                # the pass's frames; its positions in raster order:
+        where = np.flatnonzero(spots)                   # frame by frame, row by row (index k * ns + j)
+        ns, n = where.size, frames.size * where.size
+        if not n:
             continue
-        f = slice(1 + parity, t + 1, 2)        # the same frames in the padded array
-        ctx = (mag[f, 1:-1, :-2] + mag[f, 1:-1, 2:] + mag[f, :-2, 1:-1] + mag[f, 2:, 1:-1]
-               + mag[parity:t:2, 1:-1, 1:-1] + mag[2 + parity:t + 2:2, 1:-1, 1:-1])
-        cls = _CLASS_OF[np.minimum(ctx[:, spots].ravel(), CLASS_FLOOR[-1])]
-        at = padded[frames][:, spots].ravel()
+        rank = np.full(hw, -1, np.int64)                # position in a frame -> its index among the spots
+        rank[where] = np.arange(ns)
+        at, add = [], []
+        for df, dy, dx in _NEIGHBOURS:                  # what each decoded symbol adds to its neighbours
+            f, y, x = nz_f + df, nz_y + dy, nz_x + dx
+            ok = (f >= parity) & (f < t) & (f % 2 == parity) & (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            j = rank[y[ok] * w + x[ok]]
+            hit = j >= 0
+            at.append((f[ok][hit] // 2) * ns + j[hit])
+            add.append(nz_m[ok][hit])
+        reached, inv = np.unique(np.concatenate(at), return_inverse=True)       # ascending: raster order
+        ctx = np.bincount(inv, weights=np.concatenate(add).astype(np.float64)).astype(np.int64)
+        cls = _CLASS_OF[np.minimum(ctx, CLASS_FLOOR[-1])]       # every one >= 1: magnitudes are >= 1
         counts = np.bincount(cls, minlength=len(CLASS_FLOOR))
-        order = np.argsort(cls, kind="stable")          # raster order within each class
-        ends = np.cumsum(counts)
-        for k in np.flatnonzero(counts):
-            pick = order[ends[k] - counts[k]:ends[k]]
-            sym = get(idx[pick])
-            out[idx[pick]] = sym
-            mag.ravel()[at[pick]] = np.minimum(np.abs(sym), CLASS_FLOOR[-1])
+        counts[0] = n - reached.size
+        order = reached[np.argsort(cls, kind="stable")]
+        ends = np.cumsum(counts[1:])
+        picks = {}
+
+        def pick(k: int) -> np.ndarray:
+            """Class ``k``'s indices in the pass, in raster order (class 0's found only when needed)."""
+            if k not in picks:
+                if k:
+                    picks[k] = order[ends[k - 1] - counts[k]:ends[k - 1]]
+                else:
+                    rest = np.ones(n, bool)
+                    rest[reached] = False
+                    picks[k] = np.flatnonzero(rest)
+            return picks[k]
+
+        found = []
+        for k in np.flatnonzero(counts).tolist():
+            sym = get(int(counts[k]), lambda: _locate(pick(k), frames, where))
+            nz = np.flatnonzero(sym)
+            if nz.size:
+                i = pick(k)[nz]
+                found.append((frames[i // ns], where[i % ns], sym[nz]))
+        if found:
+            f, p, v = (np.concatenate(a) for a in zip(*found))
+            out[f * hw + p] = v
+            nz_f, nz_y, nz_x = np.concatenate([nz_f, f]), np.concatenate([nz_y, p // w]), np.concatenate([nz_x, p % w])
+            nz_m = np.concatenate([nz_m, np.minimum(np.abs(v), CLASS_FLOOR[-1])])
     return out.reshape(shape)
+
+
+def _locate(pick: np.ndarray, frames: np.ndarray, where: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """A pass's indices (frame by frame, spot by spot) -> (frames, positions within a frame)."""
+    return frames[pick // where.size], where[pick % where.size]
 
 
 def _groups(symbols: np.ndarray) -> List[np.ndarray]:
     """The (pass, class) groups of a 3-D array's symbols, in coding order."""
     groups: List[np.ndarray] = []
-    flat = symbols.ravel()
+    rows = symbols.reshape(symbols.shape[0], -1)
 
-    def take(where: np.ndarray) -> np.ndarray:
-        groups.append(flat[where])
+    def take(count: int, locate: Callable[[], Tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        groups.append(rows[locate()])
         return groups[-1]
 
     context_passes(symbols.shape, take)
@@ -101,7 +146,7 @@ def encode_context(symbols: np.ndarray, code: Callable[[np.ndarray], bytes]) -> 
 
 def decode_context(shape: Tuple[int, int, int], read: Callable[[int], np.ndarray]) -> np.ndarray:
     """Inverse of :func:`encode_context`; ``read(count)`` decodes the next coded array of ``count`` symbols."""
-    return context_passes(shape, lambda where: read(where.size))
+    return context_passes(shape, lambda count, _: read(count))
 
 
 def context_entropy_bits(symbols: np.ndarray, side_bits: float = 64.0) -> float:

@@ -118,10 +118,10 @@ def dequantize_tensor(qt: QuantizedTensor) -> torch.Tensor:
     """``step * q`` (``lo + step * q`` for format 1), in float32 the same way on every machine."""
     q = qt.symbols
     flat = q.reshape(qt.step.size, -1).astype(np.float32)
-    w = flat * qt.step.astype(np.float32)[:, None]
+    w = flat * qt.step.astype(np.float32)[:, None]      # a new float32 array: no further copy
     if qt.lo is not None:
-        w = w + qt.lo.astype(np.float32)[:, None]
-    return torch.from_numpy(w.astype(np.float32).reshape(q.shape).copy())
+        w += qt.lo.astype(np.float32)[:, None]
+    return torch.from_numpy(w.reshape(q.shape))
 
 
 def dequantize_state(items: List[Tuple[str, QuantizedTensor]]) -> Dict[str, torch.Tensor]:
