@@ -23,6 +23,11 @@ the synthesis network's multiply-adds per pixel as FlopCounterMode counts them: 
 matrix products, not the upsampling):
 
     python benchmarks/speed.py --decode A.nerv [B.nerv ...] [--device cpu|cuda] [--json]
+
+Entropy coding alone, of files already written: the whole weights section decoded to its symbols, and
+the latent maps (3-D tensors of a grid model) coded again as the encoder codes them (best of 3 each):
+
+    python benchmarks/speed.py --entropy A.nerv [B.nerv ...] [--json]
 """
 from __future__ import annotations
 
@@ -176,7 +181,9 @@ def decode_speed(paths, device_name: str) -> list:
         kf = None
         if model.needs_keyframes:
             kf = torch.zeros(1, 2, model.config.channels, *model.out_size)
-        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        # the network's multiply-adds, counted on the fit's path (autograd on): the grids' decoder upsamples
+        # by matrix products, which the counter would add, while the fit's F.interpolate is not counted
+        with torch.enable_grad(), FlopCounterMode(display=False) as fc:
             model.eval()(t, kf)
         macs = fc.get_total_flops() / 2 / (t.numel() * model.out_size[0] * model.out_size[1])
         best = math.inf
@@ -190,6 +197,36 @@ def decode_speed(paths, device_name: str) -> list:
                      "decode_seconds": best, "fps": res.frames / best, "macs_per_pixel": macs,
                      "keyframe_seconds": keyframe_seconds(nf, layout) if model.needs_keyframes else 0.0,
                      "device": device_name, "cpu_threads": torch.get_num_threads()})
+    return rows
+
+
+def entropy_speed(paths) -> list:
+    """Seconds to entropy-decode each file's weights section and to code its latent maps again (best of 3)."""
+    from nervcodec.codec.decode import meta_network
+    from nervcodec.container import SECTION_WEIGHTS, read_file
+    from nervcodec.container.weights import quantized_tensors
+    from nervcodec.entropy import encode_symbols
+    from nervcodec.model.grid import LATENT_PREFIXES
+    rows = []
+    for path in paths:
+        nf = read_file(path)
+        template = meta_network(nf).state_dict()
+        data = nf.section(SECTION_WEIGHTS)
+        dec, q = math.inf, []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            q = quantized_tensors(data, template, nf.version[0], nf.header.quant_bits)
+            dec = min(dec, time.perf_counter() - t0)
+        latents = [qt.symbols for name, qt in q if name.startswith(LATENT_PREFIXES) and qt.symbols.ndim == 3]
+        enc, coded = math.inf, 0
+        for _ in range(3 if latents else 0):
+            t0 = time.perf_counter()
+            coded = sum(len(encode_symbols(s, signed=True)) for s in latents)
+            enc = min(enc, time.perf_counter() - t0)
+        rows.append({"file": str(path), "model": model_spec_by_id(nf.header.arch_id).name,
+                     "weights_bytes": len(data), "symbols": int(sum(qt.symbols.size for _, qt in q)),
+                     "decode_seconds": dec, "latent_maps": len(latents), "latent_bytes": coded,
+                     "latent_encode_seconds": enc if latents else 0.0})
     return rows
 
 
@@ -211,20 +248,24 @@ def keyframe_seconds(nf, layout) -> float:
 def main(argv=None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    if "--decode" in argv:
-        dp = argparse.ArgumentParser(description="decoding speed of .nerv files")
-        dp.add_argument("--decode", nargs="+", required=True)
-        dp.add_argument("--device", default="cpu")
-        dp.add_argument("--json", action="store_true")
-        a = dp.parse_args(argv)
-        rows = decode_speed(a.decode, a.device)
-        if a.json:
-            print(json.dumps(rows, indent=2))
-        for r in ([] if a.json else rows):
-            print(f"{r['file']}: {r['frames']} frames {r['size']}, {r['bytes']} bytes: decoded in "
-                  f"{r['decode_seconds']:.2f} s ({r['fps']:.1f} fps on {r['device']}, {r['cpu_threads']} threads), "
-                  f"{r['macs_per_pixel']:.0f} MACs/pixel; the keyframes alone {r['keyframe_seconds']:.2f} s")
-        return 0
+    modes = {"--decode": ("decoding speed of .nerv files", lambda a: decode_speed(a.files, a.device), lambda r: (
+                 f"{r['file']}: {r['frames']} frames {r['size']}, {r['bytes']} bytes: decoded in "
+                 f"{r['decode_seconds']:.2f} s ({r['fps']:.1f} fps on {r['device']}, {r['cpu_threads']} threads), "
+                 f"{r['macs_per_pixel']:.0f} MACs/pixel; the keyframes alone {r['keyframe_seconds']:.2f} s")),
+             "--entropy": ("entropy coding speed of .nerv files", lambda a: entropy_speed(a.files), lambda r: (
+                 f"{r['file']}: weights section of {r['weights_bytes']} bytes ({r['symbols']} symbols) decoded in "
+                 f"{r['decode_seconds']:.3f} s; its {r['latent_maps']} latent maps coded again in "
+                 f"{r['latent_encode_seconds']:.3f} s ({r['latent_bytes']} bytes)"))}
+    for flag, (what, measure, line) in modes.items():
+        if flag in argv:    # a measurement of files already written
+            fp = argparse.ArgumentParser(description=what)
+            fp.add_argument(flag, dest="files", nargs="+", required=True)
+            fp.add_argument("--device", default="cpu")
+            fp.add_argument("--json", action="store_true")
+            a = fp.parse_args(argv)
+            rows = measure(a)
+            print(json.dumps(rows, indent=2) if a.json else "\n".join(line(r) for r in rows))
+            return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clip")
     ap.add_argument("--model", default="nerv", choices=["nerv", "dnerv", "latent-grid"])

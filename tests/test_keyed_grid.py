@@ -172,6 +172,23 @@ def test_the_decode_speed_benchmark_times_the_keyframes_apart(coded_keyed):
     assert 0 < row["keyframe_seconds"] < row["decode_seconds"] and row["macs_per_pixel"] > 100
 
 
+def test_the_entropy_speed_benchmark_decodes_the_section_and_codes_the_latents_again(coded_keyed):
+    """benchmarks/speed.py --entropy: every symbol of the weights section, and the latent maps re-coded
+    into what the section holds for them (their coded symbols, without their steps)."""
+    from nervcodec.container.weights import tensor_rates
+    from nervcodec.codec.decode import meta_network
+    from nervcodec.container import SECTION_WEIGHTS
+    _, _, out, _, _ = coded_keyed
+    row, = load_benchmark("speed").entropy_speed([str(out)])
+    nf = read_file(out)
+    model = meta_network(nf)
+    rates = tensor_rates(nf.section(SECTION_WEIGHTS), model.state_dict(), nf.version[0], nf.header.quant_bits)
+    maps = [r for r in rates if r.name.startswith(("frame", "group", "still"))]
+    assert row["symbols"] == sum(p.numel() for p in model.parameters()) and row["latent_maps"] == len(maps)
+    assert row["latent_bytes"] == sum(r.bytes - 2 - 1 for r in maps)     # less each one's step and group count
+    assert row["decode_seconds"] > 0 and row["latent_encode_seconds"] > 0
+
+
 def test_two_frame_clips_decode_what_encode_reports_and_any_range_as_the_full_decode(tmp_path):
     """D = 2 (a candidate of the clip-length choice): every other frame a keyframe, the grids correct the
     frame between two (11 frames: keyframes 0, 2, ..., 10)."""
