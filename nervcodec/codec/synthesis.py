@@ -133,10 +133,8 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
                                                   enabled=half and device.type == "cuda"):
                 if shown is None:
                     out = model(tp, kf, p) if p else model(tp, kf)
-                elif shown:     # only the positions shown
+                else:           # only the positions shown (none: an empty output)
                     out = model(tp, kf, slots=shown)
-                else:
-                    out = torch.zeros((len(chunk), 0, int(cfg.channels), work_h, work_w), device=device)
             py, pc = split_planes(out.float(), shift)
             ys = _to_int(py, fmt.max_value, fmt.dtype)
             cs = _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None

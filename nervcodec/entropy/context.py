@@ -81,7 +81,7 @@ def context_passes(shape: Tuple[int, int, int], get: Callable[[int, Locate], np.
         at, add = [], []
         for df, dy, dx in _NEIGHBOURS:                  # what each decoded symbol adds to its neighbours
             f, y, x = nz_f + df, nz_y + dy, nz_x + dx
-            ok = (f >= parity) & (f < t) & (f % 2 == parity) & (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            ok = (f >= 0) & (f < t) & (f % 2 == parity) & (y >= 0) & (y < h) & (x >= 0) & (x < w)
             j = rank[y[ok] * w + x[ok]]
             hit = j >= 0
             at.append((f[ok][hit] // 2) * ns + j[hit])
@@ -111,8 +111,7 @@ def context_passes(shape: Tuple[int, int, int], get: Callable[[int, Locate], np.
             sym = get(int(counts[k]), lambda: _locate(pick(k), frames, where))
             nz = np.flatnonzero(sym)
             if nz.size:
-                i = pick(k)[nz]
-                found.append((frames[i // ns], where[i % ns], sym[nz]))
+                found.append(_locate(pick(k)[nz], frames, where) + (sym[nz],))
         if found:
             f, p, v = (np.concatenate(a) for a in zip(*found))
             out[f * hw + p] = v
