@@ -22,7 +22,7 @@ Decoding alone, of files already written (any model; the whole file to y4m, best
 the synthesis network's multiply-adds per pixel as FlopCounterMode counts them: convolutions and
 matrix products, not the upsampling):
 
-    python benchmarks/speed.py --decode A.nerv [B.nerv ...] [--device cpu|cuda] [--json]
+    python benchmarks/speed.py --decode A.nerv [B.nerv ...] [--device cpu|cuda] [--batch N] [--json]
 
 Entropy coding alone, of files already written: the whole weights section decoded to its symbols, and
 the latent maps (3-D tensors of a grid model) coded again as the encoder codes them (best of 3 each):
@@ -164,8 +164,9 @@ def _keyframe_source(model, info, layout, fr_planes):
     return lambda items: dec
 
 
-def decode_speed(paths, device_name: str) -> list:
-    """Seconds to decode each file whole (best of 3), frames per second, and MACs per pixel."""
+def decode_speed(paths, device_name: str, batch: int = 8) -> list:
+    """Seconds to decode each file whole (best of 3, ``batch`` frames per synthesis call), frames per
+    second, and MACs per pixel."""
     import tempfile
     from pathlib import Path
     from torch.utils.flop_counter import FlopCounterMode
@@ -190,14 +191,20 @@ def decode_speed(paths, device_name: str) -> list:
         with tempfile.TemporaryDirectory() as d:
             for k in range(3):
                 t0 = time.perf_counter()
-                res = decode(path, Path(d) / f"out{k}.y4m", device=device_name)
+                res = decode(path, Path(d) / f"out{k}.y4m", device=device_name, batch=batch)
                 best = min(best, time.perf_counter() - t0)
         rows.append({"file": str(path), "model": model_spec_by_id(nf.header.arch_id).name,
                      "frames": res.frames, "size": f"{v.width}x{v.height}", "bytes": nf.size,
                      "decode_seconds": best, "fps": res.frames / best, "macs_per_pixel": macs,
                      "keyframe_seconds": keyframe_seconds(nf, layout) if model.needs_keyframes else 0.0,
-                     "device": device_name, "cpu_threads": torch.get_num_threads()})
+                     "device": device_name, "device_name": _device_name(device_name), "batch": batch,
+                     "cpu_threads": torch.get_num_threads()})
     return rows
+
+
+def _device_name(device_name: str) -> str:
+    dev = resolve_device(device_name)
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
 
 
 def entropy_speed(paths) -> list:
@@ -248,9 +255,10 @@ def keyframe_seconds(nf, layout) -> float:
 def main(argv=None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    modes = {"--decode": ("decoding speed of .nerv files", lambda a: decode_speed(a.files, a.device), lambda r: (
+    modes = {"--decode": ("decoding speed of .nerv files", lambda a: decode_speed(a.files, a.device, a.batch), lambda r: (
                  f"{r['file']}: {r['frames']} frames {r['size']}, {r['bytes']} bytes: decoded in "
-                 f"{r['decode_seconds']:.2f} s ({r['fps']:.1f} fps on {r['device']}, {r['cpu_threads']} threads), "
+                 f"{r['decode_seconds']:.2f} s ({r['fps']:.1f} fps on {r['device']}, batch {r['batch']}, "
+                 f"{r['cpu_threads']} threads), "
                  f"{r['macs_per_pixel']:.0f} MACs/pixel; the keyframes alone {r['keyframe_seconds']:.2f} s")),
              "--entropy": ("entropy coding speed of .nerv files", lambda a: entropy_speed(a.files), lambda r: (
                  f"{r['file']}: weights section of {r['weights_bytes']} bytes ({r['symbols']} symbols) decoded in "
@@ -261,6 +269,7 @@ def main(argv=None) -> int:
             fp = argparse.ArgumentParser(description=what)
             fp.add_argument(flag, dest="files", nargs="+", required=True)
             fp.add_argument("--device", default="cpu")
+            fp.add_argument("--batch", type=int, default=8, help="--decode: frames per synthesis call (decode's --batch)")
             fp.add_argument("--json", action="store_true")
             a = fp.parse_args(argv)
             rows = measure(a)

@@ -1,6 +1,8 @@
 """latent-grid-kf: latent grids whose synthesis corrects the blend of each clip's decoded keyframes."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -170,6 +172,33 @@ def test_the_decode_speed_benchmark_times_the_keyframes_apart(coded_keyed):
     row, = load_benchmark("speed").decode_speed([str(out)], "cpu")
     assert row["model"] == "latent-grid-kf" and row["frames"] == 11 and row["bytes"] == out.stat().st_size
     assert 0 < row["keyframe_seconds"] < row["decode_seconds"] and row["macs_per_pixel"] > 100
+    assert row["batch"] == 8 and row["device_name"]
+
+
+def test_the_decode_speed_benchmark_decodes_in_the_batches_it_is_given(coded_keyed, monkeypatch, capsys):
+    """--decode FILE --batch N: every timed decode synthesises N frames per call, and the row says so."""
+    import nervcodec.codec as codec
+    _, _, out, _, _ = coded_keyed
+    seen, real = [], codec.decode
+    monkeypatch.setattr(codec, "decode", lambda *a, **k: seen.append(k["batch"]) or real(*a, **k))
+    assert load_benchmark("speed").main(["--decode", str(out), "--batch", "3", "--json"]) == 0
+    row, = json.loads(capsys.readouterr().out)
+    assert seen == [3, 3, 3] and row["batch"] == 3 and row["frames"] == 11
+
+
+def test_the_devices_benchmark_reports_what_decodes_on_each_device(coded_keyed, capsys):
+    """benchmarks/devices.py: the symbols' digest, the quality encode reported, and no sample differing
+    between two decodes on the same device."""
+    _, src, out, res, _ = coded_keyed
+    bench = load_benchmark("devices")
+    assert bench.main([str(out), "--device", "cpu", "--device", "cpu", "--source", str(src), "--json"]) == 0
+    row, = json.loads(capsys.readouterr().out)
+    first, second = row["devices"].values()
+    assert row["symbols_sha256"] == bench.symbols_digest(out) and len(row["symbols_sha256"]) == 16
+    assert first["psnr_yuv"] == pytest.approx(res.psnr, abs=1e-9) == second["psnr_yuv"]
+    assert second["samples_differing"] == 0 and second["samples"] == 11 * 32 * 24 * 3 // 2
+    with pytest.raises(SystemExit):
+        bench.main([str(out), str(out), "--source", str(src)])
 
 
 def test_the_entropy_speed_benchmark_decodes_the_section_and_codes_the_latents_again(coded_keyed):
