@@ -243,14 +243,31 @@ def test_rd_plots_come_as_png_pdf_and_svg_with_ms_ssim_in_db(tmp_path, clip):
     assert _plotted(0.99, "ms_ssim") == pytest.approx(20.0) and _plotted(31.5, "psnr_rgb") == 31.5
 
 
-def test_the_expected_fitting_time_is_said_once_up_front(capsys):
+def test_the_expected_fitting_time_is_said_once_up_front_from_the_steps_alone(capsys):
+    """Said at the second update, from the steps between the first two: the time before the first one
+    (data, the starting model's evaluation, warm-up; 0.5 s here) does not count (it made a people fit
+    of 4.2 minutes announce 9)."""
+    import re
     import time as _time
     with ProgressBar(True, "fitting") as bar:
-        _time.sleep(0.05)
+        _time.sleep(0.5)
         bar(10, 100, 20.0)
+        _time.sleep(0.05)
         bar(20, 100, 21.0)
+        _time.sleep(0.05)
+        bar(30, 100, 22.0)
     err = capsys.readouterr().err
     assert err.count("expected fitting time: about") == 1 and "100 steps" in err
+    rate = float(re.search(r"100 steps at ([0-9.]+) steps/s", err).group(1))
+    assert rate > 40      # 10 steps in 0.05 s (200 steps/s); counting the 0.5 s before, under 20
+    with ProgressBar(True, "fitting") as bar:   # a fit that ends at its first update says nothing
+        bar(100, 100, 30.0)
+    assert "expected" not in capsys.readouterr().err
+    with ProgressBar(True, "fitting") as bar:   # slow steps are said in seconds per step
+        bar(1, 100, 20.0)
+        _time.sleep(1.1)
+        bar(2, 100, 20.0)
+    assert float(re.search(r"100 steps at ([0-9.]+) s/step", capsys.readouterr().err).group(1)) >= 1.1
 
 
 def test_review_fixes_masks_scores_fill_and_lazy_indexing(tmp_path):

@@ -21,23 +21,32 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressBar:
+    """The bar starts at the first update; the expected fitting time is said once, at the second, from
+    the steps between the two: the time before the first update (building the data, the starting model's
+    evaluation, the first steps' warm-up) would inflate it, by hours on a large clip."""
+
     def __init__(self, enabled: bool, desc: str, unit: str = "step"):
         self._bar = None
         self._enabled = enabled
         self._desc, self._unit = desc, unit
-        self._t0 = time.monotonic()
+        self._first = None      # (step, time) of the first update, until the estimate is said
 
     def __call__(self, step: int, total: int, psnr: float) -> None:
         if not self._enabled:
             return
+        now = time.monotonic()
         if self._bar is None:
             from tqdm import tqdm
-            elapsed = time.monotonic() - self._t0
-            if 0 < step < total and elapsed > 0:   # said once, up front, before the bar takes the line
-                print(f"expected fitting time: about {_duration(elapsed * total / step)} "
-                      f"({total} steps at {step / elapsed:.1f} steps/s so far)", file=sys.stderr)
             self._bar = tqdm(total=total, initial=step, desc=self._desc, unit=self._unit, file=sys.stderr,
                              dynamic_ncols=True, leave=False)
+            self._first = (step, now) if step < total else None
+        elif self._first is not None and step > self._first[0] and now > self._first[1]:
+            rate = (step - self._first[0]) / (now - self._first[1])
+            self._first = None
+            if step < total:
+                pace = f"{rate:.1f} steps/s" if rate >= 1 else f"{1 / rate:.1f} s/step"
+                self._bar.write(f"expected fitting time: about {_duration(total / rate)} "
+                                f"({total} steps at {pace} so far)", file=sys.stderr)
         self._bar.update(step - self._bar.n)
         self._bar.set_postfix_str(f"training PSNR {psnr:.2f} dB", refresh=False)
         self._bar.refresh()
