@@ -26,7 +26,7 @@ from nervcodec.codec.decode import meta_network
 from nervcodec.container import SECTION_WEIGHTS, read_file
 from nervcodec.container.weights import quantized_tensors
 from nervcodec.io import read_video
-from nervcodec.metrics.quality import compare_videos
+from nervcodec.metrics.quality import measure_frames
 
 
 def symbols_digest(path) -> str:
@@ -44,15 +44,17 @@ def symbols_digest(path) -> str:
 def agree(path, devices, source=None) -> dict:
     """One file's row: its symbols' digest, and per device the decode's quality and its differences."""
     row = {"file": str(path), "symbols_sha256": symbols_digest(path), "devices": {}}
+    reference = read_video(source)[1] if source is not None else None
     first = None
     with tempfile.TemporaryDirectory() as d:
         for k, dev in enumerate(devices):
             out = Path(d) / f"{k}.y4m"
             decode(path, out, device=dev)
-            planes = read_video(out)[1].planes
+            decoded = read_video(out)[1]
+            planes = decoded.planes
             entry = {}
-            if source is not None:
-                q = compare_videos(source, out, ms_ssim=False)
+            if reference is not None:
+                q = measure_frames(reference, decoded, ms_ssim=False)
                 entry.update(psnr_rgb=q.psnr_rgb, psnr_y=q.psnr_y, psnr_yuv=q.psnr_yuv)
             if first is None:
                 first = planes

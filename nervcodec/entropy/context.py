@@ -130,7 +130,7 @@ def _groups(symbols: np.ndarray) -> List[np.ndarray]:
     groups: List[np.ndarray] = []
     rows = symbols.reshape(symbols.shape[0], -1)
 
-    def take(count: int, locate: Callable[[], Tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    def take(count: int, locate: Locate) -> np.ndarray:
         groups.append(rows[locate()])
         return groups[-1]
 
