@@ -1,4 +1,6 @@
 """The fitting loop: schedule, progress, determinism, and the torch.compile fallback."""
+import copy
+import importlib
 import math
 
 import pytest
@@ -68,3 +70,46 @@ def test_masked_frames_do_not_count():
     _, mse_masked = batch_loss(out, d, torch.arange(4), "l2")
     _, mse_first = batch_loss(out[:1], d2, torch.arange(1), "l2")
     assert float(mse_masked) == pytest.approx(float(mse_first), rel=1e-5)
+
+
+def test_items_without_a_frame_in_the_loss_do_not_count_in_the_reported_psnr():
+    """An item whose frames are all substituted keyframes has an all-zero loss mask: its step runs (12 steps
+    here, 3 of them on it) but its mse of 0 is not a PSNR of 120 dB, and it is left out of the
+    progress and of the final PSNR, which are those of the steps that had frames in the loss."""
+    d = _data()
+    d.mask[3] = 0
+    seen, steps = [], []
+    m = _model()
+    fitmod = importlib.import_module("nervcodec.fit.fit")
+    real = fitmod.batch_loss
+
+    def spy(out, data, idx, loss):
+        res = real(out, data, idx, loss)
+        steps.append((float(data.mask.sum()) > 0, float(res[1].detach())))
+        return res
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fitmod, "batch_loss", spy)
+        res = fit(m, d, FitConfig(epochs=3, batch=1, lr=1e-3), torch.device("cpu"),
+                  progress=lambda s, tot, p: seen.append((s, p)), refresh_seconds=0.0)
+    assert len(steps) == 12 and sum(not has for has, _ in steps) == 3
+    assert [s for s, _ in seen] == [i + 1 for i, (has, _) in enumerate(steps) if has] + \
+        ([12] if not steps[-1][0] else [])
+    assert all(p < 100 for _, p in seen)                 # never the 120 dB of a zero mse
+    last = [mse for has, mse in steps[8:] if has]        # the last epoch's steps with frames in the loss
+    assert res.final_psnr == pytest.approx(10 * math.log10(1 / (sum(last) / len(last))), abs=1e-6)
+
+
+def test_a_resumed_fit_reports_the_final_psnr_of_the_uninterrupted_one():
+    """The count of steps with frames in the loss travels in the checkpoint (resumed mid-epoch)."""
+    d = _data()
+    d.mask[3] = 0
+    cfg = FitConfig(epochs=2, batch=1, lr=1e-3)
+    saved = {}
+
+    def keep(get_state, stopping):
+        if not saved and get_state()["step"] == 6:
+            saved.update(copy.deepcopy(get_state()))     # as written to disk: not the live tensors
+    whole = fit(_model(), d, cfg, torch.device("cpu"), checkpoint=keep)
+    resumed = fit(_model(), d, cfg, torch.device("cpu"), resume=saved)
+    assert saved["index"] == 2 and 0 <= saved["epoch_counted"] <= 2
+    assert resumed.final_psnr == whole.final_psnr and math.isfinite(whole.final_psnr)

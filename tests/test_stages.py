@@ -130,3 +130,21 @@ def test_quality_warning_when_the_fit_ends_below_its_start(tmp_path, src, monkey
     assert len(fitted.warnings) == 1
     monkeypatch.setattr(fitting, "fit", lambda *a, **k: FitResult(3, 0.1, final_psnr=21.5, start_psnr=22.0))
     assert fit_model(p).warnings == ()                                   # within the margin: no warning
+
+
+@pytest.mark.parametrize("kw", [NERV, DNERV_FIXED], ids=["nerv", "dnerv"])
+def test_the_decoders_network_is_the_weights_section_alone(tmp_path, src, kw):
+    """build_network makes the network's shapes without initialising anything (no random draws, no zeros
+    to overwrite) and takes the dequantized tensors as its parameters."""
+    from nervcodec.codec.decode import build_network
+    p = plan([src], tmp_path / "o.nerv", EncodeConfig(**kw))
+    coded = code(p, fit_model(p))
+    template = {k: torch.zeros_like(v) for k, v in fit_model(p).state.items()}
+    want = unpack_weights(coded.sections[SECTION_WEIGHTS], template)
+    rng = torch.get_rng_state()
+    net = build_network(p.spec, p.config, coded.sections[SECTION_WEIGHTS])
+    assert torch.equal(torch.get_rng_state(), rng)                  # nothing was initialised at random
+    state = net.state_dict()
+    assert set(state) == set(want)
+    for k, v in state.items():
+        assert v.device.type == "cpu" and v.dtype == torch.float32 and torch.equal(v, want[k])

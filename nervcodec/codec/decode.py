@@ -43,8 +43,9 @@ def build_network(spec: ModelSpec, config: Any, weights: bytes, major: int = VER
 
     The decoder calls it after :func:`load_model` has checked an untrusted file; the
     encoder calls it on the section it has just coded, to measure what decodes."""
-    model = spec.cls(config)
-    model.load_state_dict(unpack_weights(weights, model.state_dict(), major, quant_bits))
+    with torch.device("meta"):  # shapes only: no initialisation, no zeroed latents to overwrite; the
+        model = spec.cls(config)    # dequantized tensors become the parameters themselves (assign)
+    model.load_state_dict(unpack_weights(weights, model.state_dict(), major, quant_bits), assign=True)
     return model
 
 

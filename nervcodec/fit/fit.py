@@ -186,18 +186,20 @@ def batch_loss(out: torch.Tensor, data: FitData, idx: torch.Tensor, loss: str) -
 
 
 def _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, index, step, total, steps_per_epoch,
-              rate=None) -> Dict[str, Any]:
+              rate=None, epoch_counted=None) -> Dict[str, Any]:
     """The fitting state after ``step`` (= ``index`` steps into ``epoch``): tensors and plain values only."""
     state = {"epoch": epoch, "index": index, "step": step, "total": total, "steps_per_epoch": steps_per_epoch,
              "rate": rate.state_dict() if rate is not None else None,
              "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "generator": gen_state, "torch_rng": torch.get_rng_state(), "epoch_mse": float(epoch_mse)}
+             "generator": gen_state, "torch_rng": torch.get_rng_state(), "epoch_mse": float(epoch_mse),
+             "epoch_counted": float(index if epoch_counted is None else epoch_counted)}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, steps_per_epoch, rate=None) -> tuple:
+def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, steps_per_epoch, rate=None,
+             epoch_counted=None) -> tuple:
     """Load a :func:`_snapshot` into the fit's objects; return (epoch, index in it, step)."""
     if state.get("total") != total or state.get("steps_per_epoch") != steps_per_epoch:
         raise ConfigError("the checkpoint belongs to a fit with another number of steps; start over")
@@ -213,6 +215,8 @@ def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, st
             else:
                 torch.cuda.set_rng_state_all(state["cuda_rng"])
         epoch_mse.fill_(float(state["epoch_mse"]))
+        if epoch_counted is not None:   # checkpoints from before this count: every step of the epoch counted
+            epoch_counted.fill_(float(state.get("epoch_counted", state["index"])))
         if (rate is not None) != (state.get("rate") is not None):
             raise ValueError("one of the fits has a rate term and the other has not")
         if rate is not None:
@@ -349,17 +353,22 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     run_mse = torch.zeros((), device=device)
     run_loss = torch.zeros((), device=device)
     run_n = 0
+    # steps whose items have frames in the loss: an item whose frames are all substituted keyframes has
+    # none, and its mse (0) must not count towards the PSNRs the fit reports (a step still runs on it)
+    run_counted = torch.zeros((), device=device)
     epoch_mse = torch.zeros((), device=device)
+    epoch_counted = torch.zeros((), device=device)
     t0 = last = time.monotonic()
     step = 0
     start_epoch = start_i = 0
     start_psnr = float("nan")
+    shown = float("nan")    # the PSNR the progress shows
     forward = _compiled(model, cfg, device)
     if rate is not None and dist is not None:
         rate.reduce = dist.average
     if resume is not None:
         start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch,
-                                              rate)
+                                              rate, epoch_counted)
     else:
         if dist is not None:   # one model everywhere, as DistributedDataParallel's constructor ensures
             dist.broadcast_([t.data for t in model.state_dict().values()])
@@ -377,6 +386,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
             first = start_i if epoch == start_epoch else 0
             if first == 0:
                 epoch_mse.zero_()
+                epoch_counted.zero_()
             for i in range(first, min(steps_per_epoch, total - epoch * steps_per_epoch)):
                 idx = shard(perm, i, batch, dist)
                 if rate is not None and not rate.active and step >= rate_start:
@@ -406,9 +416,12 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                     rate.after_step(bits, model)
                 step += 1
                 d = mse.detach()
+                counted = (b.mask.sum() > 0).to(d.dtype)    # on the device: no synchronisation
                 run_mse += d
+                run_counted += counted
                 run_loss += loss.detach()
                 epoch_mse += d
+                epoch_counted += counted
                 run_n += 1
                 now = time.monotonic()
                 if dist is None:
@@ -418,36 +431,42 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                 due = (now - last >= refresh_seconds if dist is None else step % DIST_REFRESH_STEPS == 0) \
                     or step == total
                 if due:
+                    sums = torch.stack([run_mse, run_loss, run_counted,
+                                        torch.full((), float(stop.requested), device=device)])
                     if dist is not None:   # the same numbers, hence the same decisions, on every rank
-                        agreed = dist.sum_(torch.stack([run_mse, run_loss,
-                                                        torch.full((), float(stop.requested), device=device)]))
-                        run_mse.copy_(agreed[0] / dist.world)
-                        run_loss.copy_(agreed[1] / dist.world)
-                        stopping = stopping or bool(agreed[2] > 0)
-                    mean_mse, mean_loss = float(run_mse) / run_n, float(run_loss) / run_n
-                    if not (math.isfinite(mean_mse) and math.isfinite(mean_loss)):
+                        sums = dist.sum_(sums)
+                        stopping = stopping or bool(sums[3] > 0)
+                    mse_sum, loss_sum, counted_n, _ = sums.tolist()
+                    mean_loss = loss_sum / (run_n * (dist.world if dist is not None else 1))
+                    if not (math.isfinite(mse_sum) and math.isfinite(mean_loss)):
                         raise _diverged(step, total, cfg.lr)
-                    if _psnr(mean_mse) < collapse:
-                        raise _diverged(step, total, cfg.lr, f"PSNR fell to {_psnr(mean_mse):.2f} dB from "
-                                                             f"{start_psnr:.2f} dB")
-                    run_mse.zero_()
-                    run_loss.zero_()
-                    run_n = 0
-                    last = now
-                    if progress is not None and main:
-                        progress(step, total, _psnr(mean_mse))
+                    # a window of steps without a frame in the loss says nothing of the PSNR: it waits for
+                    # the next window (the last one shows the PSNR last measured)
+                    if counted_n > 0 or step == total:
+                        if counted_n > 0:
+                            shown = _psnr(mse_sum / counted_n)
+                            if shown < collapse:
+                                raise _diverged(step, total, cfg.lr, f"PSNR fell to {shown:.2f} dB from "
+                                                                     f"{start_psnr:.2f} dB")
+                        run_mse.zero_()
+                        run_loss.zero_()
+                        run_counted.zero_()
+                        run_n = 0
+                        last = now
+                        if progress is not None and main:
+                            progress(step, total, shown)
                 if checkpoint is not None and main:
                     checkpoint(lambda: _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, i + 1, step, total,
-                                                 steps_per_epoch, rate), stopping)
+                                                 steps_per_epoch, rate, epoch_counted), stopping)
                 if stopping:
                     raise KeyboardInterrupt
     if dist is not None:
-        dist.average([epoch_mse])
+        dist.average([epoch_mse, epoch_counted])
     if nhwc:   # the weights go on in the usual (contiguous) layout
         model.to(memory_format=torch.contiguous_format)
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         raise _diverged(step, total, cfg.lr)
-    final = _psnr(float(epoch_mse) / max(1, total - (epochs - 1) * steps_per_epoch))
+    final = _psnr(float(epoch_mse) / float(epoch_counted)) if float(epoch_counted) > 0 else float("nan")
     model.eval()
     passes = step / steps_per_epoch
     if rate is None or not rate.active:

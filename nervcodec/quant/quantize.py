@@ -116,12 +116,12 @@ def quantize_fixed(w: torch.Tensor, bits: int,
 
 def dequantize_tensor(qt: QuantizedTensor) -> torch.Tensor:
     """``step * q`` (``lo + step * q`` for format 1), in float32 the same way on every machine."""
-    q = qt.symbols
-    flat = q.reshape(qt.step.size, -1).astype(np.float32)
-    w = flat * qt.step.astype(np.float32)[:, None]      # a new float32 array: no further copy
+    w = qt.symbols.astype(np.float32)                   # the one new array; the rest works in place
+    flat = w.reshape(qt.step.size, -1)
+    flat *= qt.step.astype(np.float32)[:, None]
     if qt.lo is not None:
-        w += qt.lo.astype(np.float32)[:, None]
-    return torch.from_numpy(w.reshape(q.shape))
+        flat += qt.lo.astype(np.float32)[:, None]
+    return torch.from_numpy(w)
 
 
 def dequantize_state(items: List[Tuple[str, QuantizedTensor]]) -> Dict[str, torch.Tensor]:
