@@ -164,6 +164,64 @@ def test_a_file_over_its_budget_is_trimmed_to_land_at_or_under_the_target(tmp_pa
     assert res.bpp <= 3.0
 
 
+def test_a_file_far_over_its_budget_is_trimmed_too_or_says_it_is_over(tmp_path):
+    """A fit far from its rate (a very short one) is trimmed by whatever power of two of the steps fits, not
+    only up to 2x; a budget that nothing fits (under the side information) and fixed-precision weights leave
+    the file over its budget with a warning in the result, never silently."""
+    import dataclasses
+
+    import numpy as np
+
+    from nervcodec.codec.coding import code
+    from nervcodec.codec.fitting import fit_model
+    from nervcodec.codec.plan import plan
+    from nervcodec.errors import NervCodecWarning
+    src = tmp_path / "m.y4m"
+    from conftest import make_moving_clip
+    write_video(src, *make_moving_clip(width=32, height=24, frames=9))
+    p = plan([src], tmp_path / "o.nerv", EncodeConfig(model="nerv", bpp=3.0, epochs=3, device="cpu"))
+    fitted = fit_model(p)
+    def scaled(f):
+        return dataclasses.replace(fitted, steps={k: (v.astype(np.float32) * f).astype(np.float16)
+                                                  for k, v in fitted.steps.items()})
+    finer = scaled(1 / 64)
+    untrimmed = len(code(dataclasses.replace(p, budget=None), finer).data)
+    assert len(code(dataclasses.replace(p, budget=None), scaled(2 / 64)).data) > p.budget   # x2: not enough
+    coded = code(p, finer)
+    assert len(coded.data) <= p.budget and coded.warnings == ()
+    with pytest.warns(NervCodecWarning, match="side information alone"):
+        tiny = code(dataclasses.replace(p, budget=50), finer)
+    assert len(tiny.data) == untrimmed and "over the 3 bpp budget of 50 bytes" in tiny.warnings[0]
+    fixed = plan([src], tmp_path / "f.nerv", EncodeConfig(model="nerv", bpp=3.0, epochs=1, quant_bits=8,
+                                                         device="cpu"))
+    with pytest.warns(NervCodecWarning, match="--quant-bits"):
+        over = code(dataclasses.replace(fixed, budget=100), fit_model(fixed))
+    assert len(over.data) > 100 and over.warnings
+    import importlib
+    encoder = importlib.import_module("nervcodec.codec.encoder")
+    real = encoder.plan
+    with pytest.MonkeyPatch.context() as mp:       # the CLI's --json result carries the warning
+        mp.setattr(encoder, "plan", lambda *a, **k: dataclasses.replace(real(*a, **k), budget=100))
+        res = run("encode", src, tmp_path / "w.nerv", "--model", "nerv", "--quant-bits", "8", "--bpp", "3",
+                  "--epochs", "1", "--device", "cpu", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["bytes"] > 100 and len(out["warnings"]) == 1 and "over the 3 bpp budget" in out["warnings"][0]
+
+
+def test_a_fixed_lambda_needs_no_weights_budget_for_the_grids(tmp_path, clip):
+    """--lambda sets the grids' rate: the default --bpp's budget (which sizes the keyframes) does not
+    refuse a video too small for it, as it does when --bpp is the target."""
+    small = tmp_path / "s.y4m"
+    write_video(small, *make_clip(width=32, height=24, frames=6))
+    res = run("encode", small, tmp_path / "g.nerv", "--model", "latent-grid", "--steps", "3", "--device", "cpu")
+    assert res.exit_code != 0 and "is the least that fits" in res.output
+    res = run("encode", small, tmp_path / "g.nerv", "--model", "latent-grid", "--steps", "3", "--lambda", "0.01",
+              "--device", "cpu", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["bytes"] == (tmp_path / "g.nerv").stat().st_size
+
+
 def test_decode_replaces_an_existing_output_only_when_asked(tmp_path, clip):
     encode([clip], tmp_path / "o.nerv", EncodeConfig(model="nerv", params=2500, epochs=1, device="cpu"))
     out = tmp_path / "o.y4m"

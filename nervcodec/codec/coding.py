@@ -12,6 +12,7 @@ will produce from the file.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack, pack_weights, signed_symbols
-from ..errors import FitDivergedError
+from ..errors import FitDivergedError, NervCodecWarning
 from ..quant import QuantizedTensor, quantize_fixed, quantize_with_step
 from ..quant.quantize import f16_up
 from .decode import build_network
@@ -41,6 +42,7 @@ class CodedFile:
     data: bytes
     psnr: float        # PSNR-YUV (6:1:1, per-frame mean) of the decoder's output
     psnr_y: float
+    warnings: Tuple[str, ...] = ()     # a file over its --bpp budget says so
 
     @property
     def weights_bytes(self) -> int:
@@ -100,21 +102,26 @@ def _pack(plan: EncodePlan, state, steps, coder, header) -> tuple:
 
 
 TRIM_ROUNDS = 12   # bisection rounds of the step scale (each codes the weights once)
+TRIM_MAX_FACTOR = 1024.0   # beyond this every latent and weight is zero: what is left is side information
 
 
-def _trim(plan: EncodePlan, fitted: FittedModel, coder, header) -> tuple:
+def _trim(plan: EncodePlan, fitted: FittedModel, coder, header) -> Optional[tuple]:
     """The file over its --bpp budget (the fit's rate estimate is within about 1%, either way):
-    every learned step is scaled by the smallest common factor (bisection over [1, 2], steps
-    rounded up to float16) that brings the whole file to the budget or under, so a target rate
-    is a budget the file keeps."""
+    every learned step is scaled by the smallest common factor (steps rounded up to float16) that
+    brings the whole file to the budget or under, so a target rate is a budget the file keeps: the
+    first of 2, 4, 8, ... that does (2 unless the fit was far from its rate, as a very short one
+    is), then bisection below it.  None when not even ``TRIM_MAX_FACTOR`` does."""
     def at(f: float) -> tuple:
         steps = {k: f16_up(v.astype(np.float32) * f) for k, v in fitted.steps.items()}
         return _pack(plan, fitted.state, steps, coder, header)
 
     lo, hi = 1.0, 2.0
     best = at(hi)
-    if len(best[2]) > plan.budget:      # cannot happen short of a broken fit; keep the untrimmed file
-        return at(lo)
+    while len(best[2]) > plan.budget:
+        if hi >= TRIM_MAX_FACTOR:
+            return None
+        lo, hi = hi, 2 * hi
+        best = at(hi)
     for _ in range(TRIM_ROUNDS):
         mid = (lo + hi) / 2
         cand = at(mid)
@@ -133,8 +140,14 @@ def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
     coder = _CodedSymbols()
     header = make_header(plan.infos, plan.spec, plan.cfg.quant_code, plan.config, plan.layout.to_dict())
     symbols, sections, data = _pack(plan, fitted.state, fitted.steps, coder, header)
-    if plan.budget is not None and fitted.steps is not None and plan.cfg.lam is None and len(data) > plan.budget:
-        symbols, sections, data = _trim(plan, fitted, coder, header)
+    notes: Tuple[str, ...] = ()
+    if plan.budget is not None and plan.cfg.lam is None and len(data) > plan.budget:
+        trimmed = _trim(plan, fitted, coder, header) if fitted.steps is not None else None
+        if trimmed is not None:
+            symbols, sections, data = trimmed
+        else:
+            notes = (_over_budget(plan, len(data), fitted.steps is None),)
+            warnings.warn(notes[0], NervCodecWarning, stacklevel=2)
     weights = sections[SECTION_WEIGHTS]
 
     model = build_network(plan.spec, plan.config, weights)
@@ -144,4 +157,14 @@ def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
                                     batch=max(plan.fit.batch, 8), keyframes=kf.source if kf else None,
                                     keyframe_planes=kf.planes if kf else None):
         scores.add([p[f] for p in plan.frames[vi].planes], planes)
-    return CodedFile(symbols, sections, data, scores.psnr_yuv, scores.psnr_y)
+    return CodedFile(symbols, sections, data, scores.psnr_yuv, scores.psnr_y, notes)
+
+
+def _over_budget(plan: EncodePlan, size: int, fixed: bool) -> str:
+    """What a file that stays over its --bpp budget says about it."""
+    why = ("fixed-precision weights (--quant-bits) are not trimmed to a budget; without --quant-bits the "
+           "rate-aware fit keeps it"
+           if fixed else f"not even every step x{TRIM_MAX_FACTOR:g} (every weight zero) fits: the side information "
+                         f"alone is over the budget; raise --bpp")
+    return (f"the file takes {size} bytes ({size * 8 / plan.pixels:.4g} bpp), over the {plan.target_bpp:g} bpp "
+            f"budget of {plan.budget} bytes: {why}")

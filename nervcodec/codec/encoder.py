@@ -88,7 +88,7 @@ def _result(plan: EncodePlan, fitted: FittedModel, coded: CodedFile, size: int, 
         header_bytes=size - coded.weights_bytes - coded.keyframe_bytes, device=str(plan.device),
         epochs=round(res.epochs, 2), videos=tuple(v.name for v in plan.infos),
         keyframe_codec=kf.codec_name if kf else None,
-        target_bpp=plan.target_bpp, warnings=fitted.warnings, verify=checked,
+        target_bpp=plan.target_bpp, warnings=fitted.warnings + coded.warnings, verify=checked,
         bits_per_param=coded.weights_bytes * 8 / max(fitted.params, 1),
         lam=_finite(res.lam), rate_estimate_bytes=(None if fitted.estimated_bits is None
                                                    else int(round(fitted.estimated_bits / 8))),

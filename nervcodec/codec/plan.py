@@ -334,7 +334,7 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
             raise
         raise ConfigError(_too_low(cfg, spec, layout, channels, options, budget, weights, pixels, target_bpp, exc)) \
             from None
-    if spec.floor_size is not None and weights is not None:
+    if spec.floor_size is not None and weights is not None and cfg.lam is None:   # --lambda: no weights budget
         _check_fixed(spec, config, weights, budget, pixels, cfg)
     fit = FitConfig(epochs=cfg.epochs or 1, steps=steps, batch=batch,
                     lr=cfg.lr or spec.lr, loss=cfg.loss, seed=cfg.seed)
