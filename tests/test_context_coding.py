@@ -9,7 +9,7 @@ import pytest
 from nervcodec.bytesio import Reader
 from nervcodec.entropy import decode_symbols, encode_symbols
 from nervcodec.entropy.coder import CONTEXT
-from nervcodec.entropy.context import CLASS_FLOOR, _groups, context_entropy_bits
+from nervcodec.entropy.context import CLASS_FLOOR, _groups, context_entropy_bits, context_passes
 from nervcodec.errors import FormatError
 
 
@@ -66,6 +66,25 @@ def test_the_passes_and_classes_are_the_documented_ones(shape):
     q = np.where(rng.random(shape) < 0.5, 0, rng.integers(-60, 61, shape))   # sums past the last class too
     got, want = _groups(q), _reference_groups(q)
     assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.3, 1.0])
+def test_the_encoders_whole_array_groups_are_the_decoders_walk(density):
+    """The encoder computes the groups from whole arrays, the decoder walks from the nonzero symbols it has
+    decoded: the same arrays in the same order, on shapes with odd and even sides, one frame, one row."""
+    rng = np.random.default_rng(int(density * 100))
+    for _ in range(40):
+        shape = tuple(int(v) for v in rng.integers(1, 14, 3))
+        q = np.where(rng.random(shape) < density, rng.integers(-300, 301, shape), 0).astype(np.int64)
+        rows, walked = q.reshape(q.shape[0], -1), []
+
+        def take(count, locate):
+            walked.append(rows[locate()])
+            assert walked[-1].size == count
+            return walked[-1]
+        context_passes(q.shape, take)
+        got = _groups(q)
+        assert len(got) == len(walked) and all(np.array_equal(a, b) for a, b in zip(got, walked)), shape
 
 
 def test_clustered_latents_choose_context_coding_and_it_pays():

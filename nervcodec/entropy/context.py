@@ -30,7 +30,10 @@ The decoder's work follows the symbols that are not zero, not the array's size (
 mostly zero): a pass's contexts are scattered from the nonzero symbols of the passes before it, the
 few positions they reach are sorted by class, and every other position is class 0 without a look.
 On carphone_pristine's latent maps (120 x 144 x 176 at full resolution) this decodes in a fraction of
-the time of a walk over whole arrays (docs/benchmarks.md, "Decoding speed of the grids").
+the time of a walk over whole arrays (docs/benchmarks.md, "Decoding speed of the grids").  The encoder
+knows every symbol and forms the same groups from whole arrays (:func:`_groups`), in time that follows
+the array's size: in the middle of a fit the latents are far from sparse, and the rate controller
+measures them every few steps.
 """
 from __future__ import annotations
 
@@ -126,15 +129,40 @@ def _locate(pick: np.ndarray, frames: np.ndarray, where: np.ndarray) -> Tuple[np
 
 
 def _groups(symbols: np.ndarray) -> List[np.ndarray]:
-    """The (pass, class) groups of a 3-D array's symbols, in coding order."""
+    """The (pass, class) groups of a 3-D array's symbols, in coding order: what :func:`context_passes`
+    walks, computed by the encoder (which knows every symbol) from whole arrays, in time that follows
+    the array's size, not its nonzero symbols (a fit's rate checks see latents that are not yet sparse).
+
+    A pass's context at each of its positions is the sum of its six neighbours' capped magnitudes,
+    counting only the neighbours of earlier passes: in the same frame the anchors when the pass holds
+    the rest, and the even frames around an odd one; its classes split the pass's raster order with a
+    stable sort.  The same groups as the decoder's walk (tests compare them on random arrays)."""
+    t, h, w = symbols.shape
+    rows = symbols.reshape(t, h * w)
+    mag = np.minimum(np.abs(symbols), CLASS_FLOOR[-1]).astype(np.int16)     # sums stay under 6 x 128
+    anchor = (np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0
     groups: List[np.ndarray] = []
-    rows = symbols.reshape(symbols.shape[0], -1)
-
-    def take(count: int, locate: Locate) -> np.ndarray:
-        groups.append(rows[locate()])
-        return groups[-1]
-
-    context_passes(symbols.shape, take)
+    for parity, rest in ((0, False), (0, True), (1, False), (1, True)):
+        nf = len(range(parity, t, 2))
+        where = np.flatnonzero(~anchor if rest else anchor)
+        if not nf or not where.size:
+            continue
+        ctx = np.zeros((nf, h, w), np.int16)
+        if rest:                                        # the frames' anchors, decoded in the pass before
+            a = mag[parity::2] * anchor
+            ctx[:, :, 1:] += a[:, :, :-1]
+            ctx[:, :, :-1] += a[:, :, 1:]
+            ctx[:, 1:] += a[:, :-1]
+            ctx[:, :-1] += a[:, 1:]
+        if parity:                                      # the even frames before and after (all decoded)
+            even = mag[0::2]
+            ctx += even[:nf]
+            ctx[:even.shape[0] - 1] += even[1:nf + 1]
+        cls = _CLASS_OF[np.minimum(ctx.reshape(nf, -1)[:, where], CLASS_FLOOR[-1])].ravel()
+        vals = rows[parity::2][:, where].ravel()
+        order = np.argsort(cls, kind="stable")          # by class, raster order within each
+        counts = np.bincount(cls, minlength=len(CLASS_FLOOR))
+        groups += [g for g in np.split(vals[order], np.cumsum(counts)[:-1]) if g.size]
     return groups
 
 
