@@ -189,9 +189,12 @@ def test_a_file_far_over_its_budget_is_trimmed_too_or_says_it_is_over(tmp_path):
     assert len(code(dataclasses.replace(p, budget=None), scaled(2 / 64)).data) > p.budget   # x2: not enough
     coded = code(p, finer)
     assert len(coded.data) <= p.budget and coded.warnings == ()
-    with pytest.warns(NervCodecWarning, match="side information alone"):
+    with pytest.warns(NervCodecWarning, match="symbols are all zero"):
         tiny = code(dataclasses.replace(p, budget=50), finer)
     assert len(tiny.data) == untrimmed and "over the 3 bpp budget of 50 bytes" in tiny.warnings[0]
+    first = next(iter(finer.steps))          # a step near float16's largest stops there when scaled, never inf
+    big = dataclasses.replace(finer, steps={**finer.steps, first: np.full_like(finer.steps[first], 30000.0)})
+    assert len(code(p, big).data) <= p.budget       # trimmed past x2 (the file is decoded to measure it)
     fixed = plan([src], tmp_path / "f.nerv", EncodeConfig(model="nerv", bpp=3.0, epochs=1, quant_bits=8,
                                                          device="cpu"))
     with pytest.warns(NervCodecWarning, match="--quant-bits"):

@@ -132,15 +132,16 @@ def test_quality_warning_when_the_fit_ends_below_its_start(tmp_path, src, monkey
     assert fit_model(p).warnings == ()                                   # within the margin: no warning
 
 
-@pytest.mark.parametrize("kw", [NERV, DNERV_FIXED], ids=["nerv", "dnerv"])
+@pytest.mark.parametrize("kw", [NERV, DNERV_FIXED, dict(model="latent-grid", bpp=8.0, steps=2, device="cpu")],
+                         ids=["nerv", "dnerv", "latent-grid"])
 def test_the_decoders_network_is_the_weights_section_alone(tmp_path, src, kw):
     """build_network makes the network's shapes without initialising anything (no random draws, no zeros
     to overwrite) and takes the dequantized tensors as its parameters."""
     from nervcodec.codec.decode import build_network
     p = plan([src], tmp_path / "o.nerv", EncodeConfig(**kw))
-    coded = code(p, fit_model(p))
-    template = {k: torch.zeros_like(v) for k, v in fit_model(p).state.items()}
-    want = unpack_weights(coded.sections[SECTION_WEIGHTS], template)
+    fitted = fit_model(p)
+    coded = code(p, fitted)
+    want = unpack_weights(coded.sections[SECTION_WEIGHTS], {k: torch.zeros_like(v) for k, v in fitted.state.items()})
     rng = torch.get_rng_state()
     net = build_network(p.spec, p.config, coded.sections[SECTION_WEIGHTS])
     assert torch.equal(torch.get_rng_state(), rng)                  # nothing was initialised at random
@@ -148,3 +149,21 @@ def test_the_decoders_network_is_the_weights_section_alone(tmp_path, src, kw):
     assert set(state) == set(want)
     for k, v in state.items():
         assert v.device.type == "cpu" and v.dtype == torch.float32 and torch.equal(v, want[k])
+
+
+def test_a_network_tensor_the_weights_section_does_not_hold_is_a_format_error(tmp_path, src):
+    """A state entry that is not a coded float tensor (none in today's models) would stay shapes-only on the
+    meta device: the decoder says so instead of computing with it."""
+    import dataclasses
+
+    from nervcodec.codec.decode import build_network
+    from nervcodec.errors import FormatError
+    p = plan([src], tmp_path / "o.nerv", EncodeConfig(**NERV))
+    coded = code(p, fit_model(p))
+
+    class WithCounter(p.spec.cls):
+        def __init__(self, config):
+            super().__init__(config)
+            self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+    with pytest.raises(FormatError, match="calls"):
+        build_network(dataclasses.replace(p.spec, cls=WithCounter), p.config, coded.sections[SECTION_WEIGHTS])

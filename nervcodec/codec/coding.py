@@ -102,25 +102,29 @@ def _pack(plan: EncodePlan, state, steps, coder, header) -> tuple:
 
 
 TRIM_ROUNDS = 12   # bisection rounds of the step scale (each codes the weights once)
-TRIM_MAX_FACTOR = 1024.0   # beyond this every latent and weight is zero: what is left is side information
+TRIM_DOUBLINGS = 40    # at most this many doublings of the step scale before the file is given up as over
+F16_MAX = 65504.0      # the largest step a file can store (float16)
 
 
 def _trim(plan: EncodePlan, fitted: FittedModel, coder, header) -> Optional[tuple]:
     """The file over its --bpp budget (the fit's rate estimate is within about 1%, either way):
-    every learned step is scaled by the smallest common factor (steps rounded up to float16) that
-    brings the whole file to the budget or under, so a target rate is a budget the file keeps: the
-    first of 2, 4, 8, ... that does (2 unless the fit was far from its rate, as a very short one
-    is), then bisection below it.  None when not even ``TRIM_MAX_FACTOR`` does."""
+    every learned step is scaled by the smallest common factor (steps rounded up to float16, at most
+    its largest value) that brings the whole file to the budget or under, so a target rate is a budget
+    the file keeps: the first of 2, 4, 8, ... that does (2 unless the fit was far from its rate, as a
+    very short one is), then bisection below it.  None when none does: every symbol of the learned
+    tensors is zero, or every step is at float16's largest, and the file is still over."""
     def at(f: float) -> tuple:
-        steps = {k: f16_up(v.astype(np.float32) * f) for k, v in fitted.steps.items()}
-        return _pack(plan, fitted.state, steps, coder, header)
+        steps = {k: f16_up(np.minimum(v.astype(np.float32) * f, F16_MAX)) for k, v in fitted.steps.items()}
+        return _pack(plan, fitted.state, steps, coder, header) + (steps,)
 
-    lo, hi = 1.0, 2.0
+    lo, hi, doublings = 1.0, 2.0, 0
     best = at(hi)
     while len(best[2]) > plan.budget:
-        if hi >= TRIM_MAX_FACTOR:
-            return None
-        lo, hi = hi, 2 * hi
+        symbols, steps = best[0], best[3]
+        if doublings == TRIM_DOUBLINGS or all(not q.symbols.any() for name, q in symbols if name in steps) or \
+                all(bool((s.astype(np.float32) >= F16_MAX).all()) for s in steps.values()):
+            return None     # nothing left that a larger step would shrink
+        lo, hi, doublings = hi, 2 * hi, doublings + 1
         best = at(hi)
     for _ in range(TRIM_ROUNDS):
         mid = (lo + hi) / 2
@@ -129,7 +133,7 @@ def _trim(plan: EncodePlan, fitted: FittedModel, coder, header) -> Optional[tupl
             hi, best = mid, cand
         else:
             lo = mid
-    return best
+    return best[:3]
 
 
 def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
@@ -164,7 +168,7 @@ def _over_budget(plan: EncodePlan, size: int, fixed: bool) -> str:
     """What a file that stays over its --bpp budget says about it."""
     why = ("fixed-precision weights (--quant-bits) are not trimmed to a budget; without --quant-bits the "
            "rate-aware fit keeps it"
-           if fixed else f"not even every step x{TRIM_MAX_FACTOR:g} (every weight zero) fits: the side information "
-                         f"alone is over the budget; raise --bpp")
+           if fixed else "no common scale of the learned steps brings it under (the symbols are all zero or the "
+                         "steps at float16's largest): raise --bpp")
     return (f"the file takes {size} bytes ({size * 8 / plan.pixels:.4g} bpp), over the {plan.target_bpp:g} bpp "
             f"budget of {plan.budget} bytes: {why}")

@@ -43,9 +43,15 @@ def build_network(spec: ModelSpec, config: Any, weights: bytes, major: int = VER
 
     The decoder calls it after :func:`load_model` has checked an untrusted file; the
     encoder calls it on the section it has just coded, to measure what decodes."""
-    with torch.device("meta"):  # shapes only: no initialisation, no zeroed latents to overwrite; the
-        model = spec.cls(config)    # dequantized tensors become the parameters themselves (assign)
+    # The network is made on the meta device (shapes only: no initialisation, no zeroed latents to
+    # overwrite) and the dequantized tensors become its parameters (assign); every tensor of its state
+    # must come from the section (a tensor the section does not hold would stay shapes-only).
+    with torch.device("meta"):
+        model = spec.cls(config)
     model.load_state_dict(unpack_weights(weights, model.state_dict(), major, quant_bits), assign=True)
+    missing = [name for name, t in model.state_dict().items() if t.is_meta]
+    if missing:
+        raise FormatError(f"the weights section does not hold {missing[0]} of the {spec.name} network")
     return model
 
 

@@ -455,6 +455,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                         last = now
                         if progress is not None and main:
                             progress(step, total, shown)
+                    else:
+                        last = now      # the window goes on (no synchronisation at every step meanwhile)
                 if checkpoint is not None and main:
                     checkpoint(lambda: _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, i + 1, step, total,
                                                  steps_per_epoch, rate, epoch_counted), stopping)
@@ -466,7 +468,9 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         model.to(memory_format=torch.contiguous_format)
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         raise _diverged(step, total, cfg.lr)
-    final = _psnr(float(epoch_mse) / float(epoch_counted)) if float(epoch_counted) > 0 else float("nan")
+    # the last epoch's steps with frames in the loss; if it had none (a step budget ending one step into an
+    # epoch, on an item of keyframes alone), the PSNR the progress last measured
+    final = _psnr(float(epoch_mse) / float(epoch_counted)) if float(epoch_counted) > 0 else shown
     model.eval()
     passes = step / steps_per_epoch
     if rate is None or not rate.active:

@@ -116,7 +116,7 @@ def quantize_fixed(w: torch.Tensor, bits: int,
 
 def dequantize_tensor(qt: QuantizedTensor) -> torch.Tensor:
     """``step * q`` (``lo + step * q`` for format 1), in float32 the same way on every machine."""
-    w = qt.symbols.astype(np.float32)                   # the one new array; the rest works in place
+    w = qt.symbols.astype(np.float32, order="C")      # the one new array; the rest works in place
     flat = w.reshape(qt.step.size, -1)
     flat *= qt.step.astype(np.float32)[:, None]
     if qt.lo is not None:
