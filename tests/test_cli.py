@@ -187,3 +187,22 @@ def test_keyframe_options_with_a_model_without_keyframes_are_refused(tmp_path, c
               "--device", "cpu", ok=False)
     assert res.exit_code != 0 and "--keyframe-share sets the keyframes" in res.output and "nerv has none" in res.output
     assert not (tmp_path / "o.nerv").exists()
+
+
+def test_every_command_keeps_freed_memory_for_the_next_step(monkeypatch, tmp_path):
+    """The CLI asks glibc to keep a fit's large freed temporaries (nervcodec.alloc); on Linux with glibc it
+    takes effect, elsewhere nothing changes and nothing fails."""
+    import platform
+    import sys
+
+    import importlib
+
+    import nervcodec.alloc as alloc
+    calls = []
+    monkeypatch.setattr(importlib.import_module("nervcodec.cli.main"), "keep_freed_memory",
+                        lambda: calls.append(1) or True)
+    res = run("decode", str(tmp_path / "missing.nerv"), "-o", str(tmp_path / "o.y4m"), ok=False)
+    assert res.exit_code != 0 and calls == [1]
+    took = alloc.keep_freed_memory()
+    assert took == (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")
+    assert alloc.keep_freed_memory() == took                       # idempotent

@@ -19,6 +19,7 @@ from typing import Any, Optional, Sequence
 import click
 
 from .. import __version__
+from ..alloc import keep_freed_memory
 from ..distributed import launched, leave
 from ..errors import NervCodecError, NervCodecWarning
 from ..textutil import plural
@@ -127,6 +128,7 @@ def _clip_len(ctx: click.Context, param: click.Parameter, value: str) -> Optiona
 def cli(verbose: bool) -> None:
     """nervcodec: a neural video codec (D-NeRV, NeRV) that writes real, self-describing files."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(name)s: %(message)s")
+    keep_freed_memory()     # a fit's large temporaries reuse freed memory instead of faulting in new pages
     if not verbose:
         warnings.simplefilter("ignore", UserWarning)
         warnings.filterwarnings("default", message=".*may not decode.*")
