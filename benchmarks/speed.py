@@ -40,6 +40,7 @@ import time
 
 import torch
 
+from nervcodec.alloc import kept as alloc_kept, keep_freed_memory
 from nervcodec.codec.fitting import build_fit_data
 from nervcodec.codec.layout import plan_layout
 from nervcodec.codec.synthesis import synthesize
@@ -198,7 +199,7 @@ def decode_speed(paths, device_name: str, batch: int = 8) -> list:
                      "decode_seconds": best, "fps": res.frames / best, "macs_per_pixel": macs,
                      "keyframe_seconds": keyframe_seconds(nf, layout) if model.needs_keyframes else 0.0,
                      "device": device_name, "device_name": _device_name(device_name), "batch": batch,
-                     "cpu_threads": torch.get_num_threads()})
+                     "cpu_threads": torch.get_num_threads(), "freed_memory_kept": alloc_kept()})
     return rows
 
 
@@ -255,6 +256,10 @@ def keyframe_seconds(nf, layout) -> float:
 def main(argv=None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if "--default-malloc" in argv:      # measure with glibc's defaults instead of what the CLI sets
+        argv = [a for a in argv if a != "--default-malloc"]
+    else:
+        keep_freed_memory()             # as the CLI does (nervcodec/alloc.py)
     modes = {"--decode": ("decoding speed of .nerv files", lambda a: decode_speed(a.files, a.device, a.batch), lambda r: (
                  f"{r['file']}: {r['frames']} frames {r['size']}, {r['bytes']} bytes: decoded in "
                  f"{r['decode_seconds']:.2f} s ({r['fps']:.1f} fps on {r['device']}, batch {r['batch']}, "

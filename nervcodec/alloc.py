@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
-__all__ = ["keep_freed_memory", "KEEP_BELOW"]
+__all__ = ["keep_freed_memory", "kept", "KEEP_BELOW"]
 
 KEEP_BELOW = 1 << 30        # arrays under 1 GiB come from the heap (glibc's default: 128 KiB, growing to 32 MiB)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3    # mallopt's parameter numbers (malloc.h)
@@ -37,4 +37,9 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _applied = mallopt(_M_MMAP_THRESHOLD, KEEP_BELOW) == 1 and mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1) == 1
+    return _applied
+
+
+def kept() -> bool:
+    """Whether :func:`keep_freed_memory` has taken effect in this process (benchmarks record it)."""
     return _applied

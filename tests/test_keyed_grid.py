@@ -184,6 +184,17 @@ def test_the_decode_speed_benchmark_decodes_in_the_batches_it_is_given(coded_key
     assert load_benchmark("speed").main(["--decode", str(out), "--batch", "3", "--json"]) == 0
     row, = json.loads(capsys.readouterr().out)
     assert seen == [3, 3, 3] and row["batch"] == 3 and row["frames"] == 11
+    import platform
+    import sys
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert row["freed_memory_kept"] == glibc           # decoded as the CLI decodes (nervcodec/alloc.py)
+    import subprocess                                   # --default-malloc: glibc's defaults (a fresh process)
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "speed.py"
+    done = subprocess.run([sys.executable, str(script), "--decode", str(out), "--default-malloc", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["freed_memory_kept"] is False
 
 
 def test_the_devices_benchmark_reports_what_decodes_on_each_device(coded_keyed, capsys):
