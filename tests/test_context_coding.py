@@ -9,7 +9,7 @@ import pytest
 from nervcodec.bytesio import Reader
 from nervcodec.entropy import decode_symbols, encode_symbols
 from nervcodec.entropy.coder import CONTEXT
-from nervcodec.entropy.context import CLASS_FLOOR, _groups, context_entropy_bits, context_passes
+from nervcodec.entropy.context import CLASS_FLOOR, _groups, context_entropy_bits, decode_context
 from nervcodec.errors import FormatError
 
 
@@ -76,15 +76,16 @@ def test_the_encoders_whole_array_groups_are_the_decoders_walk(density):
     for _ in range(40):
         shape = tuple(int(v) for v in rng.integers(1, 14, 3))
         q = np.where(rng.random(shape) < density, rng.integers(-300, 301, shape), 0).astype(np.int64)
-        rows, walked = q.reshape(q.shape[0], -1), []
+        got, asked = _groups(q), []
 
-        def take(count, locate):
-            walked.append(rows[locate()])
-            assert walked[-1].size == count
-            return walked[-1]
-        context_passes(q.shape, take)
-        got = _groups(q)
-        assert len(got) == len(walked) and all(np.array_equal(a, b) for a, b in zip(got, walked)), shape
+        def read(count):        # the walk takes the encoder's groups one by one and puts each where it says
+            asked.append(count)
+            return got[len(asked) - 1]
+        rebuilt = decode_context(q.shape, read)
+        # every group the walk asked for has the encoder's size, and each value lands where q holds it: the
+        # walk's group (q at the walk's positions) is the encoder's group, element by element
+        assert asked == [g.size for g in got], shape
+        assert np.array_equal(rebuilt, q), shape
 
 
 def test_clustered_latents_choose_context_coding_and_it_pays():

@@ -102,7 +102,6 @@ def _pack(plan: EncodePlan, state, steps, coder, header) -> tuple:
 
 
 TRIM_ROUNDS = 12   # bisection rounds of the step scale (each codes the weights once)
-TRIM_DOUBLINGS = 40    # at most this many doublings of the step scale before the file is given up as over
 F16_MAX = 65504.0      # the largest step a file can store (float16)
 
 
@@ -112,19 +111,19 @@ def _trim(plan: EncodePlan, fitted: FittedModel, coder, header) -> Optional[tupl
     its largest value) that brings the whole file to the budget or under, so a target rate is a budget
     the file keeps: the first of 2, 4, 8, ... that does (2 unless the fit was far from its rate, as a
     very short one is), then bisection below it.  None when none does: every symbol of the learned
-    tensors is zero, or every step is at float16's largest, and the file is still over."""
+    tensors is zero, or every step is at float16's largest, and the file is still over (steps are at
+    least float16's smallest, so the doubling ends within 41 rounds)."""
     def at(f: float) -> tuple:
         steps = {k: f16_up(np.minimum(v.astype(np.float32) * f, F16_MAX)) for k, v in fitted.steps.items()}
-        return _pack(plan, fitted.state, steps, coder, header) + (steps,)
+        return _pack(plan, fitted.state, steps, coder, header)
 
-    lo, hi, doublings = 1.0, 2.0, 0
+    smallest = min(float(f16_up(v.astype(np.float32)).min()) for v in fitted.steps.values())   # >= float16's smallest
+    lo, hi = 1.0, 2.0
     best = at(hi)
     while len(best[2]) > plan.budget:
-        symbols, steps = best[0], best[3]
-        if doublings == TRIM_DOUBLINGS or all(not q.symbols.any() for name, q in symbols if name in steps) or \
-                all(bool((s.astype(np.float32) >= F16_MAX).all()) for s in steps.values()):
+        if smallest * hi >= F16_MAX or all(not q.symbols.any() for name, q in best[0] if name in fitted.steps):
             return None     # nothing left that a larger step would shrink
-        lo, hi, doublings = hi, 2 * hi, doublings + 1
+        lo, hi = hi, 2 * hi
         best = at(hi)
     for _ in range(TRIM_ROUNDS):
         mid = (lo + hi) / 2
@@ -133,7 +132,7 @@ def _trim(plan: EncodePlan, fitted: FittedModel, coder, header) -> Optional[tupl
             hi, best = mid, cand
         else:
             lo = mid
-    return best[:3]
+    return best
 
 
 def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:

@@ -41,7 +41,7 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 
-__all__ = ["CLASS_FLOOR", "MIN_CONTEXT_SIZE", "context_passes", "encode_context", "decode_context",
+__all__ = ["CLASS_FLOOR", "MIN_CONTEXT_SIZE", "encode_context", "decode_context",
            "context_entropy_bits"]
 
 # class k holds context sums >= CLASS_FLOOR[k] (about sqrt(2) apart: the classes are scales)
@@ -56,13 +56,9 @@ _CLASS_OF = (np.searchsorted(CLASS_FLOOR, np.arange(CLASS_FLOOR[-1] + 1), side="
 # the six neighbours of a symbol, as (frame, row, column) offsets: left, right, up, down, previous, next
 _NEIGHBOURS = ((0, 0, -1), (0, 0, 1), (0, -1, 0), (0, 1, 0), (-1, 0, 0), (1, 0, 0))
 
-Locate = Callable[[], Tuple[np.ndarray, np.ndarray]]
-
-
-def context_passes(shape: Tuple[int, int, int], get: Callable[[int, Locate], np.ndarray]) -> np.ndarray:
-    """Walk the (pass, class) groups in coding order: ``get(count, locate)`` returns a group's ``count``
-    symbols, ``locate()`` their (frames, positions within a frame (flat, ``y * W + x``)) in coding order
-    (the encoder looks them up there, the decoder only needs the count); returns the array (int64).
+def decode_context(shape: Tuple[int, int, int], read: Callable[[int], np.ndarray]) -> np.ndarray:
+    """Inverse of :func:`encode_context`: walk the (pass, class) groups in coding order, ``read(count)``
+    decoding the next coded array of ``count`` symbols; returns the array (int64).
 
     Only the symbols that are not zero cost work beyond the zeroed output: a pass's contexts are
     summed from the nonzero symbols decoded before it (each adds its capped magnitude to those of
@@ -96,24 +92,20 @@ def context_passes(shape: Tuple[int, int, int], get: Callable[[int, Locate], np.
         counts[0] = n - reached.size
         order = reached[np.argsort(cls, kind="stable")]
         ends = np.cumsum(counts[1:])
-        picks = {}
 
         def pick(k: int) -> np.ndarray:
-            """Class ``k``'s indices in the pass, in raster order (class 0's found only when needed)."""
-            if k not in picks:
-                if k:
-                    picks[k] = order[ends[k - 1] - counts[k]:ends[k - 1]]
-                else:
-                    rest = np.ones(n, bool)
-                    rest[reached] = False
-                    picks[k] = np.flatnonzero(rest)
-            return picks[k]
+            """Class ``k``'s indices in the pass, in raster order (class 0's: every position not reached)."""
+            if k:
+                return order[ends[k - 1] - counts[k]:ends[k - 1]]
+            rest = np.ones(n, bool)
+            rest[reached] = False
+            return np.flatnonzero(rest)
 
         found = []
         for k in np.flatnonzero(counts).tolist():
-            sym = get(int(counts[k]), lambda: _locate(pick(k), frames, where))
+            sym = read(int(counts[k]))
             nz = np.flatnonzero(sym)
-            if nz.size:
+            if nz.size:             # only a class holding a nonzero symbol is located
                 found.append(_locate(pick(k)[nz], frames, where) + (sym[nz],))
         if found:
             f, p, v = (np.concatenate(a) for a in zip(*found))
@@ -129,7 +121,7 @@ def _locate(pick: np.ndarray, frames: np.ndarray, where: np.ndarray) -> Tuple[np
 
 
 def _groups(symbols: np.ndarray) -> List[np.ndarray]:
-    """The (pass, class) groups of a 3-D array's symbols, in coding order: what :func:`context_passes`
+    """The (pass, class) groups of a 3-D array's symbols, in coding order: what :func:`decode_context`
     walks, computed by the encoder (which knows every symbol) from whole arrays, in time that follows
     the array's size, not its nonzero symbols (a fit's rate checks see latents that are not yet sparse).
 
@@ -169,11 +161,6 @@ def _groups(symbols: np.ndarray) -> List[np.ndarray]:
 def encode_context(symbols: np.ndarray, code: Callable[[np.ndarray], bytes]) -> bytes:
     """The concatenated codes (``code``: one array's bytes) of a 3-D array's (pass, class) groups."""
     return b"".join(code(g) for g in _groups(np.asarray(symbols, np.int64)))
-
-
-def decode_context(shape: Tuple[int, int, int], read: Callable[[int], np.ndarray]) -> np.ndarray:
-    """Inverse of :func:`encode_context`; ``read(count)`` decodes the next coded array of ``count`` symbols."""
-    return context_passes(shape, lambda count, _: read(count))
 
 
 def context_entropy_bits(symbols: np.ndarray, side_bits: float = 64.0) -> float:

@@ -185,21 +185,21 @@ def batch_loss(out: torch.Tensor, data: FitData, idx: torch.Tensor, loss: str) -
     return 0.7 * l1 + 0.3 * s, mse
 
 
-def _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, index, step, total, steps_per_epoch,
-              rate=None, epoch_counted=None) -> Dict[str, Any]:
+def _snapshot(model, opt, sched, gen_state, epoch_mse, epoch_counted, epoch, index, step, total, steps_per_epoch,
+              rate=None) -> Dict[str, Any]:
     """The fitting state after ``step`` (= ``index`` steps into ``epoch``): tensors and plain values only."""
     state = {"epoch": epoch, "index": index, "step": step, "total": total, "steps_per_epoch": steps_per_epoch,
              "rate": rate.state_dict() if rate is not None else None,
              "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
              "generator": gen_state, "torch_rng": torch.get_rng_state(), "epoch_mse": float(epoch_mse),
-             "epoch_counted": float(index if epoch_counted is None else epoch_counted)}
+             "epoch_counted": float(epoch_counted)}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, steps_per_epoch, rate=None,
-             epoch_counted=None) -> tuple:
+def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, epoch_counted, total, steps_per_epoch,
+             rate=None) -> tuple:
     """Load a :func:`_snapshot` into the fit's objects; return (epoch, index in it, step)."""
     if state.get("total") != total or state.get("steps_per_epoch") != steps_per_epoch:
         raise ConfigError("the checkpoint belongs to a fit with another number of steps; start over")
@@ -215,8 +215,8 @@ def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, total, st
             else:
                 torch.cuda.set_rng_state_all(state["cuda_rng"])
         epoch_mse.fill_(float(state["epoch_mse"]))
-        if epoch_counted is not None:   # checkpoints from before this count: every step of the epoch counted
-            epoch_counted.fill_(float(state.get("epoch_counted", state["index"])))
+        # checkpoints from before this count: every step of the epoch counted
+        epoch_counted.fill_(float(state.get("epoch_counted", state["index"])))
         if (rate is not None) != (state.get("rate") is not None):
             raise ValueError("one of the fits has a rate term and the other has not")
         if rate is not None:
@@ -367,8 +367,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     if rate is not None and dist is not None:
         rate.reduce = dist.average
     if resume is not None:
-        start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, total, steps_per_epoch,
-                                              rate, epoch_counted)
+        start_epoch, start_i, step = _restore(resume, model, opt, sched, gen, epoch_mse, epoch_counted, total,
+                                              steps_per_epoch, rate)
     else:
         if dist is not None:   # one model everywhere, as DistributedDataParallel's constructor ensures
             dist.broadcast_([t.data for t in model.state_dict().values()])
@@ -435,8 +435,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                                         torch.full((), float(stop.requested), device=device)])
                     if dist is not None:   # the same numbers, hence the same decisions, on every rank
                         sums = dist.sum_(sums)
-                        stopping = stopping or bool(sums[3] > 0)
-                    mse_sum, loss_sum, counted_n, _ = sums.tolist()
+                    mse_sum, loss_sum, counted_n, stops = sums.tolist()
+                    stopping = stopping or stops > 0
                     mean_loss = loss_sum / (run_n * (dist.world if dist is not None else 1))
                     if not (math.isfinite(mse_sum) and math.isfinite(mean_loss)):
                         raise _diverged(step, total, cfg.lr)
@@ -458,8 +458,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                     else:
                         last = now      # the window goes on (no synchronisation at every step meanwhile)
                 if checkpoint is not None and main:
-                    checkpoint(lambda: _snapshot(model, opt, sched, gen_state, epoch_mse, epoch, i + 1, step, total,
-                                                 steps_per_epoch, rate, epoch_counted), stopping)
+                    checkpoint(lambda: _snapshot(model, opt, sched, gen_state, epoch_mse, epoch_counted, epoch, i + 1,
+                                                 step, total, steps_per_epoch, rate), stopping)
                 if stopping:
                     raise KeyboardInterrupt
     if dist is not None:
