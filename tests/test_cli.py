@@ -52,6 +52,22 @@ def test_verify_decodes_the_file_from_disk(tmp_path, clip_file):
     assert "verified: decoded from disk, PSNR-RGB" in text
 
 
+def test_encode_says_each_long_stage_as_it_starts(tmp_path, clip_file):
+    """Coding the keyframes, fitting, coding the file and measuring it are said as they start (on bikes the
+    keyframes took minutes and the stages after the fit 3.5 minutes, in silence); --quiet says none."""
+    src, _, _ = clip_file(width=48, height=32, frames=9)
+    out = tmp_path / "s.nerv"
+    grid = ["--model", "latent-grid-kf", "--bpp", "4", "--steps", "4", "--device", "cpu"]
+    text = run("encode", src, out, *grid, "--clip-len", "4").output
+    order = ["coding the keyframes (every 4 frames)", "fitting latent-grid-kf with", "coding the file (",
+             "decoding its 9 frames to measure them"]
+    assert all(s in text for s in order) and sorted(order, key=text.index) == order, text
+    text = run("encode", src, out, *grid, "-y").output
+    assert "coding the keyframes every 8, 4, 2 frames to choose the clip length" in text
+    quiet = run("encode", src, out, *grid, "-q", "-y").output
+    assert "coding" not in quiet and "decoding" not in quiet
+
+
 def test_verify_a_collection_pools_over_its_videos(tmp_path, clip_file):
     a, _, _ = clip_file(name="first", width=24, height=16, frames=6)
     b, _, _ = clip_file(name="second", width=20, height=14, frames=5, seed=3)

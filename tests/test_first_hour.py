@@ -140,7 +140,7 @@ def test_baselines_keep_the_source_bit_depth_or_refuse(tmp_path):
     assert res.exit_code != 0 and "cannot code yuv420p12le" in res.output and "--baseline hevc" in res.output
 
 
-def test_a_file_over_its_budget_is_trimmed_to_land_at_or_under_the_target(tmp_path):
+def test_a_file_over_its_budget_is_trimmed_to_land_at_or_under_the_target(tmp_path, capsys):
     import dataclasses
 
     import numpy as np
@@ -156,7 +156,12 @@ def test_a_file_over_its_budget_is_trimmed_to_land_at_or_under_the_target(tmp_pa
     fitted = fit_model(p)
     finer = dataclasses.replace(fitted, steps={k: (v.astype(np.float32) * 0.6).astype(np.float16)
                                                for k, v in fitted.steps.items()})
-    coded = code(p, finer)
+    capsys.readouterr()
+    coded = code(p, finer, progress=True)       # each stage after the fit says when it starts
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 3, said
+    assert said[0].startswith("coding the file (") and f"over the budget of {p.budget}: coding it again" in said[1]
+    assert said[2] == f"coded: {len(coded.data)} bytes; decoding its 9 frames to measure them"
     assert len(coded.data) <= p.budget < len(code(dataclasses.replace(p, budget=None), finer).data)
     (tmp_path / "o.nerv").write_bytes(coded.data)
     assert verify(tmp_path / "o.nerv", [src], "cpu").psnr_yuv == pytest.approx(coded.psnr, abs=1e-6)
@@ -329,6 +334,40 @@ def test_the_expected_fitting_time_is_said_once_up_front_from_the_steps_alone(ca
         _time.sleep(1.1)
         bar(2, 100, 20.0)
     assert float(re.search(r"100 steps at ([0-9.]+) s/step", capsys.readouterr().err).group(1)) >= 1.1
+
+
+def test_the_expected_fitting_time_is_said_again_once_the_slower_rate_aware_steps_have_run(capsys):
+    """An estimate timed on plain steps says so, and is said again from the rate-aware steps' own pace
+    (latent grids on bikes: 1.1 steps/s before the rate term, 2-3 s per step after it; the one estimate
+    said 36 s for a fit of 151 s)."""
+    import re
+    import time as _time
+
+    from nervcodec.codec.progress import RESTATE_STEPS
+    with ProgressBar(True, "fitting", rate_from=20) as bar:
+        bar(10, 200, 20.0)
+        _time.sleep(0.05)
+        bar(20, 200, 21.0)                   # plain steps 10-19: fast; the rate-aware part starts here
+        _time.sleep(0.3)
+        bar(20 + RESTATE_STEPS - 1, 200, 22.0)   # not enough rate-aware steps yet
+        assert capsys.readouterr().err.count("expected fitting time") == 1
+        _time.sleep(0.1)
+        bar(20 + RESTATE_STEPS, 200, 22.0)
+        _time.sleep(0.1)
+        bar(60, 200, 22.0)
+    err = capsys.readouterr().err
+    assert err.count("expected fitting time") == 1       # said again once, not at every update after
+    left = re.search(r"about ([0-9.]+) s more \(([0-9]+) rate-aware steps left at ([0-9.]+) steps/s\)", err)
+    assert left and int(left.group(2)) == 200 - 20 - RESTATE_STEPS
+    assert float(left.group(3)) < 80 and float(left.group(1)) >= 2   # 25 steps in 0.4 s: not the plain pace
+    with ProgressBar(True, "fitting", rate_from=20) as bar:   # timed on rate-aware steps: said once, as is
+        bar(30, 200, 20.0)
+        _time.sleep(0.05)
+        bar(40, 200, 20.0)
+        _time.sleep(0.05)
+        bar(40 + RESTATE_STEPS, 200, 20.0)
+    err = capsys.readouterr().err
+    assert err.count("expected fitting time") == 1 and "timed when they run" not in err
 
 
 def test_review_fixes_masks_scores_fill_and_lazy_indexing(tmp_path):

@@ -23,9 +23,11 @@ from ..container import SECTION_KEYFRAMES, SECTION_WEIGHTS, make_header, pack, p
 from ..errors import FitDivergedError, NervCodecWarning
 from ..quant import QuantizedTensor, quantize_fixed, quantize_with_step
 from ..quant.quantize import f16_up
+from ..textutil import plural
 from .decode import build_network
 from .fitting import FittedModel
 from .plan import EncodePlan
+from .progress import note
 from .quality import FrameScores
 from .synthesis import synthesize
 
@@ -135,16 +137,21 @@ def _trim(plan: EncodePlan, fitted: FittedModel, coder, header) -> Optional[tupl
     return best
 
 
-def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
-    """Stage 3: quantize and entropy-code the weights, pack the file, measure what decodes from it."""
+def code(plan: EncodePlan, fitted: FittedModel, progress: bool = False) -> CodedFile:
+    """Stage 3: quantize and entropy-code the weights, pack the file, measure what decodes from it
+    (``progress``: say each of these on stderr as it starts: minutes on a large clip)."""
     bad = [k for k, v in fitted.state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:  # the fitting loop catches divergence; this keeps non-finite weights out of any file regardless
         raise FitDivergedError(f"the fitted weights are not finite ({bad[0]}); lower --lr and try again")
     coder = _CodedSymbols()
     header = make_header(plan.infos, plan.spec, plan.cfg.quant_code, plan.config, plan.layout.to_dict())
+    note(progress, f"coding the file ({plural(fitted.params, 'parameter')})")
     symbols, sections, data = _pack(plan, fitted.state, fitted.steps, coder, header)
     notes: Tuple[str, ...] = ()
     if plan.budget is not None and plan.cfg.lam is None and len(data) > plan.budget:
+        if fitted.steps is not None:
+            note(progress, f"{len(data)} bytes, over the budget of {plan.budget}: coding it again with every step "
+                           f"scaled up by the smallest common factor that fits")
         trimmed = _trim(plan, fitted, coder, header) if fitted.steps is not None else None
         if trimmed is not None:
             symbols, sections, data = trimmed
@@ -153,6 +160,7 @@ def code(plan: EncodePlan, fitted: FittedModel) -> CodedFile:
             warnings.warn(notes[0], NervCodecWarning, stacklevel=2)
     weights = sections[SECTION_WEIGHTS]
 
+    note(progress, f"coded: {len(data)} bytes; decoding its {plural(plan.num_frames, 'frame')} to measure them")
     model = build_network(plan.spec, plan.config, weights)
     scores = FrameScores(plan.infos[0].pix_fmt)
     kf = plan.keyframes

@@ -111,7 +111,7 @@ def encode(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: 
     t0 = time.monotonic()
     dist = init_from_env(resolve_device(cfg.device).type)
     main = dist is None or dist.main
-    planned = plan(inputs, output, cfg)
+    planned = plan(inputs, output, cfg, progress and main)
     try:
         return _fit_and_finish(planned, cfg, dist, progress and main, t0)
     finally:
@@ -135,12 +135,12 @@ def _fit_and_finish(planned: EncodePlan, cfg: EncodeConfig, dist, progress: bool
     rss = tuple(dist.all_gather(peak_rss_mib())) if dist is not None else (peak_rss_mib(),)
     fitted = dataclasses.replace(fitted, peak_rss=rss)
     if dist is None:
-        return _finish(planned, fitted, cfg, t0)
+        return _finish(planned, fitted, cfg, t0, progress)
     outcome: Tuple[str, object] = ("", None)
     crash: Optional[BaseException] = None
     if dist.main:
         try:
-            outcome = ("ok", _finish(planned, fitted, cfg, t0))
+            outcome = ("ok", _finish(planned, fitted, cfg, t0, progress))
         except NervCodecError as exc:
             outcome = ("error", (type(exc), str(exc)))
         except KeyboardInterrupt:
@@ -160,9 +160,10 @@ def _fit_and_finish(planned: EncodePlan, cfg: EncodeConfig, dist, progress: bool
     return value
 
 
-def _finish(planned: EncodePlan, fitted: FittedModel, cfg: EncodeConfig, t0: float) -> EncodeResult:
+def _finish(planned: EncodePlan, fitted: FittedModel, cfg: EncodeConfig, t0: float,
+            progress: bool = False) -> EncodeResult:
     """Stages 3 and 4 (and --verify) on a fitted model."""
-    coded = code(planned, fitted)
+    coded = code(planned, fitted, progress)
     size = write(planned, coded)
     if fitted.checkpoint is not None:
         fitted.checkpoint.remove()  # the file is written: nothing is left to resume

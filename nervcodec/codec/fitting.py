@@ -210,7 +210,8 @@ def fit_model(plan: EncodePlan, progress: bool = False) -> FittedModel:
     rate = rate_term(plan, model)
     ckpt = _checkpointer(plan, model, data, progress, rate)
     try:
-        with ProgressBar(progress, f"fitting ({plan.cfg.effort})") as bar:
+        with ProgressBar(progress, f"fitting ({plan.cfg.effort})",
+                         rate_from=rate.start_step(steps) if rate is not None else None) as bar:
             res = fit(model, data, plan.fit, plan.device, progress=bar, checkpoint=ckpt,
                       resume=_resume_state(ckpt, plan.cfg.resume), rate=rate)
     except KeyboardInterrupt:

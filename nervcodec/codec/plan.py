@@ -36,6 +36,7 @@ from .config import EncodeConfig
 from .effort import effort_steps
 from .cliplen import DEFAULT_CLIP_LEN, choose_clip_len
 from .keyframes import KeyframePlan, encode_keyframes, keyframe_share
+from .progress import note
 from .layout import Layout, plan_layout
 from .scenecut import find_cuts
 from .rate import LEARNED_BITS_PER_PARAM, bits_per_param, bytes_for_bpp, params_for_bytes
@@ -243,15 +244,17 @@ def _weight_budget(cfg: EncodeConfig, spec: ModelSpec, infos: Sequence[VideoInfo
     return budget - len(pack(header, sections)) - PLANNER_RESERVE
 
 
-def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: EncodeConfig) -> EncodePlan:
-    """Stage 1: check the output, read the inputs, cut them into items, code the keyframes, size the model."""
+def plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, cfg: EncodeConfig,
+         progress: bool = False) -> EncodePlan:
+    """Stage 1: check the output, read the inputs, cut them into items, code the keyframes, size the model
+    (``progress``: say on stderr when the keyframes are being coded, which takes minutes on a large clip)."""
     output = Path(output)
     check_output(output, inputs, cfg.force)
     spec = model_spec(cfg.model)
     device = rank_device(resolve_device(cfg.device))   # under torchrun: one GPU per rank
     cache = _cache(cfg)
     try:
-        return _plan(inputs, output, cfg, spec, device, cache)
+        return _plan(inputs, output, cfg, spec, device, cache, progress)
     except BaseException:
         if cache is not None:
             cache.close()
@@ -266,7 +269,7 @@ def _cache(cfg: EncodeConfig) -> Optional[DiskCache]:
 
 
 def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torch.device,
-          cache: Optional[DiskCache]) -> EncodePlan:
+          cache: Optional[DiskCache], progress: bool = False) -> EncodePlan:
     raw = (*parse_size(cfg.size), cfg.pix_fmt) if cfg.size is not None else None
     if cfg.verify and len(inputs) > 1 and any(x is not None for x in (cfg.holdout, cfg.mask, cfg.figure)):
         raise ConfigError("--verify scores --holdout, --mask and --figure on a single input video; encode the "
@@ -307,6 +310,8 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     steps = None if cfg.epochs is not None else (cfg.steps or effort_steps(cfg.preset))
     batch = _global_batch(cfg.batch, spec.batch)
     if _chooses_clip_len(cfg, spec, budget, holdout, mask, cache):
+        note(progress, f"coding the keyframes every {', '.join(map(str, spec.clip_lens))} frames to choose "
+                       f"the clip length")
         choice = choose_clip_len(spec.clip_lens, make_layout,
                                  lambda lay: encode_keyframes(infos, frames, lay, cfg, budget), infos, frames,
                                  steps, batch)
@@ -316,6 +321,8 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
         clip_len = (cfg.clip_len or DEFAULT_CLIP_LEN) if keyframed else 1
         layout = make_layout(clip_len)
         visible = _visible(infos, frames, layout, mask, cache) if (mask is not None or holdout is not None) else None
+        if keyframed:
+            note(progress, f"coding the keyframes (every {clip_len} frames)")
         kf = encode_keyframes(infos, visible or frames, layout, cfg, budget, cache) if keyframed else None
     options = model_options(cfg, infos, clip_len)
     weights = _weight_budget(cfg, spec, infos, layout, kf, budget, options) if budget is not None else None
