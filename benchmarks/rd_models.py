@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Several nervcodec models' rate-distortion curves side by side, with H.264 and HEVC, clip by clip.
+
+Usage (from the repository root)::
+
+    python benchmarks/rd_models.py --run "latent-grid-kf=GRID/results.json" --run "D-NeRV=DNERV/results.json" \\
+        --run "NeRV=NERV/results.json" --reference D-NeRV [--metric psnr_rgb] [--plot models.png] [--markdown]
+
+Each ``--run LABEL=PATH`` (repeatable; one label may be given several files, one per clip) is a
+``nervcodec bench --out`` result whose nervcodec points make the curve LABEL.  The anchors (x264 and x265
+at the bench's CRFs) are those of the first run that has them for a clip: runs of one machine and one
+ffmpeg code the same anchors the same way.  For every clip it prints each curve's points and its
+BD-rate and BD-quality (the ``bjontegaard`` package, Akima, over the curves' overlap, as ``bench``
+reports them) against each anchor and against the ``--reference`` curve.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for path in (ROOT, HERE):   # run as a script from a checkout: the package and compare_rd beside this file
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from compare_rd import points  # noqa: E402
+from nervcodec.metrics.bd import bd_delta  # noqa: E402
+
+ANCHORS = (("hevc", "x265 medium"), ("h264", "x264 medium"))
+Curve = List[Tuple[float, float]]
+
+
+def parse_runs(specs: Sequence[str]) -> Dict[str, List[str]]:
+    """``LABEL=PATH`` strings -> {label: [paths]}, in the order the labels first appear."""
+    runs: Dict[str, List[str]] = {}
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            raise SystemExit(f"--run wants LABEL=PATH, got {spec!r}")
+        runs.setdefault(label, []).append(path)
+    return runs
+
+
+def curves(runs: Dict[str, List[str]], metric: str) -> Tuple[Dict[str, Dict[str, Curve]], Dict[str, Dict[str, Curve]]]:
+    """({clip: {label: nervcodec points}}, {clip: {anchor codec: points}})."""
+    models: Dict[str, Dict[str, Curve]] = {}
+    anchors: Dict[str, Dict[str, Curve]] = {}
+    for label, paths in runs.items():
+        for clip, pts in points(paths, metric).items():
+            models.setdefault(clip, {})[label] = pts
+        for codec, _ in ANCHORS:
+            for clip, pts in points(paths, metric, codec=codec).items():
+                anchors.setdefault(clip, {}).setdefault(codec, pts)
+    return models, anchors
+
+
+def delta(anchor: Curve, test: Curve) -> dict:
+    bd = bd_delta([r for r, _ in anchor], [q for _, q in anchor], [r for r, _ in test], [q for _, q in test])
+    return {"bd_rate": bd.bd_rate, "bd_quality": bd.bd_quality, "overlap_quality": bd.overlap_quality,
+            "overlap_rate": bd.overlap_rate}
+
+
+def table(runs: Dict[str, List[str]], metric: str, reference: Optional[str]) -> List[dict]:
+    """One row per (clip, curve): its points and its deltas against each anchor and the reference curve."""
+    models, anchors = curves(runs, metric)
+    rows = []
+    for clip in sorted(models):
+        ref = models[clip].get(reference) if reference else None
+        for codec, name in ANCHORS:
+            if codec in anchors.get(clip, {}):
+                rows.append({"clip": clip, "curve": name, "points": anchors[clip][codec], "against": {}})
+        for label in runs:
+            if label not in models[clip]:
+                continue
+            pts = models[clip][label]
+            against = {name: delta(anchors[clip][codec], pts) for codec, name in ANCHORS
+                       if codec in anchors.get(clip, {})}
+            if ref is not None and label != reference:
+                against[reference] = delta(ref, pts)
+            rows.append({"clip": clip, "curve": label, "points": pts, "against": against})
+    return rows
+
+
+def _fmt(d: dict) -> str:
+    if d["bd_rate"] is None and d["bd_quality"] is None:
+        return "no overlap"
+    rate = "n/a" if d["bd_rate"] is None else f"{d['bd_rate']:+.1f} %"
+    q = "n/a" if d["bd_quality"] is None else f"{d['bd_quality']:+.2f} dB"
+    return f"{rate}, {q} ({100 * d['overlap_rate']:.0f} / {100 * d['overlap_quality']:.0f} %)"
+
+
+def markdown(rows: List[dict], metric: str, reference: Optional[str]) -> str:
+    cols = [name for _, name in ANCHORS] + ([reference] if reference else [])
+    out = [f"| clip | curve | bpp -> {metric} | " + " | ".join(f"against {c}" for c in cols) + " |",
+           "|---|---|---|" + "--:|" * len(cols)]
+    for r in rows:
+        pts = ", ".join(f"{b:.3f} -> {q:.2f}" for b, q in r["points"])
+        cells = [_fmt(r["against"][c]) if c in r["against"] else "" for c in cols]
+        out.append(f"| {r['clip']} | {r['curve']} | {pts} | " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("(BD-rate, BD-quality, then the overlap in log-rate / quality of the two curves the delta is taken "
+               "over: negative BD-rate is fewer bits for the same quality.)")
+    return "\n".join(out)
+
+
+def plot(rows: List[dict], metric: str, out: str) -> None:
+    """One panel per clip, every curve of the table."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    clips = list(dict.fromkeys(r["clip"] for r in rows))
+    fig, axes = plt.subplots(1, len(clips), figsize=(5.5 * len(clips), 4.2), squeeze=False)
+    for ax, clip in zip(axes[0], clips):
+        for r in (r for r in rows if r["clip"] == clip):
+            anchor = r["curve"] in {name for _, name in ANCHORS}
+            ax.plot([b for b, _ in r["points"]], [q for _, q in r["points"]], "s:" if anchor else "o-",
+                    label=r["curve"])
+        ax.set_xscale("log")
+        ax.set_title(clip)
+        ax.set_xlabel("bpp (file size)")
+        ax.set_ylabel(f"{metric} (dB)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", action="append", required=True, help="LABEL=results.json (repeatable)")
+    ap.add_argument("--reference", help="a LABEL every other curve is also compared with")
+    ap.add_argument("--metric", default="psnr_rgb")
+    ap.add_argument("--markdown", action="store_true", help="a Markdown table instead of plain lines")
+    ap.add_argument("--plot", help="also draw the curves into this image")
+    args = ap.parse_args(argv)
+    runs = parse_runs(args.run)
+    if args.reference is not None and args.reference not in runs:
+        raise SystemExit(f"--reference {args.reference} is not one of the runs' labels ({', '.join(runs)})")
+    rows = table(runs, args.metric, args.reference)
+    if args.plot:
+        plot(rows, args.metric, args.plot)
+    if args.markdown:
+        print(markdown(rows, args.metric, args.reference))
+    else:
+        for r in rows:
+            pts = ", ".join(f"{b:.3f} -> {q:.2f}" for b, q in r["points"])
+            extra = "; ".join(f"against {k}: {_fmt(v)}" for k, v in r["against"].items())
+            print(f"{r['clip']} {r['curve']}: {pts}" + (f"\n  {extra}" if extra else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
