@@ -57,17 +57,24 @@ def build_network(spec: ModelSpec, config: Any, weights: bytes, major: int = VER
 
 def meta_network(nf: NervFile) -> VideoModel:
     """The file's network on the meta device (shapes only, nothing allocated), checked to be buildable
-    and plausibly sized for its weights section (no coder goes below ~1/4 bit per weight here)."""
+    and plausibly sized for its weights section (no coder goes below ~1/4 bit per weight here).
+
+    A model whose size follows the video (``ModelSpec.floor_size``: latent grids) is held to that only
+    for the weights that are not latents: its latents are as many as the header's frames and frame size
+    make them (which :func:`_check_geometry` holds the configuration to), and a latent map that is all
+    zero costs a few bytes however large it is (bikes at 0.02 bpp: 62M latents in a weights section of
+    about 24 kB)."""
     mh = read_model_header(nf.header)
     try:
         with torch.device("meta"):
             probe = mh.spec.cls(mh.config)
         n = sum(p.numel() for p in probe.parameters())
+        coded = n if mh.spec.floor_size is None else mh.spec.floor_size(mh.config)[0]
     except Exception as exc:  # an inconsistent config from a damaged file
         raise FormatError(f"the file's model configuration is invalid ({exc})") from None
     if n > (1 << 31):
         raise FormatError("the file's model is implausibly large")
-    if n > 64 * (4 * len(nf.section(SECTION_WEIGHTS)) * 8 + 4096):
+    if coded > 64 * (4 * len(nf.section(SECTION_WEIGHTS)) * 8 + 4096):
         raise FormatError("the file's model is far larger than its weights section")
     return probe
 
