@@ -158,6 +158,9 @@ def code(plan: EncodePlan, fitted: FittedModel, progress: bool = False) -> Coded
         else:
             notes = (_over_budget(plan, len(data), fitted.steps is None),)
             warnings.warn(notes[0], NervCodecWarning, stacklevel=2)
+    if fitted.steps is not None and not notes and _nothing_learned(symbols):
+        notes = (_nothing_learned_note(plan, len(data)),)
+        warnings.warn(notes[0], NervCodecWarning, stacklevel=2)
     weights = sections[SECTION_WEIGHTS]
 
     note(progress, f"coded: {len(data)} bytes; decoding its {plural(plan.num_frames, 'frame')} to measure them")
@@ -169,6 +172,21 @@ def code(plan: EncodePlan, fitted: FittedModel, progress: bool = False) -> Coded
                                     keyframe_planes=kf.planes if kf else None):
         scores.add([p[f] for p in plan.frames[vi].planes], planes)
     return CodedFile(symbols, sections, data, scores.psnr_yuv, scores.psnr_y, notes)
+
+
+def _nothing_learned(symbols) -> bool:
+    """Every tensor of two or more dimensions (weight matrices, convolution kernels, latent maps) is all
+    zero: what the file decodes is the network's starting point plus its biases.  Seen on bikes with latent
+    grids at 300 steps, where the rate controller had not settled (docs/benchmarks.md)."""
+    multi = [q for _, q in symbols if q.symbols.ndim >= 2]
+    return bool(multi) and not any(q.symbols.any() for q in multi)
+
+
+def _nothing_learned_note(plan: EncodePlan, size: int) -> str:
+    start = "the keyframes' cross-fade" if plan.keyframes is not None else "a flat frame"
+    return (f"every weight matrix and latent of the file rounds to zero ({size} bytes, {size * 8 / plan.pixels:.4g} "
+            f"bpp): the network adds at most a constant to what it starts from ({start}); the rate-aware fit "
+            f"ended with its rate weight too high for so short a fit: a longer --preset gives it the steps to settle")
 
 
 def _over_budget(plan: EncodePlan, size: int, fixed: bool) -> str:
