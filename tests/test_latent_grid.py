@@ -198,32 +198,31 @@ def test_a_file_whose_latents_are_all_zero_decodes_and_says_so(tmp_path):
     """Latent maps that are all zero cost a few bytes however large they are: the decoder's check that a
     file's model is plausible for its weights section holds the network to it, not the latents (bikes at
     0.02 bpp: 62M latents, all zero, in a section of 175 bytes was refused as damaged); and the encoder
-    warns that such a file's network adds nothing (the bikes files were written in silence)."""
+    warns when such a file leaves its budget unspent (the bikes files were written in silence)."""
     import dataclasses
     import warnings
 
     from nervcodec.codec.fitting import FittedModel
+    from nervcodec.errors import NervCodecWarning
     info, frames = make_moving_clip(width=64, height=48, frames=200)
     src = tmp_path / "long.y4m"
     write_video(src, info, frames)
     p = plan([src], tmp_path / "z.nerv", EncodeConfig(model="latent-grid", bpp=1.0, steps=1, device="cpu"))
     state = {k: torch.zeros_like(v) for k, v in build_model("latent-grid", p.config).state_dict().items()}
     n = sum(v.numel() for v in state.values())
-    from nervcodec.errors import NervCodecWarning
-    with pytest.warns(NervCodecWarning, match="every weight matrix and latent of the file rounds to zero"):
-        coded = code(dataclasses.replace(p, budget=None),
-                     FittedModel(state, n, None, steps={k: np.array([0.01], np.float16) for k in state}))
-    assert "starts from (a flat frame)" in coded.warnings[0] and "--preset" in coded.warnings[0]
+    zero = FittedModel(state, n, None, steps={k: np.array([0.01], np.float16) for k in state})
+    with pytest.warns(NervCodecWarning, match="of its 1 bpp budget, and its network"):
+        coded = code(p, zero)
+    assert "far too high for so short a fit" in coded.warnings[0] and "--preset" in coded.warnings[0]
+    assert len(coded.data) < 0.9 * p.budget
     section = coded.sections[SECTION_WEIGHTS]
     assert n > 64 * (4 * len(section) * 8 + 4096)        # what the check held every parameter to
     (tmp_path / "z.nerv").write_bytes(coded.data)
     n_frames, psnr = decoded_psnr_yuv(tmp_path / "z.nerv", tmp_path / "z.y4m", frames)
     assert n_frames == 200 and psnr == pytest.approx(coded.psnr, abs=1e-9)
-    state["mlp.0.weight"][0, 0] = 0.5       # one weight matrix that is not zero: nothing to say
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():     # no budget (--lambda, --params): nothing to say
         warnings.simplefilter("error", NervCodecWarning)
-        assert code(dataclasses.replace(p, budget=None), FittedModel(
-            state, n, None, steps={k: np.array([0.01], np.float16) for k in state})).warnings == ()
+        assert code(dataclasses.replace(p, budget=None), zero).warnings == ()
 
 
 GOLDEN_SECTION_SHA256 = "2991dffafa8387061d9c7d725b4d0a0d9339ad0db2df15093b560353e819135a"

@@ -158,10 +158,10 @@ def code(plan: EncodePlan, fitted: FittedModel, progress: bool = False) -> Coded
         else:
             notes = (_over_budget(plan, len(data), fitted.steps is None),)
             warnings.warn(notes[0], NervCodecWarning, stacklevel=2)
-    if fitted.steps is not None and not notes and _nothing_learned(symbols):
-        notes = (_nothing_learned_note(plan, len(data)),)
-        warnings.warn(notes[0], NervCodecWarning, stacklevel=2)
     weights = sections[SECTION_WEIGHTS]
+    if fitted.steps is not None and not notes and _budget_unspent(plan, len(data), len(weights)):
+        notes = (_unspent_note(plan, len(data), len(weights)),)
+        warnings.warn(notes[0], NervCodecWarning, stacklevel=2)
 
     note(progress, f"coded: {len(data)} bytes; decoding its {plural(plan.num_frames, 'frame')} to measure them")
     model = build_network(plan.spec, plan.config, weights)
@@ -174,19 +174,24 @@ def code(plan: EncodePlan, fitted: FittedModel, progress: bool = False) -> Coded
     return CodedFile(symbols, sections, data, scores.psnr_yuv, scores.psnr_y, notes)
 
 
-def _nothing_learned(symbols) -> bool:
-    """Every tensor of two or more dimensions (weight matrices, convolution kernels, latent maps) is all
-    zero: what the file decodes is the network's starting point plus its biases.  Seen on bikes with latent
-    grids at 300 steps, where the rate controller had not settled (docs/benchmarks.md)."""
-    multi = [q for _, q in symbols if q.symbols.ndim >= 2]
-    return bool(multi) and not any(q.symbols.any() for q in multi)
+def _budget_unspent(plan: EncodePlan, size: int, weights: int) -> bool:
+    """A --bpp file far under its budget whose weights took a sliver of their share: the rate-aware fit's
+    controller ended with its rate weight far too high (latent grids on bikes at 300 steps: weights of 177
+    bytes where 39 kB were theirs, every latent zero, the file at 63-67 % of its target; docs/benchmarks.md,
+    "The rate controller on a short fit")."""
+    if plan.budget is None or plan.cfg.lam is not None or not plan.weight_budget:
+        return False
+    return size < UNSPENT_FILE * plan.budget and weights < UNSPENT_WEIGHTS * plan.weight_budget
 
 
-def _nothing_learned_note(plan: EncodePlan, size: int) -> str:
-    start = "the keyframes' cross-fade" if plan.keyframes is not None else "a flat frame"
-    return (f"every weight matrix and latent of the file rounds to zero ({size} bytes, {size * 8 / plan.pixels:.4g} "
-            f"bpp): the network adds at most a constant to what it starts from ({start}); the rate-aware fit "
-            f"ended with its rate weight too high for so short a fit: a longer --preset gives it the steps to settle")
+UNSPENT_FILE = 0.9      # of the --bpp budget: a file at most this full ...
+UNSPENT_WEIGHTS = 0.1   # ... whose weights took at most this share of their budget is said to be so
+
+
+def _unspent_note(plan: EncodePlan, size: int, weights: int) -> str:
+    return (f"the file takes {size} bytes, {100 * size / plan.budget:.0f} % of its {plan.target_bpp:g} bpp budget, and "
+            f"its network {weights} of the {plan.weight_budget} bytes left to it: the rate-aware fit ended with its "
+            f"rate weight far too high for so short a fit (a longer --preset gives it the steps to settle)")
 
 
 def _over_budget(plan: EncodePlan, size: int, fixed: bool) -> str:
