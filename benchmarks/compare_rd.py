@@ -38,19 +38,31 @@ def points(paths: List[str], metric: str, codec: str = "nervcodec") -> Dict[str,
     return {k: sorted(v) for k, v in out.items()}
 
 
-def _pts(points: List[Tuple[float, float]]) -> str:
+def fmt_points(points: List[Tuple[float, float]]) -> str:
     return ", ".join(f"{r:.3f} -> {q:.2f}" for r, q in points)
+
+
+def delta(anchor: List[Tuple[float, float]], test: List[Tuple[float, float]]) -> dict:
+    """BD-rate and BD-quality of ``test`` against ``anchor`` (bpp, quality) points, with the overlap."""
+    bd = bd_delta([r for r, _ in anchor], [q for _, q in anchor], [r for r, _ in test], [q for _, q in test])
+    return {"bd_quality": bd.bd_quality, "bd_rate": bd.bd_rate, "overlap_quality": bd.overlap_quality,
+            "overlap_rate": bd.overlap_rate, "notes": list(bd.notes)}
+
+
+def style_panel(ax, clip: str, metric: str) -> None:
+    """One clip's panel of an RD plot: log rate, labelled axes, grid and legend."""
+    ax.set_xscale("log")
+    ax.set_title(clip)
+    ax.set_xlabel("bpp (file size)")
+    ax.set_ylabel(f"{metric} (dB)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def compare(old_paths: List[str], new_paths: List[str], metric: str) -> List[dict]:
     old, new = points(old_paths, metric), points(new_paths, metric)
-    rows = []
-    for clip in sorted(set(old) & set(new)):
-        o, n = old[clip], new[clip]
-        bd = bd_delta([r for r, _ in o], [q for _, q in o], [r for r, _ in n], [q for _, q in n])
-        rows.append({"clip": clip, "old": o, "new": n, "bd_quality": bd.bd_quality, "bd_rate": bd.bd_rate,
-                     "overlap_quality": bd.overlap_quality, "overlap_rate": bd.overlap_rate, "notes": list(bd.notes)})
-    return rows
+    return [{"clip": clip, "old": old[clip], "new": new[clip], **delta(old[clip], new[clip])}
+            for clip in sorted(set(old) & set(new))]
 
 
 def plot(old_paths: List[str], new_paths: List[str], metric: str, out: str, old_label: str, new_label: str) -> None:
@@ -68,12 +80,7 @@ def plot(old_paths: List[str], new_paths: List[str], metric: str, out: str, old_
                                   (sorted(anchors.get(clip, [])), "HEVC medium, bf 0", "s:")):
             if pts:
                 ax.plot([r for r, _ in pts], [q for _, q in pts], style, label=label)
-        ax.set_xscale("log")
-        ax.set_title(clip)
-        ax.set_xlabel("bpp (file size)")
-        ax.set_ylabel(f"{metric} (dB)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        style_panel(ax, clip, metric)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
@@ -99,9 +106,9 @@ def main(argv: List[str] | None = None) -> int:
         rate = "n/a" if r["bd_rate"] is None else f"{r['bd_rate']:+.1f} %"
         ov = f"(overlap {100 * r['overlap_rate']:.0f}% of log-rate, {100 * r['overlap_quality']:.0f}% of quality)"
         if args.markdown:
-            print(f"| {r['clip']} | {_pts(r['old'])} | {_pts(r['new'])} | {q} | {rate} {ov} |")
+            print(f"| {r['clip']} | {fmt_points(r['old'])} | {fmt_points(r['new'])} | {q} | {rate} {ov} |")
         else:
-            print(f"{r['clip']}:\n  old {_pts(r['old'])}\n  new {_pts(r['new'])}\n  BD-{args.metric} {q}, "
+            print(f"{r['clip']}:\n  old {fmt_points(r['old'])}\n  new {fmt_points(r['new'])}\n  BD-{args.metric} {q}, "
                   f"BD-rate {rate} {ov}" + (f"; {'; '.join(r['notes'])}" if r["notes"] else ""))
     return 0
 

@@ -26,8 +26,7 @@ for path in (ROOT, HERE):   # run as a script from a checkout: the package and c
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from compare_rd import points  # noqa: E402
-from nervcodec.metrics.bd import bd_delta  # noqa: E402
+from compare_rd import delta, fmt_points, points, style_panel  # noqa: E402
 
 ANCHORS = (("hevc", "x265 medium"), ("h264", "x264 medium"))
 Curve = List[Tuple[float, float]]
@@ -55,12 +54,6 @@ def curves(runs: Dict[str, List[str]], metric: str) -> Tuple[Dict[str, Dict[str,
             for clip, pts in points(paths, metric, codec=codec).items():
                 anchors.setdefault(clip, {}).setdefault(codec, pts)
     return models, anchors
-
-
-def delta(anchor: Curve, test: Curve) -> dict:
-    bd = bd_delta([r for r, _ in anchor], [q for _, q in anchor], [r for r, _ in test], [q for _, q in test])
-    return {"bd_rate": bd.bd_rate, "bd_quality": bd.bd_quality, "overlap_quality": bd.overlap_quality,
-            "overlap_rate": bd.overlap_rate}
 
 
 def table(runs: Dict[str, List[str]], metric: str, reference: Optional[str]) -> List[dict]:
@@ -97,7 +90,7 @@ def markdown(rows: List[dict], metric: str, reference: Optional[str]) -> str:
     out = [f"| clip | curve | bpp -> {metric} | " + " | ".join(f"against {c}" for c in cols) + " |",
            "|---|---|---|" + "--:|" * len(cols)]
     for r in rows:
-        pts = ", ".join(f"{b:.3f} -> {q:.2f}" for b, q in r["points"])
+        pts = fmt_points(r["points"])
         cells = [_fmt(r["against"][c]) if c in r["against"] else "" for c in cols]
         out.append(f"| {r['clip']} | {r['curve']} | {pts} | " + " | ".join(cells) + " |")
     out.append("")
@@ -118,12 +111,7 @@ def plot(rows: List[dict], metric: str, out: str) -> None:
             anchor = r["curve"] in {name for _, name in ANCHORS}
             ax.plot([b for b, _ in r["points"]], [q for _, q in r["points"]], "s:" if anchor else "o-",
                     label=r["curve"])
-        ax.set_xscale("log")
-        ax.set_title(clip)
-        ax.set_xlabel("bpp (file size)")
-        ax.set_ylabel(f"{metric} (dB)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        style_panel(ax, clip, metric)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
@@ -146,7 +134,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(markdown(rows, args.metric, args.reference))
     else:
         for r in rows:
-            pts = ", ".join(f"{b:.3f} -> {q:.2f}" for b, q in r["points"])
+            pts = fmt_points(r["points"])
             extra = "; ".join(f"against {k}: {_fmt(v)}" for k, v in r["against"].items())
             print(f"{r['clip']} {r['curve']}: {pts}" + (f"\n  {extra}" if extra else ""))
     return 0

@@ -147,7 +147,7 @@ def code(plan: EncodePlan, fitted: FittedModel, progress: bool = False) -> Coded
     header = make_header(plan.infos, plan.spec, plan.cfg.quant_code, plan.config, plan.layout.to_dict())
     note(progress, f"coding the file ({plural(fitted.params, 'parameter')})")
     symbols, sections, data = _pack(plan, fitted.state, fitted.steps, coder, header)
-    notes: Tuple[str, ...] = ()
+    problem: Optional[str] = None   # what the file says of its size against its budget, if anything
     if plan.budget is not None and plan.cfg.lam is None and len(data) > plan.budget:
         if fitted.steps is not None:
             note(progress, f"{len(data)} bytes, over the budget of {plan.budget}: coding it again with every step "
@@ -156,12 +156,13 @@ def code(plan: EncodePlan, fitted: FittedModel, progress: bool = False) -> Coded
         if trimmed is not None:
             symbols, sections, data = trimmed
         else:
-            notes = (_over_budget(plan, len(data), fitted.steps is None),)
-            warnings.warn(notes[0], NervCodecWarning, stacklevel=2)
+            problem = _over_budget(plan, len(data), fitted.steps is None)
     weights = sections[SECTION_WEIGHTS]
-    if fitted.steps is not None and not notes and _budget_unspent(plan, len(data), len(weights)):
-        notes = (_unspent_note(plan, len(data), len(weights)),)
-        warnings.warn(notes[0], NervCodecWarning, stacklevel=2)
+    if problem is None and fitted.steps is not None:
+        problem = _budget_unspent(plan, len(data), len(weights))
+    if problem is not None:
+        warnings.warn(problem, NervCodecWarning, stacklevel=2)
+    notes: Tuple[str, ...] = (problem,) if problem is not None else ()
 
     note(progress, f"coded: {len(data)} bytes; decoding its {plural(plan.num_frames, 'frame')} to measure them")
     model = build_network(plan.spec, plan.config, weights)
@@ -174,21 +175,19 @@ def code(plan: EncodePlan, fitted: FittedModel, progress: bool = False) -> Coded
     return CodedFile(symbols, sections, data, scores.psnr_yuv, scores.psnr_y, notes)
 
 
-def _budget_unspent(plan: EncodePlan, size: int, weights: int) -> bool:
-    """A --bpp file far under its budget whose weights took a sliver of their share: the rate-aware fit's
-    controller ended with its rate weight far too high (latent grids on bikes at 300 steps: weights of 177
-    bytes where 39 kB were theirs, every latent zero, the file at 63-67 % of its target; docs/benchmarks.md,
-    "The rate controller on a short fit")."""
-    if plan.budget is None or plan.cfg.lam is not None or not plan.weight_budget:
-        return False
-    return size < UNSPENT_FILE * plan.budget and weights < UNSPENT_WEIGHTS * plan.weight_budget
-
-
 UNSPENT_FILE = 0.9      # of the --bpp budget: a file at most this full ...
 UNSPENT_WEIGHTS = 0.1   # ... whose weights took at most this share of their budget is said to be so
 
 
-def _unspent_note(plan: EncodePlan, size: int, weights: int) -> str:
+def _budget_unspent(plan: EncodePlan, size: int, weights: int) -> Optional[str]:
+    """What a --bpp file far under its budget whose weights took a sliver of their share says (None for any
+    other): the rate-aware fit's controller ended with its rate weight far too high (latent grids on bikes at
+    300 steps: weights of 177 bytes where 39 kB were theirs, every latent zero, the file at 63-67 % of its
+    target; docs/benchmarks.md, "The rate controller on a short fit")."""
+    if plan.budget is None or plan.cfg.lam is not None or not plan.weight_budget:
+        return None
+    if size >= UNSPENT_FILE * plan.budget or weights >= UNSPENT_WEIGHTS * plan.weight_budget:
+        return None
     return (f"the file takes {size} bytes, {100 * size / plan.budget:.0f} % of its {plan.target_bpp:g} bpp budget, and "
             f"its network {weights} of the {plan.weight_budget} bytes left to it: the rate-aware fit ended with its "
             f"rate weight far too high for so short a fit (a longer --preset gives it the steps to settle)")

@@ -75,7 +75,7 @@ class ProgressBar:
                          if self._redo else "")
                 self._bar.write(f"expected fitting time: about {_duration(total / rate)} "
                                 f"({total} steps at {_pace(rate)} so far{later})", file=sys.stderr)
-        if not self._redo or self._rate_from is None or step < self._rate_from:
+        if not self._redo or step < self._rate_from:   # _redo: rate_from is set and not reached when timed
             return
         if self._again is None:
             self._again = (step, now)
