@@ -1,17 +1,21 @@
 """latent-grid-kf: latent grids whose synthesis corrects the blend of each clip's decoded keyframes."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import warnings
 
+import numpy as np
 import pytest
 import torch
 
 from nervcodec.codec import EncodeConfig, decode, encode
+from nervcodec.codec import coding
 from nervcodec.codec.coding import code
-from nervcodec.codec.fitting import fit_model
+from nervcodec.codec.fitting import FittedModel, fit_model
 from nervcodec.codec.plan import plan
 from nervcodec.container import read_file
-from nervcodec.errors import ConfigError
+from nervcodec.errors import ConfigError, NervCodecWarning
 from nervcodec.io import write_video
 from nervcodec.model import build_model, config_from_dict, config_to_dict
 from nervcodec.model.grid import (MOTION_DEFAULT, MOTION_OUTPUTS, MOTION_SCALE, KeyedGridConfig, KeyedLatentGrid,
@@ -113,6 +117,10 @@ def test_encode_reports_what_decode_produces_and_the_file_describes_the_model(co
     nf = read_file(out)
     assert nf.header.model["config"]["clip_len"] == 4 and nf.header.model["config"]["group"] == 4
     assert nf.header.model["layout"]["time"] == "global" and nf.header.model["layout"]["patch"] == [24, 32]
+    from nervcodec.container.keyframes import parse_keyframe_section
+    from nervcodec.container.nervfile import SECTION_KEYFRAMES
+    assert res.keyframe_quality == parse_keyframe_section(nf.section(SECTION_KEYFRAMES)).quality
+    assert isinstance(res.keyframes_recoded, bool) and json.loads(json.dumps(res.to_dict()))["keyframe_quality"] > 0
     n, psnr = decoded_psnr_yuv(out, d / "full.y4m", frames)
     assert n == 11 and psnr == pytest.approx(res.psnr, abs=1e-9)
 
@@ -296,3 +304,46 @@ def test_the_grids_keyframes_get_their_models_own_share_of_the_budget(tmp_path):
         sections[share] = p.keyframes.section
         assert 0 < len(p.keyframes.section) <= (0.7 if share is None else share) * p.budget
     assert sections[None] == sections[0.7] and len(sections[0.3]) < len(sections[0.7])
+
+
+def test_a_file_far_under_its_budget_gives_the_rest_to_its_keyframes(tmp_path, monkeypatch):
+    """A fit that finds its network worth a sliver of its bytes (short latent-grid fits zero every latent)
+    leaves a file far under its --bpp budget: its keyframes are coded again with what is left, and the
+    file with them is kept when what decodes from it scores higher, and is what the encoder reports."""
+    info, frames = make_moving_clip(width=64, height=48, frames=17)
+    src = tmp_path / "m.y4m"
+    write_video(src, info, frames)
+    p = plan([src], tmp_path / "z.nerv", EncodeConfig(model="latent-grid-kf", bpp=0.8, steps=1, device="cpu",
+                                                      clip_len=4))
+    state = {k: torch.zeros_like(v) for k, v in build_model("latent-grid-kf", p.config).state_dict().items()}
+    zero = FittedModel(state, sum(v.numel() for v in state.values()), None,
+                       steps={k: np.array([0.01], np.float16) for k in state})
+    coded = code(p, zero)
+    assert coded.keyframes_recoded and coded.keyframe_quality > p.keyframes.quality
+    assert len(p.keyframes.section) < coded.keyframe_bytes and len(coded.data) <= p.budget
+    (tmp_path / "z.nerv").write_bytes(coded.data)
+    n, psnr = decoded_psnr_yuv(tmp_path / "z.nerv", tmp_path / "z.y4m", frames)
+    assert n == 17 and psnr == pytest.approx(coded.psnr, abs=1e-9)
+
+    monkeypatch.setattr(coding, "UNSPENT_FILE", 0.0)     # the file as the fit left it
+    before = code(p, zero)
+    assert not before.keyframes_recoded and before.keyframe_quality == p.keyframes.quality
+    assert len(before.data) < len(coded.data) and before.psnr < coded.psnr
+    monkeypatch.undo()
+
+    real, measured = coding._measure, []
+    def worse(plan_, model, kf):   # the re-coded keyframes decode worse: the file stays as it was
+        measured.append(kf)
+        got = real(plan_, model, kf)
+        return got if kf is p.keyframes else (got[0] - 99.0, got[1] - 99.0)
+    monkeypatch.setattr(coding, "_measure", worse)
+    with pytest.warns(NervCodecWarning, match="worth less than its bytes"):   # and it says the budget is unspent
+        kept = code(p, zero)
+    assert len(measured) == 2 and kept.data == before.data and not kept.keyframes_recoded
+    monkeypatch.undo()
+
+    # a quality the user fixed (--keyframe-quality), or a fixed lambda, is not overridden
+    for cfg in (dataclasses.replace(p.cfg, keyframe_quality=p.keyframes.quality), dataclasses.replace(p.cfg, lam=1.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NervCodecWarning)
+            assert code(dataclasses.replace(p, cfg=cfg), zero).data == before.data

@@ -213,7 +213,8 @@ def test_a_file_whose_latents_are_all_zero_decodes_and_says_so(tmp_path):
     zero = FittedModel(state, n, None, steps={k: np.array([0.01], np.float16) for k in state})
     with pytest.warns(NervCodecWarning, match="of its 1 bpp budget, and its network"):
         coded = code(p, zero)
-    assert "far too high for so short a fit" in coded.warnings[0] and "--preset" in coded.warnings[0]
+    assert "found the network worth less than its bytes" in coded.warnings[0] and "--preset" in coded.warnings[0]
+    assert "coded again" not in coded.warnings[0] and not coded.keyframes_recoded   # it has no keyframes
     assert len(coded.data) < 0.9 * p.budget
     section = coded.sections[SECTION_WEIGHTS]
     assert n > 64 * (4 * len(section) * 8 + 4096)        # what the check held every parameter to

@@ -5,7 +5,8 @@ exactly the rounding the fit simulated; a file over its --bpp budget has every
 step scaled up by one common factor until it fits, see :func:`_trim`), or, with ``--quant-bits``, fixed-precision
 steps with each tensor's mode chosen by its real coded size; the signed symbols
 are entropy-coded into the weights section; the header and sections are
-packed into the bytes that stage 4 writes.  The encoder then rebuilds the network
+packed into the bytes that stage 4 writes (a file left far under its budget gives the rest to its
+keyframes, see :func:`_respend`).  The encoder then rebuilds the network
 from the coded weights section as the decoder does (:func:`~.decode.build_network`)
 and runs the decoder's synthesis, so the PSNR it reports is exactly what ``decode``
 will produce from the file.
@@ -26,6 +27,7 @@ from ..quant.quantize import f16_up
 from ..textutil import plural
 from .decode import build_network
 from .fitting import FittedModel
+from .keyframes import KeyframePlan, encode_keyframes
 from .plan import EncodePlan
 from .progress import note
 from .quality import FrameScores
@@ -45,6 +47,8 @@ class CodedFile:
     psnr: float        # PSNR-YUV (6:1:1, per-frame mean) of the decoder's output
     psnr_y: float
     warnings: Tuple[str, ...] = ()     # a file over its --bpp budget says so
+    keyframe_quality: Optional[int] = None  # the quality its keyframes were coded at (the codec's scale)
+    keyframes_recoded: bool = False    # coded again after the fit with the budget it left (_respend)
 
     @property
     def weights_bytes(self) -> int:
@@ -158,39 +162,81 @@ def code(plan: EncodePlan, fitted: FittedModel, progress: bool = False) -> Coded
         else:
             problem = _over_budget(plan, len(data), fitted.steps is None)
     weights = sections[SECTION_WEIGHTS]
+    note(progress, f"coded: {len(data)} bytes; decoding its {plural(plan.num_frames, 'frame')} to measure them")
+    model = build_network(plan.spec, plan.config, weights)
+    kf = plan.keyframes
+    psnr, psnr_y = _measure(plan, model, kf)
     if problem is None and fitted.steps is not None:
-        problem = _budget_unspent(plan, len(data), len(weights))
+        respent = _respend(plan, model, sections, header, len(data), psnr, progress)
+        if respent is not None:
+            kf, sections, data, psnr, psnr_y = respent
+        problem = _budget_unspent(plan, len(data), len(weights), kf if respent is not None else None)
     if problem is not None:
         warnings.warn(problem, NervCodecWarning, stacklevel=2)
     notes: Tuple[str, ...] = (problem,) if problem is not None else ()
+    return CodedFile(symbols, sections, data, psnr, psnr_y, notes,
+                     keyframe_quality=kf.quality if kf is not None else None,
+                     keyframes_recoded=kf is not plan.keyframes)
 
-    note(progress, f"coded: {len(data)} bytes; decoding its {plural(plan.num_frames, 'frame')} to measure them")
-    model = build_network(plan.spec, plan.config, weights)
+
+def _measure(plan: EncodePlan, model: torch.nn.Module, kf: Optional[KeyframePlan]) -> Tuple[float, float]:
+    """(PSNR-YUV, PSNR-Y) of what the decoder reconstructs from ``model`` and the keyframes ``kf``."""
     scores = FrameScores(plan.infos[0].pix_fmt)
-    kf = plan.keyframes
     for vi, f, planes in synthesize(model, plan.layout, plan.infos, plan.layout.items(plan.infos), plan.device,
                                     batch=max(plan.fit.batch, 8), keyframes=kf.source if kf else None,
                                     keyframe_planes=kf.planes if kf else None):
         scores.add([p[f] for p in plan.frames[vi].planes], planes)
-    return CodedFile(symbols, sections, data, scores.psnr_yuv, scores.psnr_y, notes)
+    return scores.psnr_yuv, scores.psnr_y
+
+
+def _respend(plan: EncodePlan, model: torch.nn.Module, sections: Dict[int, bytes], header: bytes, size: int,
+             psnr: float, progress: bool) -> Optional[tuple]:
+    """A file far under its --bpp budget (at most UNSPENT_FILE of it: the rate-aware fit found the network
+    worth fewer bytes than it was given, as short fits of the latent grids do) whose keyframes were coded
+    to a rate gives what is left to them: they are coded again, at the highest quality that fits their
+    bytes plus the rest of the budget, and the file with them is kept if what decodes from it, the same
+    network on the new keyframes, scores a higher PSNR.  (keyframes, sections, file, PSNR-YUV, PSNR-Y),
+    or None when the file stays as it is."""
+    kf = plan.keyframes
+    if (kf is None or plan.budget is None or plan.cfg.lam is not None or plan.cfg.keyframe_quality is not None
+            or size >= UNSPENT_FILE * plan.budget):
+        return None
+    note(progress, f"{size} bytes, {100 * size / plan.budget:.0f} % of the budget: coding the keyframes again "
+                   f"with the {plan.budget - size} bytes left")
+    new = encode_keyframes(plan.infos, plan.seen_frames, plan.layout, plan.cfg, plan.budget,
+                           target=len(kf.section) + plan.budget - size, local=True)
+    if new.quality == kf.quality:
+        return None
+    secs = {**sections, SECTION_KEYFRAMES: new.section}
+    data = pack(header, secs)
+    if len(data) > plan.budget:
+        return None
+    p, p_y = _measure(plan, model, new)
+    note(progress, f"keyframes at quality {new.quality} instead of {kf.quality}: {len(data)} bytes, PSNR-YUV "
+                   f"{p:.2f} dB against {psnr:.2f} ({'kept' if p > psnr else 'not kept'})")
+    return (new, secs, data, p, p_y) if p > psnr else None
 
 
 UNSPENT_FILE = 0.9      # of the --bpp budget: a file at most this full ...
 UNSPENT_WEIGHTS = 0.1   # ... whose weights took at most this share of their budget is said to be so
 
 
-def _budget_unspent(plan: EncodePlan, size: int, weights: int) -> Optional[str]:
+def _budget_unspent(plan: EncodePlan, size: int, weights: int, recoded: Optional[KeyframePlan] = None) -> Optional[str]:
     """What a --bpp file far under its budget whose weights took a sliver of their share says (None for any
-    other): the rate-aware fit's controller ended with its rate weight far too high (latent grids on bikes at
-    300 steps: weights of 177 bytes where 39 kB were theirs, every latent zero, the file at 63-67 % of its
-    target; docs/benchmarks.md, "The rate controller on a short fit")."""
+    other): the rate-aware fit found the network worth fewer bytes than it was given (latent grids at 300
+    steps: weights of 156-177 bytes where 29-39 kB were theirs, every latent zero; with a fixed lambda of
+    1e-6 the same fit kept 163 kB for 0.27 dB; docs/benchmarks.md, "What a short grid fit's network is worth"),
+    and its keyframes could not take the rest (``recoded``: they took what their codec's next quality allowed)."""
     if plan.budget is None or plan.cfg.lam is not None or not plan.weight_budget:
         return None
     if size >= UNSPENT_FILE * plan.budget or weights >= UNSPENT_WEIGHTS * plan.weight_budget:
         return None
+    kept = (f"; the keyframes were coded again with the rest, at quality {recoded.quality}, the highest that fits"
+            if recoded is not None else "")
     return (f"the file takes {size} bytes, {100 * size / plan.budget:.0f} % of its {plan.target_bpp:g} bpp budget, and "
-            f"its network {weights} of the {plan.weight_budget} bytes left to it: the rate-aware fit ended with its "
-            f"rate weight far too high for so short a fit (a longer --preset gives it the steps to settle)")
+            f"its network {weights} of the {plan.weight_budget} bytes left to it: the rate-aware fit found the network "
+            f"worth less than its bytes (a short fit gains little over the keyframes; a longer --preset fits a "
+            f"network worth more){kept}")
 
 
 def _over_budget(plan: EncodePlan, size: int, fixed: bool) -> str:

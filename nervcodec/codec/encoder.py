@@ -64,6 +64,8 @@ class EncodeResult:
     scene_cuts: Tuple[Tuple[int, ...], ...] = ()  # per video, the frames where the layout restarts its clips
     clip_len: int = 1                    # keyframe interval (frames per clip; 1 for frame models)
     clip_len_scores: Tuple[Tuple[int, float], ...] = ()  # chosen clip length: each candidate's starting PSNR
+    keyframe_quality: Optional[int] = None   # the keyframes' quality on their codec's scale
+    keyframes_recoded: bool = False      # coded again after the fit with the budget the network left unspent
 
     def to_dict(self) -> Dict[str, object]:
         out: Dict[str, object] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -94,7 +96,8 @@ def _result(plan: EncodePlan, fitted: FittedModel, coded: CodedFile, size: int, 
                                                    else int(round(fitted.estimated_bits / 8))),
         fit_psnr_float=_finite(res.float_psnr), fit_psnr_quantized=_finite(res.quant_psnr),
         peak_rss_mib=fitted.peak_rss, steps=res.steps, effort=plan.cfg.effort, scene_cuts=plan.layout.cuts,
-        clip_len=plan.layout.clip_len, clip_len_scores=plan.clip_len_scores)
+        clip_len=plan.layout.clip_len, clip_len_scores=plan.clip_len_scores, keyframe_quality=coded.keyframe_quality,
+        keyframes_recoded=coded.keyframes_recoded)
 
 
 def _finite(x: float) -> Optional[float]:

@@ -98,10 +98,13 @@ class _VideoKeyframes(SequenceABC):
 
 
 def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
-                     budget: Optional[int], cache: Optional[DiskCache] = None) -> KeyframePlan:
-    """Code the keyframes of every video, choosing the quality to fit their share of ``budget``.
+                     budget: Optional[int], cache: Optional[DiskCache] = None, *, target: Optional[int] = None,
+                     local: bool = False) -> KeyframePlan:
+    """Code the keyframes of every video, choosing the quality to fit their share of ``budget`` (or
+    ``target`` bytes, when given).
 
-    With a ``cache`` the decoded keyframes are kept in it, not in memory."""
+    With a ``cache`` the decoded keyframes are kept in it, not in memory.  ``local``: this process codes
+    every video itself (under torchrun the videos are otherwise dealt over the ranks, which must all call)."""
     fmt = infos[0].pix_fmt
     codec = build_codec(cfg.keyframe_codec or _default_name(fmt), weights=cfg.keyframe_weights)
     codec.check_format(fmt)
@@ -116,12 +119,13 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
     per_video = _VideoKeyframes(infos, frames, layout)
     if cfg.keyframe_quality is not None:
         quality = codec.check_quality(cfg.keyframe_quality)
-        coded = _encode_all(codec, per_video, quality)
-    elif budget is not None:
-        quality, coded = _choose(codec, per_video, int(budget * keyframe_share(cfg)))
+        coded = _encode_all(codec, per_video, quality, local)
+    elif target is not None or budget is not None:
+        quality, coded = _choose(codec, per_video, target if target is not None else int(budget * keyframe_share(cfg)),
+                                 local)
     else:
         quality = _default_quality(codec)
-        coded = _encode_all(codec, per_video, quality)
+        coded = _encode_all(codec, per_video, quality, local)
     params = codec.params(quality)
     for vi, (v, bl) in enumerate(zip(infos, coded)):
         dec = codec.decode(bl, fmt, v.width, v.height, params)
@@ -147,12 +151,12 @@ def keyframe_share(cfg: EncodeConfig) -> float:
     return own if own is not None else KEYFRAME_SHARE
 
 
-def _encode_all(codec, per_video: Sequence[Frames], quality: int) -> List[List[bytes]]:
-    """Every video's keyframes coded at ``quality``; under torchrun the videos are dealt over the
-    ranks and the blobs gathered on every rank (image codecs are deterministic, so every rank
+def _encode_all(codec, per_video: Sequence[Frames], quality: int, local: bool = False) -> List[List[bytes]]:
+    """Every video's keyframes coded at ``quality``; under torchrun (unless ``local``) the videos are dealt
+    over the ranks and the blobs gathered on every rank (image codecs are deterministic, so every rank
     ends with the same section)."""
     from ..distributed import current, map_over_ranks
-    return map_over_ranks(lambda kf: codec.encode(kf, quality), per_video, current())
+    return map_over_ranks(lambda kf: codec.encode(kf, quality), per_video, None if local else current())
 
 
 def _default_name(fmt) -> str:
@@ -166,12 +170,12 @@ def _default_quality(codec) -> int:
     return lo + (3 * (hi - lo)) // 4
 
 
-def _choose(codec, per_video: Sequence[Frames], target: int) -> Tuple[int, List[List[bytes]]]:
+def _choose(codec, per_video: Sequence[Frames], target: int, local: bool = False) -> Tuple[int, List[List[bytes]]]:
     """Largest quality whose keyframes (all videos together) fit ``target`` bytes (the lowest quality's
     when none does), found by :func:`~nervcodec.keyframes.search_quality`: about 4 codings of the
     keyframes instead of a binary search's 6-7."""
     lo, hi = codec.quality_range
-    return search_quality(lambda q: _encode_all(codec, per_video, q),
+    return search_quality(lambda q: _encode_all(codec, per_video, q, local),
                           lambda coded: sum(len(b) for bl in coded for b in bl), lo, hi, target)
 
 
