@@ -222,3 +222,20 @@ def test_every_command_keeps_freed_memory_for_the_next_step(monkeypatch, tmp_pat
     took = alloc.keep_freed_memory()
     assert took == (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")
     assert alloc.keep_freed_memory() == took                       # idempotent
+
+
+def test_encode_says_when_its_keyframes_took_the_budget_the_network_left(tmp_path, clip_file, monkeypatch):
+    """The summary line is followed by one saying the keyframes were coded again after the fit (the
+    encoder's side of it is tested in test_keyed_grid.py); a file without that says nothing of it."""
+    import dataclasses
+
+    import nervcodec.codec as codec_pkg
+    src, _, _ = clip_file(width=30, height=22, frames=5)
+    args = ["encode", src, tmp_path / "r.nerv", "--model", "nerv", "--params", "3000", "--epochs", "1",
+            "--device", "cpu", "-q", "-y"]
+    assert "keyframes coded again" not in run(*args).output
+    real = codec_pkg.encode
+    monkeypatch.setattr(codec_pkg, "encode", lambda *a, **k: dataclasses.replace(
+        real(*a, **k), keyframes_recoded=True, keyframe_quality=40, keyframe_bytes=1234))
+    text = run(*args).output
+    assert text.count("\n") == 2 and "keyframes coded again after the fit, at quality 40 (1234 bytes)" in text

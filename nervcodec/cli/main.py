@@ -253,6 +253,9 @@ def encode(paths: Sequence[str], as_json: bool, quiet: bool, verify: bool, input
         click.echo(f"{res.path}: {res.bytes} bytes, {res.bpp:.4f} bpp, PSNR-YUV {res.psnr:.2f} dB "
                    f"(Y {res.psnr_y:.2f}), {res.params} parameters at {res.bits_per_param:.2f} bits, "
                    f"{res.frames} frames, {res.seconds:.1f} s")
+        if res.keyframes_recoded:
+            click.echo(f"keyframes coded again after the fit, at quality {res.keyframe_quality} ({res.keyframe_bytes} "
+                       f"bytes), with the budget the network left unspent")
         if res.verify is not None:
             v = res.verify
             against = f" against {v.reference}" if v.reference else ""
