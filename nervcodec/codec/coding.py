@@ -46,7 +46,7 @@ class CodedFile:
     data: bytes
     psnr: float        # PSNR-YUV (6:1:1, per-frame mean) of the decoder's output
     psnr_y: float
-    warnings: Tuple[str, ...] = ()     # a file over its --bpp budget says so
+    warnings: Tuple[str, ...] = ()     # a file over its --bpp budget, or far under it, says so
     keyframe_quality: Optional[int] = None  # the quality its keyframes were coded at (the codec's scale)
     keyframes_recoded: bool = False    # coded again after the fit with the budget it left (_respend)
 
@@ -198,12 +198,11 @@ def _respend(plan: EncodePlan, model: torch.nn.Module, sections: Dict[int, bytes
     network on the new keyframes, scores a higher PSNR.  (keyframes, sections, file, PSNR-YUV, PSNR-Y),
     or None when the file stays as it is."""
     kf = plan.keyframes
-    if (kf is None or plan.budget is None or plan.cfg.lam is not None or plan.cfg.keyframe_quality is not None
-            or size >= UNSPENT_FILE * plan.budget):
+    if kf is None or plan.cfg.keyframe_quality is not None or not _far_under(plan, size):
         return None
     note(progress, f"{size} bytes, {100 * size / plan.budget:.0f} % of the budget: coding the keyframes again "
                    f"with the {plan.budget - size} bytes left")
-    new = encode_keyframes(plan.infos, plan.seen_frames, plan.layout, plan.cfg, plan.budget,
+    new = encode_keyframes(plan.infos, plan.seen_frames, plan.layout, plan.cfg, None,
                            target=len(kf.section) + plan.budget - size, local=True)
     if new.quality == kf.quality:
         return None
@@ -221,15 +220,19 @@ UNSPENT_FILE = 0.9      # of the --bpp budget: a file at most this full ...
 UNSPENT_WEIGHTS = 0.1   # ... whose weights took at most this share of their budget is said to be so
 
 
+def _far_under(plan: EncodePlan, size: int) -> bool:
+    """Whether a file of ``size`` bytes is at most UNSPENT_FILE of its --bpp budget (never under --lambda,
+    which sets no budget for the file to fill)."""
+    return plan.budget is not None and plan.cfg.lam is None and size < UNSPENT_FILE * plan.budget
+
+
 def _budget_unspent(plan: EncodePlan, size: int, weights: int, recoded: Optional[KeyframePlan] = None) -> Optional[str]:
     """What a --bpp file far under its budget whose weights took a sliver of their share says (None for any
     other): the rate-aware fit found the network worth fewer bytes than it was given (latent grids at 300
     steps: weights of 156-177 bytes where 29-39 kB were theirs, every latent zero; with a fixed lambda of
     1e-6 the same fit kept 163 kB for 0.27 dB; docs/benchmarks.md, "What a short grid fit's network is worth"),
     and its keyframes could not take the rest (``recoded``: they took what their codec's next quality allowed)."""
-    if plan.budget is None or plan.cfg.lam is not None or not plan.weight_budget:
-        return None
-    if size >= UNSPENT_FILE * plan.budget or weights >= UNSPENT_WEIGHTS * plan.weight_budget:
+    if not _far_under(plan, size) or not plan.weight_budget or weights >= UNSPENT_WEIGHTS * plan.weight_budget:
         return None
     kept = (f"; the keyframes were coded again with the rest, at quality {recoded.quality}, the highest that fits"
             if recoded is not None else "")

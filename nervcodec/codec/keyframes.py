@@ -117,12 +117,13 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
     native: Any = ArrayStore(cache, "keyframes-native.raw") if cache is not None else {}
     # one quality for the whole collection, chosen on all keyframes together
     per_video = _VideoKeyframes(infos, frames, layout)
+    if target is None and budget is not None:
+        target = int(budget * keyframe_share(cfg))
     if cfg.keyframe_quality is not None:
         quality = codec.check_quality(cfg.keyframe_quality)
         coded = _encode_all(codec, per_video, quality, local)
-    elif target is not None or budget is not None:
-        quality, coded = _choose(codec, per_video, target if target is not None else int(budget * keyframe_share(cfg)),
-                                 local)
+    elif target is not None:
+        quality, coded = _choose(codec, per_video, target, local)
     else:
         quality = _default_quality(codec)
         coded = _encode_all(codec, per_video, quality, local)
