@@ -203,12 +203,10 @@ def _respend(plan: EncodePlan, model: torch.nn.Module, sections: Dict[int, bytes
     note(progress, f"{size} bytes, {100 * size / plan.budget:.0f} % of the budget: coding the keyframes again "
                    f"with the {plan.budget - size} bytes left")
     new = encode_keyframes(plan.infos, plan.seen_frames, plan.layout, plan.cfg, None,
-                           target=len(kf.section) + plan.budget - size, local=True)
-    if new.quality == kf.quality:
-        return None
+                           target=len(kf.section) + plan.budget - size, local=True, above=kf.quality)
     secs = {**sections, SECTION_KEYFRAMES: new.section}
     data = pack(header, secs)
-    if len(data) > plan.budget:
+    if new.quality <= kf.quality or len(data) > plan.budget:   # no quality above the old one fits
         return None
     p, p_y = _measure(plan, model, new)
     note(progress, f"keyframes at quality {new.quality} instead of {kf.quality}: {len(data)} bytes, PSNR-YUV "

@@ -99,9 +99,10 @@ class _VideoKeyframes(SequenceABC):
 
 def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layout: Layout, cfg: EncodeConfig,
                      budget: Optional[int], cache: Optional[DiskCache] = None, *, target: Optional[int] = None,
-                     local: bool = False) -> KeyframePlan:
+                     local: bool = False, above: Optional[int] = None) -> KeyframePlan:
     """Code the keyframes of every video, choosing the quality to fit their share of ``budget`` (or
-    ``target`` bytes, when given).
+    ``target`` bytes, when given); ``above``: a quality known to fit, which the search starts past (the
+    codec's top quality when it is that already).
 
     With a ``cache`` the decoded keyframes are kept in it, not in memory.  ``local``: this process codes
     every video itself (under torchrun the videos are otherwise dealt over the ranks, which must all call)."""
@@ -123,7 +124,7 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
         quality = codec.check_quality(cfg.keyframe_quality)
         coded = _encode_all(codec, per_video, quality, local)
     elif target is not None:
-        quality, coded = _choose(codec, per_video, target, local)
+        quality, coded = _choose(codec, per_video, target, local, above)
     else:
         quality = _default_quality(codec)
         coded = _encode_all(codec, per_video, quality, local)
@@ -171,11 +172,14 @@ def _default_quality(codec) -> int:
     return lo + (3 * (hi - lo)) // 4
 
 
-def _choose(codec, per_video: Sequence[Frames], target: int, local: bool = False) -> Tuple[int, List[List[bytes]]]:
+def _choose(codec, per_video: Sequence[Frames], target: int, local: bool = False,
+            above: Optional[int] = None) -> Tuple[int, List[List[bytes]]]:
     """Largest quality whose keyframes (all videos together) fit ``target`` bytes (the lowest quality's
     when none does), found by :func:`~nervcodec.keyframes.search_quality`: about 4 codings of the
-    keyframes instead of a binary search's 6-7."""
+    keyframes instead of a binary search's 6-7; past ``above`` when that is known to fit."""
     lo, hi = codec.quality_range
+    if above is not None:
+        lo = min(max(lo, above + 1), hi)
     return search_quality(lambda q: _encode_all(codec, per_video, q, local),
                           lambda coded: sum(len(b) for bl in coded for b in bl), lo, hi, target)
 
