@@ -119,6 +119,33 @@ def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, p
         assert m(t[:0], kf[:0] if keyed else None).shape == (0, 3, 3, 12, 20)
 
 
+def test_a_decoding_span_computes_the_shared_maps_terms_once_and_forgets_them_after(monkeypatch):
+    """The decoder's first layer takes what frames share (the still maps, each group boundary's maps) as
+    precomputed terms: inside ``decoding()`` each is computed once for all the calls, the output is the
+    same as outside it, and a change of the parameters after the span is seen."""
+    torch.manual_seed(2)
+    m = LatentGrid(_tiny_config(frames=9, group=4))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.3)
+    t = torch.arange(9, dtype=torch.float32).view(9, 1) / 9
+    made = []
+    upsampled = LatentGrid._upsampled
+    monkeypatch.setattr(LatentGrid, "_upsampled", lambda self, low, level: made.append(low.dim()) or upsampled(self, low, level))
+    with torch.no_grad():
+        plain = m(t)
+        per_call = made.count(2)                     # shared maps (2-D) upsampled by one call outside a span
+        assert per_call == 3 * 5                     # the still maps and boundaries 0-3 (groups 0-2), 3 levels
+        made.clear()
+        with m.decoding():
+            parts = [m(t[:4]), m(t[4:]), m(t)]       # batches as a decoder makes them, then all again
+            assert made.count(2) == per_call         # each shared term once for the whole span
+        assert m._shared is None
+        assert torch.equal(torch.cat(parts[:2]), plain) and torch.equal(parts[2], plain)
+        m.still0.add_(1.0)
+        assert not torch.equal(m(t), plain)          # nothing kept past the span
+
+
 def test_decode_pieces_are_cache_sized_on_a_cpu_and_whole_batches_elsewhere():
     from nervcodec.model.grid import DECODE_PIECE, decode_pieces
     cpu, gpu = torch.device("cpu"), torch.device("cuda")      # a device object only: nothing runs on it

@@ -113,58 +113,59 @@ def synthesize(model: VideoModel, layout: Layout, infos: Sequence[VideoInfo], it
         """Frame ``f`` of video ``vi`` is shown as its decoded keyframe, not as the model's output."""
         return substituting and layout.is_keyframe(infos[vi], vi, f)
 
-    for start in range(0, len(items), batch):
-        chunk = items[start:start + batch]
-        t = t_all[start:start + len(chunk)].to(device)
-        kf = None
-        if model.needs_keyframes:
-            assert keyframes is not None
-            tiles = keyframe_tiles(keyframes(chunk), layout, infos, chunk, work_h, work_w)
-            kf = torch.from_numpy(tiles.astype(np.float32)).to(device) / fmt.max_value
-        slots = _holdout_slots(layout, infos, chunk) if model.needs_keyframes and not phase else {}
-        # a model that makes each frame on its own is asked only for the clip positions yielded from it
-        shown = (sorted({j for it in chunk for j, f in enumerate(it.frames)
-                         if it.valid[j] and wanted(f) and not replaced(it.video, f)})
-                 if model.frames_apart and substituting and not slots else None)
-        rendered: Dict[float, Tuple[np.ndarray, Optional[np.ndarray]]] = {}
-        for p in sorted({phase} | {d for d, _ in slots.values()}):
-            tp = t if p == phase else torch.from_numpy(layout.times(infos, chunk, p)).to(device)
-            with full_precision(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                  enabled=half and device.type == "cuda"):
-                if shown is None:
-                    out = model(tp, kf, p) if p else model(tp, kf)
-                else:           # only the positions shown (none: an empty output)
-                    out = model(tp, kf, slots=shown)
-            py, pc = split_planes(out.float(), shift)
-            ys = _to_int(py, fmt.max_value, fmt.dtype)
-            cs = _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None
-            if shown is not None:   # into whole clips: the positions not shown (keyframes, outside the range) zero
-                ys, cs = (_slots(a, shown, layout.clip_len) if a is not None else None for a in (ys, cs))
-            rendered[p] = (ys, cs)
-        ys, cs = rendered[phase]
-        for i, it in enumerate(chunk):
-            key = (it.video, it.clip)
-            if key not in pending:
-                v = infos[it.video]
-                shapes = fmt.plane_shapes(v.width, v.height)
-                pending[key] = {"frames": [[np.empty(s, fmt.dtype) for s in shapes] for _ in range(layout.clip_len)],
-                                "left": rows_cols[it.video][0] * rows_cols[it.video][1], "item": it}
-            entry = pending[key]
-            y0, x0 = layout.patch_origin(infos[it.video], it.patch)
-            for j in range(layout.clip_len):
-                if not it.valid[j]:
-                    continue
-                d, src = slots.get((i, j), (phase, j))
-                py_, pc_ = rendered[d]
-                tile = [py_[i, src]] + ([pc_[i, src, 0], pc_[i, src, 1]] if pc_ is not None else [])
-                place_tile(entry["frames"][j], tile, y0, x0, fmt)
-            entry["left"] -= 1
-        while pending and next(iter(pending.values()))["left"] == 0:
-            (vi, _), entry = pending.popitem(last=False)
-            it = entry["item"]
-            for j, f in enumerate(it.frames):
-                if it.valid[j] and wanted(f):
-                    if replaced(vi, f):
-                        yield vi, f, keyframe_planes(vi, f)
-                    else:
-                        yield vi, f, entry["frames"][j]
+    with model.decoding():     # the parameters stay as they are until the last frame is yielded
+        for start in range(0, len(items), batch):
+            chunk = items[start:start + batch]
+            t = t_all[start:start + len(chunk)].to(device)
+            kf = None
+            if model.needs_keyframes:
+                assert keyframes is not None
+                tiles = keyframe_tiles(keyframes(chunk), layout, infos, chunk, work_h, work_w)
+                kf = torch.from_numpy(tiles.astype(np.float32)).to(device) / fmt.max_value
+            slots = _holdout_slots(layout, infos, chunk) if model.needs_keyframes and not phase else {}
+            # a model that makes each frame on its own is asked only for the clip positions yielded from it
+            shown = (sorted({j for it in chunk for j, f in enumerate(it.frames)
+                             if it.valid[j] and wanted(f) and not replaced(it.video, f)})
+                     if model.frames_apart and substituting and not slots else None)
+            rendered: Dict[float, Tuple[np.ndarray, Optional[np.ndarray]]] = {}
+            for p in sorted({phase} | {d for d, _ in slots.values()}):
+                tp = t if p == phase else torch.from_numpy(layout.times(infos, chunk, p)).to(device)
+                with full_precision(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                      enabled=half and device.type == "cuda"):
+                    if shown is None:
+                        out = model(tp, kf, p) if p else model(tp, kf)
+                    else:           # only the positions shown (none: an empty output)
+                        out = model(tp, kf, slots=shown)
+                py, pc = split_planes(out.float(), shift)
+                ys = _to_int(py, fmt.max_value, fmt.dtype)
+                cs = _to_int(pc, fmt.max_value, fmt.dtype) if pc is not None else None
+                if shown is not None:   # into whole clips: the positions not shown (keyframes, outside the range) zero
+                    ys, cs = (_slots(a, shown, layout.clip_len) if a is not None else None for a in (ys, cs))
+                rendered[p] = (ys, cs)
+            ys, cs = rendered[phase]
+            for i, it in enumerate(chunk):
+                key = (it.video, it.clip)
+                if key not in pending:
+                    v = infos[it.video]
+                    shapes = fmt.plane_shapes(v.width, v.height)
+                    pending[key] = {"frames": [[np.empty(s, fmt.dtype) for s in shapes] for _ in range(layout.clip_len)],
+                                    "left": rows_cols[it.video][0] * rows_cols[it.video][1], "item": it}
+                entry = pending[key]
+                y0, x0 = layout.patch_origin(infos[it.video], it.patch)
+                for j in range(layout.clip_len):
+                    if not it.valid[j]:
+                        continue
+                    d, src = slots.get((i, j), (phase, j))
+                    py_, pc_ = rendered[d]
+                    tile = [py_[i, src]] + ([pc_[i, src, 0], pc_[i, src, 1]] if pc_ is not None else [])
+                    place_tile(entry["frames"][j], tile, y0, x0, fmt)
+                entry["left"] -= 1
+            while pending and next(iter(pending.values()))["left"] == 0:
+                (vi, _), entry = pending.popitem(last=False)
+                it = entry["item"]
+                for j, f in enumerate(it.frames):
+                    if it.valid[j] and wanted(f):
+                        if replaced(vi, f):
+                            yield vi, f, keyframe_planes(vi, f)
+                        else:
+                            yield vi, f, entry["frames"][j]

@@ -17,10 +17,11 @@ container stores as JSON.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, ClassVar, Dict, Iterator, Mapping, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -49,6 +50,12 @@ class VideoModel(nn.Module):
     def forward(self, t: torch.Tensor, keyframes: Optional[torch.Tensor] = None,
                 phase: float = 0.0) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def decoding(self) -> Iterator[None]:
+        """A span of calls under which the parameters do not change (a decode): a model may keep what it
+        computes from its parameters alone for the later calls, and drops it at the end."""
+        yield
 
     @property
     def out_size(self) -> Tuple[int, int]:

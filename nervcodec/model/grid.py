@@ -32,6 +32,7 @@ so the latents grow only where they buy distortion.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from dataclasses import dataclass
@@ -160,6 +161,7 @@ class LatentGrid(VideoModel):
             cin = width
         layers.append(nn.Linear(cin, c.outputs))
         self.mlp = nn.Sequential(*layers)
+        self._shared: Optional[Dict[Any, Any]] = None     # what decoding() keeps between calls
         self.refine = nn.ModuleList(nn.Sequential(nn.Conv2d(c.channels, c.channels, 3, padding=1), nn.ReLU(),
                                                   nn.Conv2d(c.channels, c.channels, 3, padding=1))
                                     for _ in range(c.refine))
@@ -215,47 +217,120 @@ class LatentGrid(VideoModel):
         z = torch.cat(maps, dim=1)
         return z * c.gain if c.gain != 1.0 else z
 
-    def _decode_latents(self, t: torch.Tensor, between: bool, extra: int) -> torch.Tensor:
-        """:meth:`latents` without the gain, the same values up to float rounding, computed for decoding into
-        the first ``maps x L`` channels of a new (N, maps x L + ``extra``, H, W) tensor: each level's maps
-        are upsampled by two small matrix products (:func:`resize_matrix`, the same weights as
-        ``F.interpolate``'s), 3-25x faster than ``F.interpolate`` on this project's CPU."""
+    def _upsampled(self, low: torch.Tensor, level: int) -> torch.Tensor:
+        """(h, w) or (N, h, w) maps of ``level`` -> (H, W) or (N, H, W): ``F.interpolate``'s weights as two small matrix
+        products (:func:`resize_matrix`), 3-25x faster than ``F.interpolate`` on this project's CPU."""
+        if not level:
+            return low
         c = self.config
-        n, m = int(t.numel()), c.maps
-        z = torch.empty((n, m * c.levels + extra, c.height, c.width), device=t.device)
-        for level, low in enumerate(self._low_res(t, between)):
-            if level:
-                h, w = low.shape[-2:]
-                rows = resize_matrix(h, c.height, c.upsample, low.device)
-                cols = resize_matrix(w, c.width, c.upsample, low.device)
-                low = torch.matmul(rows, torch.matmul(low, cols.T))      # (N, maps, H, W)
-            z[:, level * m:(level + 1) * m] = low
-        return z
+        rows = resize_matrix(low.shape[-2], c.height, c.upsample, low.device)
+        cols = resize_matrix(low.shape[-1], c.width, c.upsample, low.device)
+        if low.dim() == 2:
+            return rows @ low @ cols.T
+        n = low.shape[0]        # one product per map, of the same shape whatever n: a frame's values do not
+        return torch.bmm(rows.expand(n, -1, -1), torch.bmm(low, cols.T.expand(n, -1, -1)))   # depend on its batch
+
+    @contextlib.contextmanager
+    def decoding(self) -> Iterator[None]:
+        """The shared maps' first-layer terms (:meth:`_shared_term`) are computed once per span, not per call."""
+        self._shared = {}
+        try:
+            yield
+        finally:
+            self._shared = None
+
+    def _shared_term(self, prefix: str, index: int) -> torch.Tensor:
+        """What the maps ``prefix{l}[index]`` of every level (``group`` or ``still``) add to the first
+        layer's pre-activation, (hidden, H x W): their columns of the first layer's weights, times the
+        gain, times their upsampled values, summed over the levels (kept while :meth:`decoding`)."""
+        key = (prefix, index)
+        if self._shared is not None and key in self._shared:
+            return self._shared[key]
+        c = self.config
+        first = next(mod for mod in self.mlp if isinstance(mod, nn.Linear)).weight
+        column = c.maps * np.arange(c.levels) + LATENT_PREFIXES.index(prefix)
+        term = None
+        for level in range(c.levels):       # level by level: a (hidden, L) x (L, H x W) product is slow
+            up = self._upsampled(getattr(self, f"{prefix}{level}")[index], level).reshape(1, -1)
+            w = first[:, int(column[level]):int(column[level]) + 1] * c.gain
+            term = w * up if term is None else term.addcmul_(w, up)
+        if self._shared is not None:
+            self._shared[key] = term
+        return term
+
+    def _group_terms(self, group: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(the first layer's pre-activation at the start of ``group`` from everything its frames share: the
+        bias, the still maps and the group's start maps; what the group's end maps add minus the start's),
+        each (hidden, H x W): a frame ``a`` of the way through the group starts from ``base + a step``."""
+        key = ("terms", group)
+        if self._shared is not None and key in self._shared:
+            return self._shared[key]
+        first = next(mod for mod in self.mlp if isinstance(mod, nn.Linear))
+        start = self._shared_term("group", group)
+        base = start + first.bias[:, None]
+        if self.config.still:
+            base += self._shared_term("still", 0)
+        terms = base, self._shared_term("group", group + 1) - start
+        if self._shared is not None:
+            self._shared[key] = terms
+        return terms
 
     def _decode_pixels(self, t: torch.Tensor, more: Optional[torch.Tensor], between: bool) -> torch.Tensor:
         """The per-pixel network's output (N, outputs, H, W) at times ``t`` without gradients: the fit's
-        values up to float rounding.  The inputs stay channels-first (each layer is one matrix product over
-        a piece of pixel columns, with no transposition), the gain goes into the first layer's weights
-        instead of onto every latent, and on a CPU the pixels go through the network in pieces of
-        ``DECODE_PIECE`` pixels of one frame, whose activations stay in the cache."""
+        values up to float rounding.
+
+        The first layer is linear, so the maps that frames share go through it once per call instead of
+        once per frame: the still maps' term (and the bias) once, each group boundary's term once, and a
+        frame adds its group's two boundary terms blended by its position in the group (the blend of the
+        upsampled maps times the weights is the weights times the upsampled blend).  What is left per frame
+        is each level's frame map, upsampled, and the ``more`` inputs: 13 of the 27 first-layer inputs of a
+        keyframe-conditioned QCIF model.  The inputs stay channels-first (each layer is one matrix product
+        over a piece of pixel columns, with no transposition), the gain goes into the first layer's weights,
+        and on a CPU the pixels go through the network in pieces of ``DECODE_PIECE`` pixels of one frame,
+        whose activations stay in the cache."""
+        if self._shared is None:        # a call on its own is a span of its own
+            with self.decoding():
+                return self._decode_pixels(t, more, between)
         c = self.config
-        m = c.maps * c.levels
-        z = self._decode_latents(t, between, 0 if more is None else int(more.shape[1]))
+        levels, m = c.levels, c.maps
+        n, hw = int(t.numel()), c.height * c.width
+        left, right, frac, g, a = self._positions(t)
+        z = torch.empty((n, levels + (0 if more is None else int(more.shape[1])), c.height, c.width), device=t.device)
+        for level in range(levels):
+            z[:, level] = self._upsampled(self._frame_maps(level, left, right, frac[:, None, None], between), level)
         if more is not None:
-            z[:, m:] = more
+            z[:, levels:] = more
         linear = [mod for mod in self.mlp if isinstance(mod, nn.Linear)]
-        first = linear[0]
-        layers = [(torch.cat([first.weight[:, :m] * c.gain, first.weight[:, m:]], dim=1), first.bias)]
+        first = linear[0].weight
+        layers = [(torch.cat([first[:, 0:m * levels:m] * c.gain, first[:, m * levels:]], dim=1), None)]
         layers += [(mod.weight, mod.bias) for mod in linear[1:]]
-        n, hw = z.shape[0], c.height * c.width
+        # per group g of these frames: base[g] = bias + still term + group g's start term, step[g] = its end
+        # term - its start term; frame i's pre-activation starts at base[g_i] + a_i step[g_i]
         frames, pixels = decode_pieces(z.device, n, hw)
+        if frames == 1:             # a piece is one frame: its group's own terms
+            base, step, which = None, None, g.tolist()
+        else:                       # a piece is several frames: their groups' terms, frame by frame
+            starts = torch.unique(g)
+            terms = [self._group_terms(k) for k in starts.tolist()]
+            base, step = (torch.stack([term[j] for term in terms]) for j in (0, 1))
+            which = torch.searchsorted(starts, g)
         flat = z.view(n, -1, hw)
         out = None
         for i in range(0, n, frames):
+            wa = a[i:i + frames, None, None]
+            if frames == 1:
+                base, step = (term[None] for term in self._group_terms(which[i]))
+                at = slice(None)
+            else:
+                at = which[i:i + frames]
             for p in range(0, hw, pixels):
                 x = flat[i:i + frames, :, p:p + pixels]
                 for k, (w, b) in enumerate(layers):
-                    x = torch.baddbmm(b[:, None], w.expand(x.shape[0], -1, -1), x)
+                    if b is None:   # the first layer starts from the frame's share of the common terms
+                        b = torch.addcmul(base[at, :, p:p + pixels], wa, step[at, :, p:p + pixels])
+                    else:
+                        b = b[:, None]
+                    x = torch.baddbmm(b, w.expand(x.shape[0], -1, -1), x)
                     if k < len(layers) - 1:
                         x = x.relu_()
                 if out is None:
