@@ -36,7 +36,7 @@ import contextlib
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -239,41 +239,41 @@ class LatentGrid(VideoModel):
         finally:
             self._shared = None
 
+    def _kept(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per :meth:`decoding` span under ``key``."""
+        if self._shared is None:
+            return make()
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
+
     def _shared_term(self, prefix: str, index: int) -> torch.Tensor:
         """What the maps ``prefix{l}[index]`` of every level (``group`` or ``still``) add to the first
         layer's pre-activation, (hidden, H x W): their columns of the first layer's weights, times the
-        gain, times their upsampled values, summed over the levels (kept while :meth:`decoding`)."""
-        key = (prefix, index)
-        if self._shared is not None and key in self._shared:
-            return self._shared[key]
-        c = self.config
-        first = next(mod for mod in self.mlp if isinstance(mod, nn.Linear)).weight
-        column = c.maps * np.arange(c.levels) + LATENT_PREFIXES.index(prefix)
-        term = None
-        for level in range(c.levels):       # level by level: a (hidden, L) x (L, H x W) product is slow
-            up = self._upsampled(getattr(self, f"{prefix}{level}")[index], level).reshape(1, -1)
-            w = first[:, int(column[level]):int(column[level]) + 1] * c.gain
-            term = w * up if term is None else term.addcmul_(w, up)
-        if self._shared is not None:
-            self._shared[key] = term
-        return term
+        gain, times their upsampled values, summed over the levels."""
+        def make() -> torch.Tensor:
+            c = self.config
+            first = self.mlp[0].weight
+            term = None
+            for level in range(c.levels):       # level by level: a (hidden, L) x (L, H x W) product is slow
+                col = c.maps * level + LATENT_PREFIXES.index(prefix)
+                up = self._upsampled(getattr(self, f"{prefix}{level}")[index], level).reshape(1, -1)
+                w = first[:, col:col + 1] * c.gain
+                term = w * up if term is None else term.addcmul_(w, up)
+            return term
+        return self._kept((prefix, index), make)
 
     def _group_terms(self, group: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """(the first layer's pre-activation at the start of ``group`` from everything its frames share: the
         bias, the still maps and the group's start maps; what the group's end maps add minus the start's),
         each (hidden, H x W): a frame ``a`` of the way through the group starts from ``base + a step``."""
-        key = ("terms", group)
-        if self._shared is not None and key in self._shared:
-            return self._shared[key]
-        first = next(mod for mod in self.mlp if isinstance(mod, nn.Linear))
-        start = self._shared_term("group", group)
-        base = start + first.bias[:, None]
-        if self.config.still:
-            base += self._shared_term("still", 0)
-        terms = base, self._shared_term("group", group + 1) - start
-        if self._shared is not None:
-            self._shared[key] = terms
-        return terms
+        def make() -> Tuple[torch.Tensor, torch.Tensor]:
+            start = self._shared_term("group", group)
+            base = start + self.mlp[0].bias[:, None]
+            if self.config.still:
+                base += self._shared_term("still", 0)
+            return base, self._shared_term("group", group + 1) - start
+        return self._kept(("terms", group), make)
 
     def _decode_pixels(self, t: torch.Tensor, more: Optional[torch.Tensor], between: bool) -> torch.Tensor:
         """The per-pixel network's output (N, outputs, H, W) at times ``t`` without gradients: the fit's
@@ -304,30 +304,24 @@ class LatentGrid(VideoModel):
         first = linear[0].weight
         layers = [(torch.cat([first[:, 0:m * levels:m] * c.gain, first[:, m * levels:]], dim=1), None)]
         layers += [(mod.weight, mod.bias) for mod in linear[1:]]
-        # per group g of these frames: base[g] = bias + still term + group g's start term, step[g] = its end
-        # term - its start term; frame i's pre-activation starts at base[g_i] + a_i step[g_i]
         frames, pixels = decode_pieces(z.device, n, hw)
-        if frames == 1:             # a piece is one frame: its group's own terms
-            base, step, which = None, None, g.tolist()
-        else:                       # a piece is several frames: their groups' terms, frame by frame
-            starts = torch.unique(g)
-            terms = [self._group_terms(k) for k in starts.tolist()]
-            base, step = (torch.stack([term[j] for term in terms]) for j in (0, 1))
-            which = torch.searchsorted(starts, g)
+        groups = g.tolist()
         flat = z.view(n, -1, hw)
         out = None
         for i in range(0, n, frames):
-            wa = a[i:i + frames, None, None]
-            if frames == 1:
-                base, step = (term[None] for term in self._group_terms(which[i]))
-                at = slice(None)
+            # frame i's first layer starts from base + a_i step of its group (_group_terms); a piece within one
+            # group (every piece on a CPU: one frame) broadcasts its group's terms, others stack them per frame
+            terms = [self._group_terms(k) for k in dict.fromkeys(groups[i:i + frames])]
+            if len(terms) == 1:
+                base, step = (term[None] for term in terms[0])
             else:
-                at = which[i:i + frames]
+                base, step = (torch.stack([self._group_terms(k)[j] for k in groups[i:i + frames]]) for j in (0, 1))
+            wa = a[i:i + frames, None, None]
             for p in range(0, hw, pixels):
                 x = flat[i:i + frames, :, p:p + pixels]
                 for k, (w, b) in enumerate(layers):
-                    if b is None:   # the first layer starts from the frame's share of the common terms
-                        b = torch.addcmul(base[at, :, p:p + pixels], wa, step[at, :, p:p + pixels])
+                    if b is None:
+                        b = torch.addcmul(base[:, :, p:p + pixels], wa, step[:, :, p:p + pixels])
                     else:
                         b = b[:, None]
                     x = torch.baddbmm(b, w.expand(x.shape[0], -1, -1), x)
