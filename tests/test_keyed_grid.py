@@ -342,6 +342,21 @@ def test_a_file_far_under_its_budget_gives_the_rest_to_its_keyframes(tmp_path, m
     assert len(measured) == 2 and kept.data == before.data and not kept.keyframes_recoded
     monkeypatch.undo()
 
+    # keyframes already at their codec's highest quality are not coded again for nothing
+    top = plan([src], tmp_path / "t.nerv", dataclasses.replace(p.cfg, keyframe_codec="hevc", keyframe_quality=51,
+                                                                     bpp=40.0))
+    assert top.keyframes.top and top.keyframes.quality == 51 and not p.keyframes.top
+    calls = []
+    monkeypatch.setattr(coding, "encode_keyframes", lambda *a, **k: calls.append(k) or p.keyframes)
+    at_top = dataclasses.replace(p, keyframes=dataclasses.replace(p.keyframes, top=True))
+    with pytest.warns(NervCodecWarning, match="worth less than its bytes"):
+        topped = code(at_top, zero)
+    assert calls == [] and topped.data == before.data and not topped.keyframes_recoded
+    with pytest.warns(NervCodecWarning, match="worth less than its bytes"):
+        code(p, zero)                  # below the top the same stand-in is asked (and gives nothing better)
+    assert len(calls) == 1 and calls[0]["above"] == p.keyframes.quality
+    monkeypatch.undo()
+
     # a quality the user fixed (--keyframe-quality), or a fixed lambda, is not overridden
     for cfg in (dataclasses.replace(p.cfg, keyframe_quality=p.keyframes.quality), dataclasses.replace(p.cfg, lam=1.0)):
         with warnings.catch_warnings():

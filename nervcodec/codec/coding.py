@@ -195,10 +195,11 @@ def _respend(plan: EncodePlan, model: torch.nn.Module, sections: Dict[int, bytes
     worth fewer bytes than it was given, as short fits of the latent grids do) whose keyframes were coded
     to a rate gives what is left to them: they are coded again, at the highest quality that fits their
     bytes plus the rest of the budget, and the file with them is kept if what decodes from it, the same
-    network on the new keyframes, scores a higher PSNR.  (keyframes, sections, file, PSNR-YUV, PSNR-Y),
+    network on the new keyframes, scores a higher PSNR.  Keyframes already at their codec's highest quality
+    are left as they are, without coding them again.  (keyframes, sections, file, PSNR-YUV, PSNR-Y),
     or None when the file stays as it is."""
     kf = plan.keyframes
-    if kf is None or plan.cfg.keyframe_quality is not None or not _far_under(plan, size):
+    if kf is None or kf.top or plan.cfg.keyframe_quality is not None or not _far_under(plan, size):
         return None
     note(progress, f"{size} bytes, {100 * size / plan.budget:.0f} % of the budget: coding the keyframes again "
                    f"with the {plan.budget - size} bytes left")

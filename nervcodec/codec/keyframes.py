@@ -53,6 +53,7 @@ class KeyframePlan:
     codec_name: str
     quality: int
     native: Mapping[Tuple[int, int], List[np.ndarray]] = field(default_factory=dict)  # decoded planes, native format
+    top: bool = False           # ``quality`` is the codec's highest: no more bytes can buy better keyframes
 
     def source(self, items: Sequence[Item]) -> Mapping[Tuple[int, int], np.ndarray]:
         return self.decoded
@@ -141,7 +142,8 @@ def encode_keyframes(infos: Sequence[VideoInfo], frames: Sequence[Frames], layou
                 native[(vi, f)] = [p[k] for p in dec.planes]
         blobs.extend(bl)
     assert len(blobs) == len(keys)
-    return KeyframePlan(pack_keyframe_section(codec.codec_id, params, quality, blobs), decoded, codec.name, quality, native)
+    return KeyframePlan(pack_keyframe_section(codec.codec_id, params, quality, blobs), decoded, codec.name, quality, native,
+                        top=quality >= codec.quality_range[1])
 
 
 def keyframe_share(cfg: EncodeConfig) -> float:
