@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import pytest
@@ -23,7 +24,8 @@ from nervcodec.entropy import decode_symbols, encode_symbols
 from nervcodec.errors import ConfigError
 from nervcodec.io import read_video, write_video
 from nervcodec.model import build_model, model_spec
-from nervcodec.model.grid import (KeyedGridConfig, KeyedLatentGrid, LatentGrid, LatentGridConfig,
+from nervcodec.model.base import VideoModel
+from nervcodec.model.grid import (LATENT_PREFIXES, KeyedGridConfig, KeyedLatentGrid, LatentGrid, LatentGridConfig,
                                   latent_grid_param_count, plan_latent_grid)
 from nervcodec.quant import dequantize_tensor
 from nervcodec.quant.qat import RateTerm, RateTermConfig, histogram_bits
@@ -296,12 +298,17 @@ def test_the_rate_lands_within_10_percent_of_the_target(tmp_path, coded_moving):
         assert abs(res.bpp - bpp) <= 0.1 * bpp, (bpp, res.bpp)
 
 
-def test_reaches_the_quality_floor(tmp_path):
+@pytest.mark.parametrize("term", ["whole", "sampled"])
+def test_reaches_the_quality_floor(tmp_path, term):
     info, frames = make_moving_clip()
     src = tmp_path / "moving.y4m"
     write_video(src, info, frames)
-    p = plan([src], tmp_path / "g.nerv", EncodeConfig(model="latent-grid", bpp=1.0, steps=300, device="cpu"))
-    coded = code(p, fit_model(p))
+    p = plan([src], tmp_path / "g.nerv", EncodeConfig(model="latent-grid", bpp=1.0, steps=300, device="cpu",
+                                                      rate_term=term))
+    assert p.fit.sample_rate == (term == "sampled")
+    fitted = fit_model(p)
+    assert fitted.result.sampled_rate == (term == "sampled")
+    coded = code(p, fitted)
     assert coded.psnr >= FLOOR_DB, coded.psnr
 
 
@@ -391,6 +398,189 @@ def test_hand_written_laplace_gradient_equals_autograds():
     g_got, = torch.autograd.grad(got, x)
     assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
     assert torch.allclose(g_got, g_ref, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------ the rate term over sampled rows
+
+def _grid_with_values(seed: int = 0, **kw) -> LatentGrid:
+    m = build_model("latent-grid", _tiny_config(**kw))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in m.named_parameters():    # latents mostly zero, as a fit leaves them; the network dense
+            zero = torch.rand(p.shape, generator=g) < (0.7 if name.startswith(LATENT_PREFIXES) else 0.0)
+            p.copy_(torch.where(zero, torch.zeros(p.shape), torch.randn(p.shape, generator=g)))
+    return m
+
+
+def test_rate_rows_are_the_frames_a_batch_reads():
+    m = _grid_with_values(frames=12)
+    t = torch.tensor([[3, 4], [9, 10]], dtype=torch.float32) / 12
+    rows = m.rate_rows(t)
+    assert set(rows) == {f"frame{level}" for level in range(m.config.levels)}
+    assert all(r.tolist() == [3, 4, 9, 10] for r in rows.values())
+    # a time between two frames reads both (frame-rate up-conversion blends them)
+    assert m.rate_rows(torch.tensor([[5.5 / 12]]))["frame0"].tolist() == [5, 6]
+    # the frames' forward pass reads no other row of a per-frame map: its gradient there is zero
+    m.zero_grad()
+    m(t).sum().backward()
+    for level in range(m.config.levels):
+        g = getattr(m, f"frame{level}").grad
+        other = torch.ones(12, dtype=torch.bool)
+        other[rows[f"frame{level}"]] = False
+        assert float(g[other].abs().max()) == 0.0 and float(g[~other].abs().max()) > 0.0
+    assert VideoModel.rate_rows(m, t) == {}      # what a model without per-frame tensors says
+
+
+def test_sampled_rates_average_to_the_whole_one():
+    """Over the rows of every frame once (the fit's order of frames over an epoch), the sampled estimates
+    average to the bits of every row (rounded symbols: no noise)."""
+    m = _grid_with_values(frames=12)
+    rate = RateTerm(RateTermConfig(pixels=1000, target_bits=1e5), m)
+    rate.begin(m)
+    whole = float(rate.bits(m, noise=False).detach())
+    parts = []
+    for first in range(0, 12, 3):
+        picked = rate._sampled(m.rate_rows(torch.arange(first, first + 3, dtype=torch.float32)[None] / 12))
+        parts.append(float(rate._sampled_bits(m, picked, noise=False).detach()))
+    assert len(set(parts)) > 1                                   # the frames differ ...
+    assert np.mean(parts) == pytest.approx(whole, rel=1e-5)     # ... and average to the whole
+
+
+def test_a_sampled_swap_touches_only_the_rows_it_reads():
+    m = _grid_with_values(frames=12)
+    rate = RateTerm(RateTermConfig(pixels=1000, target_bits=1e5), m)
+    rate.begin(m)
+    floats = {n: p.detach().clone() for n, p in m.named_parameters()}
+    steps = rate.steps()
+    rows = m.rate_rows(torch.tensor([[2.0, 7.0]]) / 12)
+    rate.swap_in(m, noise=False, rows=rows)
+    for name, p in m.named_parameters():
+        s = float(steps[name][0])
+        q = torch.round(floats[name] / s) * s
+        if name in rows:
+            r = rows[name]
+            assert torch.equal(p[r], q[r])                        # the rows read: the file's rounding
+            keep = torch.ones(p.shape[0], dtype=torch.bool)
+            keep[r] = False
+            assert torch.equal(p[keep], floats[name][keep])     # the others: left as they were
+        else:
+            assert torch.equal(p, q)
+    for p in m.parameters():     # a distortion gradient, as the fit's backward pass leaves one
+        p.grad = torch.zeros_like(p)
+    bits = rate.swap_out(m)
+    assert all(torch.equal(p, floats[n]) for n, p in m.named_parameters())   # float weights back
+    scale = float(rate.lam) / rate.cfg.pixels
+    pushed = {name: getattr(m, name).grad.clone() for name in rows}   # swap_out pushed the rows not drawn
+    rate.rate_loss(bits).backward()
+    for name in rows:
+        p, g, r = getattr(m, name), getattr(m, name).grad, rows[name]
+        s = float(steps[name][0])
+        beta = max(float(floats[name].abs().sum()) / (p.numel() * s), 0.05)
+        keep = torch.ones(g.shape[0], dtype=torch.bool)
+        keep[r] = False
+        x = floats[name][keep] / s
+        tail = scale / (beta * math.log(2) * s)             # the bits' slope in the Laplace's tail, per weight
+        far = x.abs() >= 1                                   # there, whatever the noise: the tail's slope
+        assert int(far.sum()) > 0 and torch.allclose(g[keep][far], torch.sign(x[far]) * tail, rtol=1e-5)
+        assert float(g[keep].abs().max()) <= tail * (1 + 1e-5)                 # nowhere steeper
+        assert torch.equal(g[keep], pushed[name][keep]) and float(pushed[name][r].abs().max()) == 0.0
+        assert float(g[r].abs().max()) > 0.0                                # the rows drawn: the term's own
+    assert float(m.still0.grad.abs().max()) > 0.0 and rate.log_step.grad is not None
+
+
+def test_the_push_is_the_rates_gradient_with_its_noise():
+    """The rows not drawn get the whole term's gradient at a noisy draw of their symbols (without the small
+    part that comes through the tensor's Laplace scale, a mean of every |w|): the same draw by draw where
+    the noise cannot move a symbol out of the Laplace's tail (|w / s| >= 1), the same on average over the
+    draws nearer zero; and the steps get the term's gradient through every row."""
+    m = _grid_with_values(frames=12)
+    rate = RateTerm(RateTermConfig(pixels=1000, target_bits=1e5), m)
+    rate.begin(m)
+    p = m.frame1
+    i = rate.names.index("frame1")
+    torch.manual_seed(0)
+    s = float(rate.steps()["frame1"][0])
+    with torch.no_grad():   # symbols on both sides of one step
+        p.copy_(torch.randn(p.shape) * 1.5 * s)
+    params = [q for _, q in m.named_parameters()]
+    picked = [torch.zeros(0, dtype=torch.long) if n == "frame1" else None for n in rate.names]
+    whole, pushed, draws = torch.zeros_like(p), torch.zeros_like(p), 400
+    for _ in range(draws):
+        g, = torch.autograd.grad(rate.rate_loss(rate.bits(m)), p)
+        whole += g / draws
+        p.grad = torch.zeros_like(p)
+        rate._push(params, picked)
+        pushed += p.grad / draws
+    x = (p / s).detach()
+    tail = x.abs() >= 1
+    assert int(tail.sum()) > 50 and int((~tail & (x != 0)).sum()) > 20
+    assert torch.allclose(pushed[tail], whole[tail], rtol=0.03)    # the term's scale, a mean of |w|, adds ~2 %
+    near = ~tail & (x.abs() > 0.2)   # the average of 400 draws: within a few standard errors of the slope
+    assert float((pushed[near] - whole[near]).abs().max()) < 0.25 * float(whole[tail].abs().max())
+    assert bool((torch.sign(pushed[near]) == torch.sign(whole[near])).all())
+    # the step: -sum(g x) over every row, as the term's gradient through w / s (its scale held fixed)
+    p.grad = torch.zeros_like(p)
+    g_steps = torch.stack([rate._push(params, picked)[i] for _ in range(draws)]).mean()
+    assert float(g_steps) == pytest.approx(float(-(whole * x).sum()), rel=0.05)
+
+
+def test_rows_gradient_equals_index_selects():
+    from nervcodec.quant.qat import _Rows
+    torch.manual_seed(1)
+    p = torch.randn(9, 4, 5, requires_grad=True)
+    r = torch.tensor([1, 4, 8])
+    w = torch.randn(3, 4, 5)
+    (_Rows.apply(p, r) * w).sum().backward()
+    got = p.grad.clone()
+    p.grad = None
+    (p.index_select(0, r) * w).sum().backward()
+    assert torch.equal(got, p.grad)
+
+
+def test_a_model_without_per_frame_tensors_fits_the_same_with_and_without_sampling(tmp_path):
+    """D-NeRV (no per-frame tensors) writes the same bytes whichever way the rate would be estimated."""
+    outs = []
+    for term in ("sampled", "whole"):
+        (tmp_path / term).mkdir()
+        _, _, out, res, _ = encode_moving(tmp_path / term, "d", model="dnerv", bpp=8.0, steps=12, seed=0,
+                                          device="cpu", rate_term=term)
+        assert res.rate_term == "whole"          # what the fit did: there was nothing to sample
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_the_faster_presets_sample_the_rate_and_rate_term_overrides_them():
+    from nervcodec.codec.effort import EFFORT_PRESETS, SAMPLED_RATE_PRESETS, preset_rate_term
+    names = list(EFFORT_PRESETS)
+    assert [preset_rate_term(n) for n in names] == ["sampled"] * names.index("medium") + \
+        ["whole"] * (len(names) - names.index("medium"))
+    assert SAMPLED_RATE_PRESETS < set(names)
+    assert EncodeConfig(preset="fast").sampled_rate and not EncodeConfig().sampled_rate
+    assert not EncodeConfig(preset="fast", rate_term="whole").sampled_rate
+    assert EncodeConfig(preset="slow", rate_term="sampled").sampled_rate
+    assert EncodeConfig(preset="fast", steps=5000).sampled_rate     # --steps sets the length, not the recipe
+    with pytest.raises(ConfigError, match="unknown rate term 'half'"):
+        EncodeConfig(rate_term="half")
+
+
+@pytest.mark.parametrize("term", ["sampled", "whole"])
+def test_the_rate_term_reaches_the_fit_and_the_json(tmp_path, term):
+    info, frames = make_moving_clip()
+    src = tmp_path / "moving.y4m"
+    write_video(src, info, frames)
+    out = tmp_path / "g.nerv"
+    r = CliRunner().invoke(cli, ["encode", str(src), str(out), "--model", "latent-grid", "--bpp", "3.0", "--steps",
+                                 "30", "--preset", "fast" if term == "sampled" else "medium", "--device", "cpu",
+                                 "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["rate_term"] == term
+    r = CliRunner().invoke(cli, ["encode", str(src), str(out), "-y", "--model", "latent-grid", "--bpp", "3.0",
+                                 "--steps", "30", "--rate-term", "whole" if term == "sampled" else "sampled",
+                                 "--preset", "fast" if term == "sampled" else "medium", "--device", "cpu", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["rate_term"] != term
+    r = CliRunner().invoke(cli, ["encode", str(src), str(out), "-y", "--rate-term", "half"])
+    assert r.exit_code == 2 and "half" in r.output
 
 
 def test_info_reports_the_latents_bits(coded_moving):

@@ -12,6 +12,15 @@ people_qcif_48f at 0.5 bpp on this project's 2-core CPU in no more time than the
 the previous default as timed then; re-timed on an idle machine those take 191 s, medium 282 s
 (+0.86 dB PSNR-RGB), ``fast`` 197 s (+0.49 dB).  ``--epochs`` and ``--steps`` override a
 preset's budget for research.
+
+A preset also says how a step estimates the rate of the tensors that follow the video's length
+(the latent grids' per-frame maps): the presets faster than ``medium`` estimate it from the frames
+the step draws (``sampled``), the others from every frame (``whole``); ``--rate-term`` overrides it.
+Models without such tensors (NeRV, D-NeRV) fit the same either way.  Measured on the dev clips
+(docs/benchmarks.md, "The sampled rate term in the faster presets"): at ``fast`` the grids' encodes
+take 1.4-1.7x less time on carphone and 1.2-1.3x on people for +1.5 % and -0.4 % BD-rate, and at
+about the same time sampling beats dropping steps (-7.4 % and -2.2 % against the whole term at
+``faster``); at ``medium`` it costs +2.8 % on carphone, so the default keeps the whole term.
 """
 from __future__ import annotations
 
@@ -19,8 +28,8 @@ from typing import Dict
 
 from ..errors import ConfigError
 
-__all__ = ["EFFORT_PRESETS", "DEFAULT_EFFORT", "RATE_PRESETS", "effort_steps", "rate_preset_bpp",
-           "check_effort"]
+__all__ = ["EFFORT_PRESETS", "DEFAULT_EFFORT", "RATE_PRESETS", "RATE_TERMS", "SAMPLED_RATE_PRESETS",
+           "effort_steps", "rate_preset_bpp", "check_effort", "preset_rate_term", "check_rate_term"]
 
 # name -> optimizer steps
 EFFORT_PRESETS: Dict[str, int] = {
@@ -28,6 +37,11 @@ EFFORT_PRESETS: Dict[str, int] = {
     "medium": 2200, "slow": 3300, "slower": 5000, "veryslow": 7500,
 }
 DEFAULT_EFFORT = "medium"
+
+# How a step estimates the rate of per-frame tensors (FitConfig.sample_rate): from every frame, or from
+# the frames the step draws.  The presets faster than the default take the second.
+RATE_TERMS = ("whole", "sampled")
+SAMPLED_RATE_PRESETS = frozenset({"ultrafast", "superfast", "veryfast", "faster", "fast"})
 
 # Named rates (bits per pixel of the whole file), the same trade-off at any resolution.
 # Before the effort presets these were the values of encode's --preset.
@@ -53,3 +67,14 @@ def rate_preset_bpp(name: str) -> float:
         return RATE_PRESETS[name]
     except KeyError:
         raise ConfigError(f"unknown rate preset {name!r} (known: {', '.join(RATE_PRESETS)})") from None
+
+
+def check_rate_term(name: str) -> str:
+    if name not in RATE_TERMS:
+        raise ConfigError(f"unknown rate term {name!r} (known: {', '.join(RATE_TERMS)})")
+    return name
+
+
+def preset_rate_term(name: str) -> str:
+    """The rate term an effort preset fits with: ``sampled`` for the presets faster than the default."""
+    return "sampled" if check_effort(name) in SAMPLED_RATE_PRESETS else "whole"

@@ -61,6 +61,8 @@ class EncodeResult:
     peak_rss_mib: Tuple[float, ...] = ()       # peak resident memory of each process (rank) up to the fit's end
     steps: int = 0                       # optimizer steps the fit ran
     effort: str = ""                     # what set the fit's length: "preset medium", "--epochs 300", "--steps N"
+    rate_term: Optional[str] = None      # rate-aware fit: "sampled" when the per-frame maps' rate came from the
+                                         # frames each step drew (--rate-term, the faster presets), else "whole"
     scene_cuts: Tuple[Tuple[int, ...], ...] = ()  # per video, the frames where the layout restarts its clips
     clip_len: int = 1                    # keyframe interval (frames per clip; 1 for frame models)
     clip_len_scores: Tuple[Tuple[int, float], ...] = ()  # chosen clip length: each candidate's starting PSNR
@@ -95,7 +97,9 @@ def _result(plan: EncodePlan, fitted: FittedModel, coded: CodedFile, size: int, 
         lam=_finite(res.lam), rate_estimate_bytes=(None if fitted.estimated_bits is None
                                                    else int(round(fitted.estimated_bits / 8))),
         fit_psnr_float=_finite(res.float_psnr), fit_psnr_quantized=_finite(res.quant_psnr),
-        peak_rss_mib=fitted.peak_rss, steps=res.steps, effort=plan.cfg.effort, scene_cuts=plan.layout.cuts,
+        peak_rss_mib=fitted.peak_rss, steps=res.steps, effort=plan.cfg.effort,
+        rate_term=None if fitted.estimated_bits is None else ("sampled" if res.sampled_rate else "whole"),
+        scene_cuts=plan.layout.cuts,
         clip_len=plan.layout.clip_len, clip_len_scores=plan.clip_len_scores, keyframe_quality=coded.keyframe_quality,
         keyframes_recoded=coded.keyframes_recoded)
 

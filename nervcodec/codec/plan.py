@@ -344,7 +344,7 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     if spec.floor_size is not None and weights is not None and cfg.lam is None:   # --lambda: no weights budget
         _check_fixed(spec, config, weights, budget, pixels, cfg)
     fit = FitConfig(epochs=cfg.epochs or 1, steps=steps, batch=batch,
-                    lr=cfg.lr or spec.lr, loss=cfg.loss, seed=cfg.seed)
+                    lr=cfg.lr or spec.lr, loss=cfg.loss, seed=cfg.seed, sample_rate=cfg.sampled_rate)
     return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,
                       infos=infos, frames=frames, layout=layout, keyframes=kf, config=config, fit=fit,
                       target_bpp=target_bpp, budget=budget, weight_budget=weights, visible=visible, mask=mask,

@@ -66,6 +66,10 @@ class FitConfig:
     compile: Optional[bool] = None  # torch.compile the model: None = on CUDA only (see _compiled)
     channels_last: Optional[bool] = None  # NHWC weights and activations: None = on the CPU only (see CHANNELS_LAST)
     betas: tuple = (0.9, 0.999)
+    # the rate term of per-frame tensors (VideoModel.rate_rows) from the rows each step's batch reads,
+    # scaled to the whole tensor, instead of from every row at every step (one process only; the encoder
+    # sets it from the effort preset or --rate-term, see codec/effort.py)
+    sample_rate: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in ("l2", "fusion"):
@@ -88,6 +92,7 @@ class FitResult:
     quant_psnr: float = float("nan")  # ... and the quantized weights the file will hold
     lam: float = float("nan")         # with a rate term: lambda at the end
     epochs: float = float("nan")      # passes over the items the steps made (steps / steps per epoch)
+    sampled_rate: bool = False        # the rate of per-frame tensors was estimated from the steps' frames
 
 
 class StopFlag:
@@ -375,6 +380,9 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         start_psnr = evaluate_psnr(model, data, eval_batch, use_amp, dist=dist)  # no gradients: larger batches
     collapse = min(start_psnr - COLLAPSE_DB, COLLAPSE_FLOOR_DB) if math.isfinite(start_psnr) else -math.inf
     rate_start = rate.start_step(total) if rate is not None else None
+    # ranks of a data-parallel fit draw different frames, and lambda must move alike on every rank: there
+    # every rank estimates the rate from every row (the same numbers everywhere)
+    sampled = cfg.sample_rate and dist is None and type(model).rate_rows is not VideoModel.rate_rows
     main = dist is None or dist.main
     with StopFlag() as stop:
         for epoch in range(start_epoch, epochs):
@@ -392,9 +400,10 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                 if rate is not None and not rate.active and step >= rate_start:
                     rate.begin(model)
                 quantized = rate is not None and rate.active
-                if quantized:   # the network runs on the weights the file will hold (see RateTerm.swap_in)
-                    rate.swap_in(model, rate.noisy(step, total))
                 b = data.batch(idx)
+                if quantized:   # the network runs on the weights the file will hold (see RateTerm.swap_in);
+                    # one process estimates the rate of per-frame tensors from the rows the batch reads
+                    rate.swap_in(model, rate.noisy(step, total), model.rate_rows(b.t) if sampled else None)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     out = forward(b.t, b.keyframes_float(slice(None)))
                 loss, mse = batch_loss(out, b, slice(None), cfg.loss)
@@ -479,4 +488,5 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         hard = rate.quantized(model)
     float_psnr = evaluate_psnr(model, data, eval_batch, use_amp, dist=dist)
     quant_psnr = evaluate_psnr(model, data, eval_batch, use_amp, hard, dist=dist)
-    return FitResult(step, time.monotonic() - t0, final, start_psnr, float_psnr, quant_psnr, float(rate.lam), passes)
+    return FitResult(step, time.monotonic() - t0, final, start_psnr, float_psnr, quant_psnr, float(rate.lam), passes,
+                     sampled_rate=sampled)

@@ -57,6 +57,15 @@ class VideoModel(nn.Module):
         computes from its parameters alone for the later calls, and drops it at the end."""
         yield
 
+    def rate_rows(self, t: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Per-frame tensors whose rows a batch at times ``t`` reads: name -> the rows (sorted, unique).
+
+        The rate-aware fit estimates such a tensor's bits from those rows alone, scaled up to the whole
+        tensor, instead of from every row at every step (:meth:`nervcodec.quant.RateTerm.swap_in`): a
+        model whose parameters follow the video's length (latent grids: one map per frame) then pays
+        per step for the frames it draws, not for the whole video.  Empty: every tensor whole."""
+        return {}
+
     @property
     def out_size(self) -> Tuple[int, int]:
         """(h, w) the model produces."""

@@ -186,6 +186,14 @@ class LatentGrid(VideoModel):
         a = ((pos - start.double()) / span.double()).clamp(0, 1).float()
         return left, right, frac, g, a
 
+    def rate_rows(self, t: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The per-frame maps' rows that frames at times ``t`` read (their frame, and the next one where a
+        time falls between two): about nine tenths of the latents are per-frame maps, and a step draws a
+        few of a video's frames."""
+        left, right, frac, _, _ = self._positions(t.reshape(-1))
+        rows = torch.unique(torch.cat([left, right[frac > 0]]))
+        return {f"frame{level}": rows for level in range(self.config.levels)}
+
     def _frame_maps(self, level: int, left: torch.Tensor, right: torch.Tensor, fw: torch.Tensor,
                     between: bool) -> torch.Tensor:
         """Level ``level``'s per-frame maps at the frames ``left`` (blended towards ``right`` by ``fw``)."""

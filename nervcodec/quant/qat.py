@@ -87,14 +87,18 @@ class _LaplaceBits(torch.autograd.Function):
     """``laplace_bits(y, spread(beta, sizes))`` with ``beta`` one scale per tensor, and a hand-written backward
     pass: a few whole-vector operations instead of autograd's graph of a dozen, which matters when the
     vector is millions of latents (the per-tensor terms are computed once per tensor, not per element,
-    and the exponentials of the forward pass are kept for the backward one instead of recomputed)."""
+    and the exponentials of the forward pass are kept for the backward one instead of recomputed).
+    With ``weights`` (one per tensor) each tensor's bits count that many times (a sample of a tensor's
+    rows standing for the whole tensor)."""
 
     @staticmethod
-    def forward(ctx, y: torch.Tensor, beta: torch.Tensor, sizes: List[int]) -> torch.Tensor:   # type: ignore[override]
-        ctx.sizes = sizes
+    def forward(ctx, y: torch.Tensor, beta: torch.Tensor, sizes: List[int],   # type: ignore[override]
+                *weighted: torch.Tensor) -> torch.Tensor:
+        weights = weighted[0] if weighted else None
+        ctx.sizes, ctx.weights, ctx.extra = sizes, weights, (None,) * len(weighted)
         bits, a, ib, e1, e2 = _laplace_parts(y, beta, sizes)
         ctx.save_for_backward(y, beta, a, ib, e1, e2)
-        return bits.sum()
+        return bits.sum() if weights is None else (segment_sums(bits, sizes) * weights).sum()
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):   # type: ignore[override]
@@ -107,7 +111,42 @@ class _LaplaceBits(torch.autograd.Function):
                            -0.5 * ((0.5 - a) * e1 + (0.5 + a) * e2) / p)
         scale = g / _LN2
         d_beta = segment_sums(d_ib, ctx.sizes) * (-(1.0 / beta) ** 2)
-        return scale * d_a * torch.sign(y), scale * d_beta, None
+        w = ctx.weights
+        if w is None:
+            return (scale * d_a * torch.sign(y), scale * d_beta, None) + ctx.extra
+        return (scale * d_a * torch.sign(y) * spread(w, ctx.sizes), scale * d_beta * w, None) + ctx.extra
+
+
+class _GradScale(torch.autograd.Function):
+    """The identity, whose backward pass multiplies the gradient by ``factor`` (element by element)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:   # type: ignore[override]
+        ctx.factor = factor
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):   # type: ignore[override]
+        return g * ctx.factor, None
+
+
+class _Rows(torch.autograd.Function):
+    """Rows ``rows`` of the parameter ``p`` (a leaf), whose gradient is added to those rows of ``p.grad``
+    in place: autograd's own (a dense zero tensor of ``p``'s size, filled and then added) would pass over
+    every element of ``p``, which is what a rate term over sampled rows saves."""
+
+    @staticmethod
+    def forward(ctx, p: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:   # type: ignore[override]
+        ctx.p, ctx.rows = p, rows
+        return p.detach().index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):   # type: ignore[override]
+        p = ctx.p
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        p.grad.index_add_(0, ctx.rows, g)
+        return None, None
 
 
 def histogram_bits(q: torch.Tensor) -> float:
@@ -166,6 +205,14 @@ class _Spread(torch.autograd.Function):
         return segment_sums(g, ctx.sizes), None
 
 
+def _put(p: torch.Tensor, v: torch.Tensor, rows: Optional[torch.Tensor]) -> None:
+    """Write the flat values ``v`` into the parameter ``p`` whole, or into its rows ``rows``."""
+    if rows is None:
+        p.copy_(v.view(p.shape))
+    else:
+        p.index_copy_(0, rows, v.view((int(rows.numel()),) + tuple(p.shape[1:])))
+
+
 def spread(v: torch.Tensor, sizes: List[int]) -> torch.Tensor:
     """``v[i]`` repeated ``sizes[i]`` times, one run after the other: the same values as indexing ``v`` with
     each element's tensor number, without reading an index per element (4.4M latents: 0.25 ms against
@@ -202,6 +249,7 @@ class RateTerm:
         self.opt: Optional[torch.optim.Optimizer] = None
         self._floats: Optional[List[torch.Tensor]] = None   # the float weights while swapped out (swap_in)
         self._resid: Optional[torch.Tensor] = None          # round(w/s) - w/s of the swapped-in weights
+        self._picked: Optional[List[Optional[torch.Tensor]]] = None   # the step's sampled rows (swap_in)
         # data-parallel fits: averages gradients over the ranks in place (set by the fitting loop)
         self.reduce: Optional[Callable[[List[torch.Tensor]], None]] = None
 
@@ -261,6 +309,59 @@ class RateTerm:
         y = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
         return _LaplaceBits.apply(y, beta, self._sizes) + TENSOR_SIDE_BITS * len(self.names)
 
+    # A step over sampled rows (``rows``: parameter name -> rows, from VideoModel.rate_rows), for tensors
+    # that follow the video's length (latent grids' per-frame maps: about nine tenths of their latents, of
+    # which a step draws a few frames):
+    # * the estimate (what lambda's controller sees): those tensors enter the flat vector with the rows
+    #   the batch reads, their bits counted numel / sampled times (unbiased over the fit's random order of
+    #   frames), under the whole tensor's Laplace scale (without a gradient: at the maximum-likelihood
+    #   scale the bits' derivative in it is about zero);
+    # * the latents: the rows drawn get the rate's own gradient, and every other row, at every step, the
+    #   rate's gradient at a noisy draw of its symbols, one hand-written pass (:meth:`_push`): what the
+    #   whole term would give it, noise included.  The unbiased alternative, the rows drawn getting
+    #   numel / sampled times their gradient and the others none, fails: Adam divides each latent's step
+    #   by its recent gradient's size, so a push 60 times stronger once every 60 steps moves a latent about
+    #   sqrt(60) = 8 times as far as one push, not 60; the rate is 8 times weaker to Adam, and the
+    #   controller winds lambda up until every latent is zero (docs/benchmarks.md, "A rate term over the
+    #   frames a step draws");
+    # * the steps of those tensors: the rate's gradient through every row, from the same pass.
+    # Per step this costs the term over the rows drawn plus about a dozen passes over the sampled tensors,
+    # instead of two dozen passes and the swaps over every latent.
+    def _sampled(self, rows: Optional[Dict[str, torch.Tensor]]) -> Optional[List[Optional[torch.Tensor]]]:
+        """Per parameter, the rows sampled this step (None: the whole tensor); None when none is sampled."""
+        if not rows:
+            return None
+        picked = [rows.get(name) for name in self.names]
+        return picked if any(r is not None for r in picked) else None
+
+    def _sizes_of(self, picked: List[Optional[torch.Tensor]]) -> List[int]:
+        return [n if r is None else int(r.numel()) * (n // max(int(shape[0]), 1))
+                for n, r, shape in zip(self._sizes, picked, self._shapes)]
+
+    def _sampled_bits(self, model: nn.Module, picked: List[Optional[torch.Tensor]], noise: bool) -> torch.Tensor:
+        """:meth:`bits` from the sampled rows of some tensors (see above), differentiable in the weights
+        and the steps."""
+        params = [p for _, p in model.named_parameters()]
+        sizes = self._sizes_of(picked)
+        flat = torch.cat([(p if r is None else _Rows.apply(p, r)).reshape(-1) for p, r in zip(params, picked)])
+        steps = self._steps()
+        counts = torch.tensor(sizes, device=flat.device).float().clamp_min(1.0)
+        weights = self._counts / counts
+        # the rows drawn get the rate's own gradient unscaled (the others get :meth:`_push`), the steps the
+        # gradient of the whole tensor's estimate
+        flat = _GradScale.apply(flat, spread(1.0 / weights, sizes))
+        is_sampled = torch.tensor([r is not None for r in picked], device=flat.device)
+        # a sampled tensor's step takes the rate's gradient over all of its rows from :meth:`_push` instead
+        x = flat / _Spread.apply(torch.where(is_sampled, steps.detach(), steps), sizes)
+        beta = segment_sums(x.abs(), sizes) / counts
+        with torch.no_grad():
+            whole = torch.stack([torch.linalg.vector_norm(p.detach().reshape(-1), 1) if r is not None
+                                 else p.new_zeros(()) for p, r in zip(params, picked)]).float()
+            whole = whole / (self._counts * steps.detach())
+        beta = torch.where(is_sampled, whole, beta).clamp_min(0.05)
+        y = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
+        return _LaplaceBits.apply(y, beta, sizes, weights) + TENSOR_SIDE_BITS * len(self.names)
+
     def terms(self, model: nn.Module, noise: bool = True) -> tuple:
         """(every parameter as the decoder will see it, estimated bits): one pass over the weights.
 
@@ -278,32 +379,82 @@ class RateTerm:
     # the quantized weights is the float weights' (straight through) and, times round(w/s) - w/s,
     # the steps' (LSQ); the rate's comes from autograd on the float weights.
     @torch.no_grad()
-    def swap_in(self, model: nn.Module, noise: bool = False) -> None:
+    def swap_in(self, model: nn.Module, noise: bool = False,
+                rows: Optional[Dict[str, torch.Tensor]] = None) -> None:
         """Write ``s * round(w / s)`` into every parameter, keeping the float weights aside; with
         ``noise``, ``w + s * u`` (``u`` uniform in [-1/2, 1/2]): the smooth stand-in for rounding that
-        latents need early in a fit (their gradient then sees every value, not a staircase)."""
+        latents need early in a fit (their gradient then sees every value, not a staircase).
+
+        With ``rows`` (:meth:`VideoModel.rate_rows` of the step's batch) only those rows of those tensors
+        are written, the only ones the step's forward pass reads, and the rate that :meth:`swap_out`
+        returns is estimated from them (see :meth:`_sampled_bits`)."""
         params = [p for _, p in model.named_parameters()]
-        flat = torch.cat([p.reshape(-1) for p in params])
-        s = self._per_element(self._steps())
+        picked = self._sampled(rows)
+        sizes = self._sizes if picked is None else self._sizes_of(picked)
+        if picked is None:
+            picked = [None] * len(params)
+        flat = torch.cat([(p if r is None else p.index_select(0, r)).reshape(-1) for p, r in zip(params, picked)])
+        s = self._per_element(self._steps()) if sizes is self._sizes else spread(self._steps(), sizes)
         x = flat / s
         r = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
-        self._floats = list(flat.split(self._sizes))   # ``flat`` is already a copy of the float weights
+        self._floats = list(flat.split(sizes))   # ``flat`` is already a copy of the float weights
         self._resid = r - x
-        for p, v, shape in zip(params, (s * r).split(self._sizes), self._shapes):
-            p.copy_(v.view(shape))
+        self._picked = None if sizes is self._sizes else picked
+        for p, v, rs in zip(params, (s * r).split(sizes), picked):
+            _put(p, v, rs)
 
     def swap_out(self, model: nn.Module) -> torch.Tensor:
         """After the distortion's backward pass: give the steps their share of its gradient, put the
         float weights back, and return their estimated bits (differentiable in the weights and steps)."""
         params = [p for _, p in model.named_parameters()]
+        picked = self._picked or [None] * len(params)
+        sizes = self._sizes if self._picked is None else self._sizes_of(self._picked)
         with torch.no_grad():
-            g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-            g_steps = segment_sums(g * self._resid, self._sizes)
-            for p, f in zip(params, self._floats):
-                p.copy_(f.view(p.shape))
+            g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) if r is None
+                           else (p.grad.index_select(0, r) if p.grad is not None
+                                 else p.new_zeros((int(r.numel()),) + tuple(p.shape[1:]))).reshape(-1)
+                           for p, r in zip(params, picked)])
+            g_steps = segment_sums(g * self._resid, sizes)
+            for p, f, r in zip(params, self._floats, picked):
+                _put(p, f, r)
+            if self._picked is not None:
+                g_steps = g_steps + self._push(params, picked)
         self._floats = self._resid = None
         self._steps().backward(g_steps)        # through the float16 rounding and exp, into log_step.grad
+        if self._picked is not None:
+            return self._sampled_bits(model, self._picked, noise=True)
         return self.bits(model)
+
+    @torch.no_grad()
+    def _push(self, params: List[torch.Tensor], picked: List[Optional[torch.Tensor]]) -> torch.Tensor:
+        """Add to the gradient of the rows not drawn this step the rate's gradient (times lambda / pixels) at
+        one noisy draw of each symbol, ``y = w / s + u``, as the whole term would give it (the same
+        formula as :class:`_LaplaceBits`' backward pass, written out for one tensor at a time); return, per
+        tensor, the steps' rate gradient over all of its rows (drawn or not), ``-sum(g x)`` with
+        ``x = w / s``: a sampled tensor's step takes it instead of the sampled estimate's.
+
+        Each latent then sees the same gradient as under the whole term, noise included; a noise-free
+        push (the rate's expected gradient) moved the latents differently under Adam, whose step is the
+        gradient over its running size (docs/benchmarks.md, "A rate term over the frames a step draws")."""
+        steps = self._steps().detach()
+        lam = self.lam.detach()
+        g_steps = torch.zeros_like(steps)
+        for i, (p, r) in enumerate(zip(params, picked)):
+            if r is None or p.grad is None:
+                continue
+            s = steps[i]
+            ib = 1.0 / (torch.linalg.vector_norm(p.reshape(-1), 1) / (p.numel() * s)).clamp_min(0.05)
+            x = p / s
+            y = x + (torch.rand_like(x) - 0.5)
+            a = y.abs()
+            e1 = torch.exp((a - 0.5).clamp_max(0.0) * ib)
+            e2 = torch.exp(-(a + 0.5) * ib)
+            d_a = torch.where(a >= 0.5, ib, 0.5 * ib * (e1 - e2) / (1.0 - 0.5 * (e1 + e2)))   # d bits / d|y| (x ln 2)
+            push = (d_a * torch.sign(y)).mul_(lam / (self.cfg.pixels * _LN2 * s))
+            g_steps[i] = -(push * x).sum()
+            push.index_fill_(0, r, 0.0)
+            p.grad.add_(push)
+        return g_steps
 
     def rate_loss(self, bits: torch.Tensor) -> torch.Tensor:
         """lambda * bpp for the current step (``bits`` from :meth:`swap_out`, after which ``log_step.grad``
@@ -347,7 +498,11 @@ class RateTerm:
                 self._since_check += 1
                 if self._since_check >= CODED_CHECK_STEPS:
                     self._since_check = 0
-                    est = float(bits.detach())
+                    if self._picked is None:
+                        est = float(bits.detach())
+                    else:   # a sampled step's estimate stands for the whole only on average: measure the whole
+                        with torch.no_grad():
+                            est = float(self.bits(model))
                     self._ratio = self.coded_bits(model) / est if est > 0 else 1.0
             target = self.cfg.target_bits * (1.0 - CODED_MARGIN if self.cfg.check_coded else 1.0)
             err = (bits.detach() * self._ratio / target - 1.0).clamp(-0.5, 0.5)
