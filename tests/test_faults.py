@@ -1,6 +1,7 @@
 """Faults that used to crash or mislead, each pinned by a test that failed before the fix."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import signal
@@ -107,8 +108,30 @@ def test_a_collapse_with_a_finite_loss_stops_the_fit(tmp_path, clip_file, monkey
 
     monkeypatch.setattr(fit_module, "batch_loss", loss)
     torch.manual_seed(0)
-    with pytest.raises(FitDivergedError, match="PSNR fell to 3.01 dB from .* at step 3 of 20"):
+    assert fit_module.COLLAPSE_STEPS == 16
+    with pytest.raises(FitDivergedError, match=r"PSNR fell to 3\.[0-9]+ dB over the last 16 steps, from .* at step "
+                                               r"16 of 20"):
         fit_module.fit(p.spec.cls(p.config), data, p.fit, torch.device("cpu"), refresh_seconds=0.0)
+
+    # one bad batch is not a collapse (one step of a clip with scene cuts and fast motion can score far
+    # below the clip): the window of COLLAPSE_STEPS steps averages it away, and the fit ends
+    calls["n"] = 0
+
+    def one_bad(*a, **kw):
+        calls["n"] += 1
+        value, mse = real(*a, **kw)
+        return (value, torch.full_like(mse, 0.5)) if calls["n"] == 4 else (value, mse)
+
+    monkeypatch.setattr(fit_module, "batch_loss", one_bad)
+    res = fit_module.fit(p.spec.cls(p.config), data, p.fit, torch.device("cpu"), refresh_seconds=0.0)
+    assert res.steps == 20 and calls["n"] >= 20
+
+    # a fit shorter than the window is still judged, on its steps at the end
+    monkeypatch.setattr(fit_module, "batch_loss", lambda *a, **kw: (real(*a, **kw)[0], torch.tensor(0.9)))
+    short = dataclasses.replace(p.fit, epochs=5)
+    torch.manual_seed(0)
+    with pytest.raises(FitDivergedError, match=r"PSNR fell to 0.46 dB over the last 5 steps, from .* at step 5 of 5"):
+        fit_module.fit(p.spec.cls(p.config), data, short, torch.device("cpu"), refresh_seconds=0.0)
 
 
 # --------------------------------------------------------------------------- devices
