@@ -549,16 +549,11 @@ def test_a_model_without_per_frame_tensors_fits_the_same_with_and_without_sampli
     assert outs[0] == outs[1]
 
 
-def test_the_faster_presets_sample_the_rate_and_rate_term_overrides_them():
-    from nervcodec.codec.effort import EFFORT_PRESETS, SAMPLED_RATE_PRESETS, preset_rate_term
-    names = list(EFFORT_PRESETS)
-    assert [preset_rate_term(n) for n in names] == ["sampled"] * names.index("medium") + \
-        ["whole"] * (len(names) - names.index("medium"))
-    assert SAMPLED_RATE_PRESETS < set(names)
-    assert EncodeConfig(preset="fast").sampled_rate and not EncodeConfig().sampled_rate
-    assert not EncodeConfig(preset="fast", rate_term="whole").sampled_rate
-    assert EncodeConfig(preset="slow", rate_term="sampled").sampled_rate
-    assert EncodeConfig(preset="fast", steps=5000).sampled_rate     # --steps sets the length, not the recipe
+def test_every_preset_keeps_the_whole_rate_term_unless_sampling_is_asked_for():
+    from nervcodec.codec.effort import EFFORT_PRESETS
+    assert not any(EncodeConfig(preset=name).sampled_rate for name in EFFORT_PRESETS)
+    assert EncodeConfig(preset="fast", rate_term="sampled").sampled_rate
+    assert not EncodeConfig(rate_term="whole").sampled_rate
     with pytest.raises(ConfigError, match="unknown rate term 'half'"):
         EncodeConfig(rate_term="half")
 
@@ -569,16 +564,11 @@ def test_the_rate_term_reaches_the_fit_and_the_json(tmp_path, term):
     src = tmp_path / "moving.y4m"
     write_video(src, info, frames)
     out = tmp_path / "g.nerv"
+    asked = ["--rate-term", "sampled"] if term == "sampled" else []
     r = CliRunner().invoke(cli, ["encode", str(src), str(out), "--model", "latent-grid", "--bpp", "3.0", "--steps",
-                                 "30", "--preset", "fast" if term == "sampled" else "medium", "--device", "cpu",
-                                 "--json", "-q"])
+                                 "30", "--preset", "fast", "--device", "cpu", "--json", "-q", *asked])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["rate_term"] == term
-    r = CliRunner().invoke(cli, ["encode", str(src), str(out), "-y", "--model", "latent-grid", "--bpp", "3.0",
-                                 "--steps", "30", "--rate-term", "whole" if term == "sampled" else "sampled",
-                                 "--preset", "fast" if term == "sampled" else "medium", "--device", "cpu", "--json", "-q"])
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["rate_term"] != term
     r = CliRunner().invoke(cli, ["encode", str(src), str(out), "-y", "--rate-term", "half"])
     assert r.exit_code == 2 and "half" in r.output
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 from ..errors import ConfigError
 from ..tasks.holdout import parse_holdout
-from .effort import DEFAULT_EFFORT, check_effort, check_rate_term, preset_rate_term, rate_preset_bpp
+from .effort import DEFAULT_EFFORT, check_effort, check_rate_term, rate_preset_bpp
 
 __all__ = ["EncodeConfig"]
 
@@ -29,7 +29,7 @@ class EncodeConfig:
     preset: str = DEFAULT_EFFORT  # effort: ultrafast .. veryslow
     epochs: Optional[int] = None  # fit for this many epochs instead of the preset's steps
     steps: Optional[int] = None   # fit for this many optimizer steps instead of the preset's
-    rate_term: Optional[str] = None  # whole | sampled: the per-frame tensors' rate per step; None = the preset's
+    rate_term: str = "whole"      # whole | sampled (experimental): the per-frame tensors' rate per step
     batch: int = 0                # frames (NeRV) or clips (D-NeRV) per step; 0 = chosen from the model
     lr: float = 0.0               # 0 = the model's default
     device: str = "auto"          # auto | cpu | cuda | cuda:N
@@ -63,8 +63,7 @@ class EncodeConfig:
         if len(chosen) > 1:
             raise ConfigError(f"give only one of --params, --bpp, --rate-preset (got --{', --'.join(chosen)})")
         check_effort(self.preset)
-        if self.rate_term is not None:
-            check_rate_term(self.rate_term)
+        check_rate_term(self.rate_term)
         if self.rate_preset is not None:
             rate_preset_bpp(self.rate_preset)
         if self.params is not None and self.params < 1:
@@ -131,9 +130,8 @@ class EncodeConfig:
 
     @property
     def sampled_rate(self) -> bool:
-        """Whether the fit estimates the per-frame tensors' rate from the frames each step draws
-        (--rate-term, else the preset's: :func:`~.effort.preset_rate_term`)."""
-        return (self.rate_term or preset_rate_term(self.preset)) == "sampled"
+        """Whether the fit estimates the per-frame tensors' rate from the frames each step draws."""
+        return self.rate_term == "sampled"
 
     @property
     def quant_code(self) -> int:

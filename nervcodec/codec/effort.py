@@ -13,14 +13,12 @@ the previous default as timed then; re-timed on an idle machine those take 191 s
 (+0.86 dB PSNR-RGB), ``fast`` 197 s (+0.49 dB).  ``--epochs`` and ``--steps`` override a
 preset's budget for research.
 
-A preset also says how a step estimates the rate of the tensors that follow the video's length
-(the latent grids' per-frame maps): the presets faster than ``medium`` estimate it from the frames
-the step draws (``sampled``), the others from every frame (``whole``); ``--rate-term`` overrides it.
-Models without such tensors (NeRV, D-NeRV) fit the same either way.  Measured on the dev clips
-(docs/benchmarks.md, "The sampled rate term in the faster presets"): at ``fast`` the grids' encodes
-take 1.4-1.7x less time on carphone and 1.2-1.3x on people for +1.5 % and -0.4 % BD-rate, and at
-about the same time sampling beats dropping steps (-7.4 % and -2.2 % against the whole term at
-``faster``); at ``medium`` it costs +2.8 % on carphone, so the default keeps the whole term.
+``--rate-term sampled`` (experimental, every preset keeps ``whole``) estimates the rate of the
+tensors that follow the video's length (the latent grids' per-frame maps) from the frames each step
+draws.  Measured (docs/benchmarks.md, "The sampled rate term, measured in the faster presets"): at
+``fast`` the grids' encodes take 1.4-1.7x less time on carphone and 1.2-1.3x on people for +1.5 %
+and -0.4 % BD-rate, and at about the same time it beats dropping steps; but on bikes its fit
+collapsed at step ~400 of 1500, so no preset uses it.
 """
 from __future__ import annotations
 
@@ -28,8 +26,8 @@ from typing import Dict
 
 from ..errors import ConfigError
 
-__all__ = ["EFFORT_PRESETS", "DEFAULT_EFFORT", "RATE_PRESETS", "RATE_TERMS", "SAMPLED_RATE_PRESETS",
-           "effort_steps", "rate_preset_bpp", "check_effort", "preset_rate_term", "check_rate_term"]
+__all__ = ["EFFORT_PRESETS", "DEFAULT_EFFORT", "RATE_PRESETS", "RATE_TERMS", "effort_steps", "rate_preset_bpp",
+           "check_effort", "check_rate_term"]
 
 # name -> optimizer steps
 EFFORT_PRESETS: Dict[str, int] = {
@@ -38,10 +36,9 @@ EFFORT_PRESETS: Dict[str, int] = {
 }
 DEFAULT_EFFORT = "medium"
 
-# How a step estimates the rate of per-frame tensors (FitConfig.sample_rate): from every frame, or from
-# the frames the step draws.  The presets faster than the default take the second.
+# How a step estimates the rate of per-frame tensors (FitConfig.sample_rate): from every frame (every
+# preset), or from the frames the step draws (--rate-term sampled, experimental).
 RATE_TERMS = ("whole", "sampled")
-SAMPLED_RATE_PRESETS = frozenset({"ultrafast", "superfast", "veryfast", "faster", "fast"})
 
 # Named rates (bits per pixel of the whole file), the same trade-off at any resolution.
 # Before the effort presets these were the values of encode's --preset.
@@ -73,8 +70,3 @@ def check_rate_term(name: str) -> str:
     if name not in RATE_TERMS:
         raise ConfigError(f"unknown rate term {name!r} (known: {', '.join(RATE_TERMS)})")
     return name
-
-
-def preset_rate_term(name: str) -> str:
-    """The rate term an effort preset fits with: ``sampled`` for the presets faster than the default."""
-    return "sampled" if check_effort(name) in SAMPLED_RATE_PRESETS else "whole"

@@ -62,7 +62,7 @@ class EncodeResult:
     steps: int = 0                       # optimizer steps the fit ran
     effort: str = ""                     # what set the fit's length: "preset medium", "--epochs 300", "--steps N"
     rate_term: Optional[str] = None      # rate-aware fit: "sampled" when the per-frame maps' rate came from the
-                                         # frames each step drew (--rate-term, the faster presets), else "whole"
+                                         # frames each step drew (--rate-term sampled), else "whole"
     scene_cuts: Tuple[Tuple[int, ...], ...] = ()  # per video, the frames where the layout restarts its clips
     clip_len: int = 1                    # keyframe interval (frames per clip; 1 for frame models)
     clip_len_scores: Tuple[Tuple[int, float], ...] = ()  # chosen clip length: each candidate's starting PSNR

@@ -69,7 +69,7 @@ class FitConfig:
     betas: tuple = (0.9, 0.999)
     # the rate term of per-frame tensors (VideoModel.rate_rows) from the rows each step's batch reads,
     # scaled to the whole tensor, instead of from every row at every step (one process only; the encoder
-    # sets it from the effort preset or --rate-term, see codec/effort.py)
+    # sets it from --rate-term, see codec/effort.py)
     sample_rate: bool = False
 
     def __post_init__(self) -> None:
@@ -310,8 +310,7 @@ COLLAPSE_DB = 10.0
 COLLAPSE_FLOOR_DB = 20.0
 # ... measured over at least this many steps (or the fit's last ones): one batch is not the clip.  On bikes
 # (scene cuts, fast motion) single steps of a working grid fit ranged from 22 to 42 dB around a 31.3 dB
-# start, and one at 19.5 dB once stopped a fit that was not diverging (docs/benchmarks.md, "The sampled
-# rate term in the faster presets").
+# start, 2 dB from the floor (docs/benchmarks.md, "The sampled rate term, measured in the faster presets").
 COLLAPSE_STEPS = 16
 
 
