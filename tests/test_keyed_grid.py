@@ -179,7 +179,9 @@ def test_the_decode_speed_benchmark_times_the_keyframes_apart(coded_keyed):
     _, _, out, _, _ = coded_keyed
     row, = load_benchmark("speed").decode_speed([str(out)], "cpu")
     assert row["model"] == "latent-grid-kf" and row["frames"] == 11 and row["bytes"] == out.stat().st_size
-    assert 0 < row["keyframe_seconds"] < row["decode_seconds"] and row["macs_per_pixel"] > 100
+    # both timed, neither compared: on a busy machine the keyframes alone can take as long as a tiny clip's
+    # whole decode (a benchmark reports numbers; it is not a timing test)
+    assert row["keyframe_seconds"] > 0 and row["decode_seconds"] > 0 and row["macs_per_pixel"] > 100
     assert row["batch"] == 8 and row["device_name"]
 
 
