@@ -391,7 +391,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     rate_start = rate.start_step(total) if rate is not None else None
     # ranks of a data-parallel fit draw different frames, and lambda must move alike on every rank: there
     # every rank estimates the rate from every row (the same numbers everywhere)
-    sampled = cfg.sample_rate and dist is None and type(model).rate_rows is not VideoModel.rate_rows
+    sampled = cfg.sample_rate and dist is None
     main = dist is None or dist.main
     with StopFlag() as stop:
         for epoch in range(start_epoch, epochs):
@@ -506,4 +506,4 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     float_psnr = evaluate_psnr(model, data, eval_batch, use_amp, dist=dist)
     quant_psnr = evaluate_psnr(model, data, eval_batch, use_amp, hard, dist=dist)
     return FitResult(step, time.monotonic() - t0, final, start_psnr, float_psnr, quant_psnr, float(rate.lam), passes,
-                     sampled_rate=sampled)
+                     sampled_rate=rate.sampled)

@@ -77,10 +77,21 @@ def _laplace_parts(x: torch.Tensor, beta: torch.Tensor, sizes: Optional[List[int
     if sizes is not None:
         ib, log_one_minus = spread(ib, sizes), spread(log_one_minus, sizes)
     tail = math.log(0.5) - (a - 0.5) * ib + log_one_minus         # |x| >= 1/2
-    e1 = torch.exp((a - 0.5).clamp_max(0.0) * ib)     # e^(-(1/2 - |x|) / beta) inside the central bin
-    e2 = torch.exp(-(a + 0.5) * ib)
+    e1, e2 = _bin_exps(a, ib)
     core = torch.log1p(-0.5 * (e1 + e2))
     return -torch.where(a >= 0.5, tail, core) / _LN2, a, ib, e1, e2
+
+
+def _bin_exps(a: torch.Tensor, ib: torch.Tensor) -> tuple:
+    """The two exponentials of a unit bin's Laplace probability at ``|x| = a`` under ``1 / beta = ib``:
+    ``e^(-(1/2 - |x|) / beta)`` inside the central bin (1 outside it) and ``e^(-(|x| + 1/2) / beta)``."""
+    return torch.exp((a - 0.5).clamp_max(0.0) * ib), torch.exp(-(a + 0.5) * ib)
+
+
+def _abs_slope(a: torch.Tensor, ib: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor) -> tuple:
+    """(d bits / d|x| times ln 2, the central bin's ``1 - (e1 + e2) / 2``) from :func:`_bin_exps`' terms."""
+    p = 1.0 - 0.5 * (e1 + e2)
+    return torch.where(a >= 0.5, ib, 0.5 * ib * (e1 - e2) / p), p
 
 
 class _LaplaceBits(torch.autograd.Function):
@@ -88,14 +99,15 @@ class _LaplaceBits(torch.autograd.Function):
     pass: a few whole-vector operations instead of autograd's graph of a dozen, which matters when the
     vector is millions of latents (the per-tensor terms are computed once per tensor, not per element,
     and the exponentials of the forward pass are kept for the backward one instead of recomputed).
-    With ``weights`` (one per tensor) each tensor's bits count that many times (a sample of a tensor's
-    rows standing for the whole tensor)."""
+    With ``weights`` (one per tensor) each tensor's bits count that many times in the value (a sample of
+    a tensor's rows standing for the whole tensor), while the gradients stay those of the sample's own
+    bits: the rows a step draws get their own rate gradient (:meth:`RateTerm._push` gives the others')."""
 
     @staticmethod
     def forward(ctx, y: torch.Tensor, beta: torch.Tensor, sizes: List[int],   # type: ignore[override]
                 *weighted: torch.Tensor) -> torch.Tensor:
         weights = weighted[0] if weighted else None
-        ctx.sizes, ctx.weights, ctx.extra = sizes, weights, (None,) * len(weighted)
+        ctx.sizes, ctx.extra = sizes, (None,) * len(weighted)
         bits, a, ib, e1, e2 = _laplace_parts(y, beta, sizes)
         ctx.save_for_backward(y, beta, a, ib, e1, e2)
         return bits.sum() if weights is None else (segment_sums(bits, sizes) * weights).sum()
@@ -103,31 +115,13 @@ class _LaplaceBits(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor):   # type: ignore[override]
         y, beta, a, ib, e1, e2 = ctx.saved_tensors
-        outer = a >= 0.5
-        p = 1.0 - 0.5 * (e1 + e2)
-        d_a = torch.where(outer, ib, 0.5 * ib * (e1 - e2) / p)                    # d bits / d|y| (x ln 2)
+        d_a, p = _abs_slope(a, ib, e1, e2)                                          # d bits / d|y| (x ln 2)
         ebi = torch.exp(-(1.0 / beta))
-        d_ib = torch.where(outer, (a - 0.5) - spread(ebi / (1.0 - ebi), ctx.sizes),  # d bits / d(1/beta)
+        d_ib = torch.where(a >= 0.5, (a - 0.5) - spread(ebi / (1.0 - ebi), ctx.sizes),  # d bits / d(1/beta)
                            -0.5 * ((0.5 - a) * e1 + (0.5 + a) * e2) / p)
         scale = g / _LN2
         d_beta = segment_sums(d_ib, ctx.sizes) * (-(1.0 / beta) ** 2)
-        w = ctx.weights
-        if w is None:
-            return (scale * d_a * torch.sign(y), scale * d_beta, None) + ctx.extra
-        return (scale * d_a * torch.sign(y) * spread(w, ctx.sizes), scale * d_beta * w, None) + ctx.extra
-
-
-class _GradScale(torch.autograd.Function):
-    """The identity, whose backward pass multiplies the gradient by ``factor`` (element by element)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:   # type: ignore[override]
-        ctx.factor = factor
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):   # type: ignore[override]
-        return g * ctx.factor, None
+        return (scale * d_a * torch.sign(y), scale * d_beta, None) + ctx.extra
 
 
 class _Rows(torch.autograd.Function):
@@ -205,6 +199,11 @@ class _Spread(torch.autograd.Function):
         return segment_sums(g, ctx.sizes), None
 
 
+def _rows(t: torch.Tensor, rows: Optional[torch.Tensor]) -> torch.Tensor:
+    """``t`` whole, or its rows ``rows``."""
+    return t if rows is None else t.index_select(0, rows)
+
+
 def _put(p: torch.Tensor, v: torch.Tensor, rows: Optional[torch.Tensor]) -> None:
     """Write the flat values ``v`` into the parameter ``p`` whole, or into its rows ``rows``."""
     if rows is None:
@@ -250,6 +249,8 @@ class RateTerm:
         self._floats: Optional[List[torch.Tensor]] = None   # the float weights while swapped out (swap_in)
         self._resid: Optional[torch.Tensor] = None          # round(w/s) - w/s of the swapped-in weights
         self._picked: Optional[List[Optional[torch.Tensor]]] = None   # the step's sampled rows (swap_in)
+        self._swapped: List[int] = self._sizes                         # elements swapped in, per parameter
+        self.sampled = False            # whether any step estimated the rate from sampled rows
         # data-parallel fits: averages gradients over the ranks in place (set by the fitting loop)
         self.reduce: Optional[Callable[[List[torch.Tensor]], None]] = None
 
@@ -306,8 +307,14 @@ class RateTerm:
     def _bits(self, x: torch.Tensor, noise: bool) -> torch.Tensor:
         """Bits of the symbols ``x`` under each tensor's maximum-likelihood Laplace, plus side information."""
         beta = (segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(0.05)
+        return self._laplace(x, beta, self._sizes, noise)
+
+    def _laplace(self, x: torch.Tensor, beta: torch.Tensor, sizes: List[int], noise: bool,
+                 *weights: torch.Tensor) -> torch.Tensor:
+        """Bits of the symbols ``x`` (noisy or rounded) under the per-tensor scales ``beta``, plus side
+        information (``weights``: see :class:`_LaplaceBits`)."""
         y = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
-        return _LaplaceBits.apply(y, beta, self._sizes) + TENSOR_SIDE_BITS * len(self.names)
+        return _LaplaceBits.apply(y, beta, sizes, *weights) + TENSOR_SIDE_BITS * len(self.names)
 
     # A step over sampled rows (``rows``: parameter name -> rows, from VideoModel.rate_rows), for tensors
     # that follow the video's length (latent grids' per-frame maps: about nine tenths of their latents, of
@@ -338,29 +345,30 @@ class RateTerm:
         return [n if r is None else int(r.numel()) * (n // max(int(shape[0]), 1))
                 for n, r, shape in zip(self._sizes, picked, self._shapes)]
 
-    def _sampled_bits(self, model: nn.Module, picked: List[Optional[torch.Tensor]], noise: bool) -> torch.Tensor:
+    @torch.no_grad()
+    def _whole_scales(self, params: List[torch.Tensor], picked: List[Optional[torch.Tensor]]) -> torch.Tensor:
+        """Per parameter, the Laplace scale of all of its symbols, mean ``|w / s|`` (at least 0.05), where its
+        rows are sampled (0.05 elsewhere): what the estimate and the push of a sampled tensor use."""
+        l1 = torch.stack([torch.linalg.vector_norm(p.detach().reshape(-1), 1) if r is not None
+                          else p.new_zeros(()) for p, r in zip(params, picked)]).float()
+        return (l1 / (self._counts * self._steps().detach())).clamp_min(0.05)
+
+    def _sampled_bits(self, model: nn.Module, picked: List[Optional[torch.Tensor]], noise: bool,
+                      scales: Optional[torch.Tensor] = None) -> torch.Tensor:
         """:meth:`bits` from the sampled rows of some tensors (see above), differentiable in the weights
-        and the steps."""
+        and the steps (``scales``: :meth:`_whole_scales`, when the caller has them)."""
         params = [p for _, p in model.named_parameters()]
         sizes = self._sizes_of(picked)
         flat = torch.cat([(p if r is None else _Rows.apply(p, r)).reshape(-1) for p, r in zip(params, picked)])
         steps = self._steps()
         counts = torch.tensor(sizes, device=flat.device).float().clamp_min(1.0)
-        weights = self._counts / counts
-        # the rows drawn get the rate's own gradient unscaled (the others get :meth:`_push`), the steps the
-        # gradient of the whole tensor's estimate
-        flat = _GradScale.apply(flat, spread(1.0 / weights, sizes))
         is_sampled = torch.tensor([r is not None for r in picked], device=flat.device)
         # a sampled tensor's step takes the rate's gradient over all of its rows from :meth:`_push` instead
         x = flat / _Spread.apply(torch.where(is_sampled, steps.detach(), steps), sizes)
         beta = segment_sums(x.abs(), sizes) / counts
-        with torch.no_grad():
-            whole = torch.stack([torch.linalg.vector_norm(p.detach().reshape(-1), 1) if r is not None
-                                 else p.new_zeros(()) for p, r in zip(params, picked)]).float()
-            whole = whole / (self._counts * steps.detach())
+        whole = scales if scales is not None else self._whole_scales(params, picked)
         beta = torch.where(is_sampled, whole, beta).clamp_min(0.05)
-        y = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
-        return _LaplaceBits.apply(y, beta, sizes, weights) + TENSOR_SIDE_BITS * len(self.names)
+        return self._laplace(x, beta, sizes, noise, self._counts / counts)
 
     def terms(self, model: nn.Module, noise: bool = True) -> tuple:
         """(every parameter as the decoder will see it, estimated bits): one pass over the weights.
@@ -389,44 +397,42 @@ class RateTerm:
         are written, the only ones the step's forward pass reads, and the rate that :meth:`swap_out`
         returns is estimated from them (see :meth:`_sampled_bits`)."""
         params = [p for _, p in model.named_parameters()]
-        picked = self._sampled(rows)
-        sizes = self._sizes if picked is None else self._sizes_of(picked)
-        if picked is None:
-            picked = [None] * len(params)
-        flat = torch.cat([(p if r is None else p.index_select(0, r)).reshape(-1) for p, r in zip(params, picked)])
-        s = self._per_element(self._steps()) if sizes is self._sizes else spread(self._steps(), sizes)
+        self._picked = self._sampled(rows)
+        picked = self._picked or [None] * len(params)
+        sizes = self._swapped = self._sizes if self._picked is None else self._sizes_of(self._picked)
+        flat = torch.cat([_rows(p, r).reshape(-1) for p, r in zip(params, picked)])
+        s = self._per_element(self._steps()) if self._picked is None else spread(self._steps(), sizes)
         x = flat / s
         r = x + (torch.rand_like(x) - 0.5) if noise else torch.round(x)
         self._floats = list(flat.split(sizes))   # ``flat`` is already a copy of the float weights
         self._resid = r - x
-        self._picked = None if sizes is self._sizes else picked
         for p, v, rs in zip(params, (s * r).split(sizes), picked):
             _put(p, v, rs)
+        self.sampled = self.sampled or self._picked is not None
 
     def swap_out(self, model: nn.Module) -> torch.Tensor:
         """After the distortion's backward pass: give the steps their share of its gradient, put the
         float weights back, and return their estimated bits (differentiable in the weights and steps)."""
         params = [p for _, p in model.named_parameters()]
         picked = self._picked or [None] * len(params)
-        sizes = self._sizes if self._picked is None else self._sizes_of(self._picked)
         with torch.no_grad():
-            g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) if r is None
-                           else (p.grad.index_select(0, r) if p.grad is not None
-                                 else p.new_zeros((int(r.numel()),) + tuple(p.shape[1:]))).reshape(-1)
+            g = torch.cat([_rows(p.grad if p.grad is not None else torch.zeros_like(p), r).reshape(-1)
                            for p, r in zip(params, picked)])
-            g_steps = segment_sums(g * self._resid, sizes)
+            g_steps = segment_sums(g * self._resid, self._swapped)
             for p, f, r in zip(params, self._floats, picked):
                 _put(p, f, r)
             if self._picked is not None:
-                g_steps = g_steps + self._push(params, picked)
+                scales = self._whole_scales(params, picked)
+                g_steps = g_steps + self._push(params, picked, scales)
         self._floats = self._resid = None
         self._steps().backward(g_steps)        # through the float16 rounding and exp, into log_step.grad
         if self._picked is not None:
-            return self._sampled_bits(model, self._picked, noise=True)
+            return self._sampled_bits(model, self._picked, True, scales)
         return self.bits(model)
 
     @torch.no_grad()
-    def _push(self, params: List[torch.Tensor], picked: List[Optional[torch.Tensor]]) -> torch.Tensor:
+    def _push(self, params: List[torch.Tensor], picked: List[Optional[torch.Tensor]],
+              scales: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Add to the gradient of the rows not drawn this step the rate's gradient (times lambda / pixels) at
         one noisy draw of each symbol, ``y = w / s + u``, as the whole term would give it (the same
         formula as :class:`_LaplaceBits`' backward pass, written out for one tensor at a time); return, per
@@ -437,19 +443,18 @@ class RateTerm:
         push (the rate's expected gradient) moved the latents differently under Adam, whose step is the
         gradient over its running size (docs/benchmarks.md, "A rate term over the frames a step draws")."""
         steps = self._steps().detach()
+        scales = scales if scales is not None else self._whole_scales(params, picked)
         lam = self.lam.detach()
         g_steps = torch.zeros_like(steps)
         for i, (p, r) in enumerate(zip(params, picked)):
             if r is None or p.grad is None:
                 continue
             s = steps[i]
-            ib = 1.0 / (torch.linalg.vector_norm(p.reshape(-1), 1) / (p.numel() * s)).clamp_min(0.05)
+            ib = 1.0 / scales[i]
             x = p / s
             y = x + (torch.rand_like(x) - 0.5)
             a = y.abs()
-            e1 = torch.exp((a - 0.5).clamp_max(0.0) * ib)
-            e2 = torch.exp(-(a + 0.5) * ib)
-            d_a = torch.where(a >= 0.5, ib, 0.5 * ib * (e1 - e2) / (1.0 - 0.5 * (e1 + e2)))   # d bits / d|y| (x ln 2)
+            d_a, _ = _abs_slope(a, ib, *_bin_exps(a, ib))     # d bits / d|y| (x ln 2), as _LaplaceBits' backward
             push = (d_a * torch.sign(y)).mul_(lam / (self.cfg.pixels * _LN2 * s))
             g_steps[i] = -(push * x).sum()
             push.index_fill_(0, r, 0.0)
