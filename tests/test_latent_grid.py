@@ -613,3 +613,50 @@ def test_resumed_latent_grid_fit_is_bit_identical(tmp_path, monkeypatch):
             encode([src], out, EncodeConfig(**cfg, checkpoint=str(ck), checkpoint_seconds=1e9))
     encode([src], out, EncodeConfig(**cfg, checkpoint=str(ck), resume=True))
     assert out.read_bytes() == ref.read_bytes()
+
+
+def test_latent_maps_start_where_the_budget_holds_them():
+    """A clip with far more latents than its budget has bits starts them at a shared step at which the
+    estimate fits the budget (each map no coarser than all-zero), and the network where it did; with a
+    budget that holds every latent at the network's bits per value, nothing changes."""
+    def grid():
+        torch.manual_seed(0)
+        m = build_model("latent-grid", _tiny_config(frames=40, height=48, width=64))
+        with torch.no_grad():
+            for name, p in m.named_parameters():
+                if name.startswith(LATENT_PREFIXES):   # maps the fit used a little, one barely
+                    p.normal_().mul_(1e-4 if name == "frame0" else 0.05)
+        return m
+
+    m = grid()
+    assert set(m.latent_names()) == {n for n, _ in m.named_parameters() if n.startswith(LATENT_PREFIXES)}
+    latents = sum(m.state_dict()[n].numel() for n in m.latent_names())
+    target = 0.05 * latents
+    tight = RateTerm(RateTermConfig(pixels=1000, target_bits=target), m)
+    tight.begin(m)
+    net = torch.nn.Module()      # the same parameters in a module that names no latents: the old start
+    for name, p in m.named_parameters():
+        net.register_parameter(name.replace(".", "_"), p)
+    uniform = RateTerm(RateTermConfig(pixels=1000, target_bits=target), net)
+    uniform.begin(net)
+    st, su = tight.steps(), uniform.steps()
+    for name in tight.names:
+        a, b = float(st[name][0]), float(su[name.replace(".", "_")][0])
+        if name in m.latent_names():
+            assert a >= b * (1 - 1e-3)                                   # never finer than before
+            top = 2 * float(m.state_dict()[name].abs().max())
+            assert a <= max(b, top) * (1 + 1e-3)                         # never coarser than all-zero
+        else:
+            assert a == b                                                # the network as before
+    frame0 = m.state_dict()["frame0"]
+    assert not torch.round(frame0 / float(st["frame0"][0])).any()       # the barely used map: all zero
+    assert torch.round(frame0 / float(su["frame0"][0])).any()
+    est = tight.estimate_bits(m)
+    assert 0.8 * target <= est <= 1.05 * target, (est, target)
+    assert uniform.estimate_bits(net) > 5 * target                       # where the old start began
+
+    generous = RateTerm(RateTermConfig(pixels=1000, target_bits=20.0 * (latents + 10_000)), m)
+    generous.begin(m)
+    again = RateTerm(RateTermConfig(pixels=1000, target_bits=20.0 * (latents + 10_000)), net)
+    again.begin(net)
+    assert all(float(generous.steps()[n][0]) == float(again.steps()[n.replace(".", "_")][0]) for n in generous.names)

@@ -57,6 +57,15 @@ class VideoModel(nn.Module):
         computes from its parameters alone for the later calls, and drops it at the end."""
         yield
 
+    def latent_names(self) -> Tuple[str, ...]:
+        """Parameters that hold the content itself (latent maps) rather than a network's weights.
+
+        The rate term starts them at one shared step, the one at which the whole estimate meets the budget
+        (:meth:`nervcodec.quant.RateTerm.begin`): latent maps can be far more numerous than the budget has
+        bits, and a map the fit barely used must start at zero bits, not at the network's bits per value.
+        Empty: every tensor starts at the same bits per value."""
+        return ()
+
     def rate_rows(self, t: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Per-frame tensors whose rows a batch at times ``t`` reads: name -> the rows (sorted, unique).
 

@@ -186,6 +186,9 @@ class LatentGrid(VideoModel):
         a = ((pos - start.double()) / span.double()).clamp(0, 1).float()
         return left, right, frac, g, a
 
+    def latent_names(self) -> Tuple[str, ...]:
+        return tuple(name for name, _ in self.named_parameters() if name.startswith(LATENT_PREFIXES))
+
     def rate_rows(self, t: torch.Tensor) -> Dict[str, torch.Tensor]:
         """The per-frame maps' rows that frames at times ``t`` read (their frame, and the next one where a
         time falls between two): about nine tenths of the latents are per-frame maps, and a step draws a

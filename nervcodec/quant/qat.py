@@ -54,6 +54,30 @@ CODED_CHECK_STEPS = 25
 # trim), which costs latents far more than the few bytes it saves (0.8 dB for 1.5 % on people).
 CODED_MARGIN = 0.015
 _LN2 = math.log(2.0)
+# The latent maps' shared starting step (RateTerm.begin): bisection steps on its log, and the values of a map
+# its bits are estimated from
+LATENT_START_ITERATIONS = 30
+BITS_SAMPLE = 1 << 14
+
+
+class _Sampled:
+    """A tensor's mean ``|w|`` and at most ``BITS_SAMPLE`` of its values, evenly spaced: enough to estimate
+    the bits of its rounded symbols at any step (:meth:`bits`) without a pass over all of them."""
+
+    def __init__(self, p: torch.Tensor):
+        flat = p.detach().reshape(-1).float()
+        self.n = flat.numel()
+        self.spread = float(flat.abs().mean()) if self.n else 0.0
+        self.top = float(flat.abs().max()) if self.n else 0.0
+        self.values = flat[::max(1, self.n // BITS_SAMPLE)]
+
+    def bits(self, step: float) -> float:
+        """Estimated bits of all of the tensor's rounded symbols at ``step``, under its maximum-likelihood
+        Laplace (as :meth:`RateTerm.estimate_bits` counts them, without the side information)."""
+        if self.n == 0:
+            return 0.0
+        beta = torch.tensor(max(self.spread / step, 0.05), device=self.values.device)
+        return float(laplace_bits(torch.round(self.values / step), beta)) * self.n / self.values.numel()
 
 
 def laplace_bits(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -270,7 +294,9 @@ class RateTerm:
 
     @torch.no_grad()
     def begin(self, model: nn.Module) -> None:
-        """Turn the term on: steps where a Laplace of each tensor's spread costs the target bits."""
+        """Turn the term on: steps where a Laplace of each tensor's spread costs the target bits per value
+        (at least 1), and a model's latent maps (``latent_names``) coarser where the budget needs it
+        (:meth:`_latent_start`)."""
         self._to(next(model.parameters()).device)
         n = sum(self._sizes)
         if self.cfg.target_bits is not None:
@@ -278,13 +304,50 @@ class RateTerm:
             b = float(np.clip((self.cfg.target_bits - side) / max(n, 1), 1.0, 12.0))
         else:
             b = self.cfg.init_bits
-        for i, (_, p) in enumerate(model.named_parameters()):
+        params = [p for _, p in model.named_parameters()]
+        steps = []
+        for p in params:
             spread = float(p.abs().mean()) if p.numel() else 0.0
             # a Laplace of scale beta (in steps) costs about log2(2 e beta) bits per symbol
-            step = spread * 2 * math.e / 2 ** b if spread > 0 else 1e-3
-            self.log_step[i] = math.log(max(step, 1e-6))
+            steps.append(max(spread * 2 * math.e / 2 ** b if spread > 0 else 1e-3, 1e-6))
+        names = model.latent_names() if callable(getattr(model, "latent_names", None)) else ()
+        latent = [i for i, name in enumerate(self.names) if name in set(names)]
+        if latent and self.cfg.target_bits is not None:
+            steps = self._latent_start(params, steps, latent, self.cfg.target_bits - side)
+        for i, step in enumerate(steps):
+            self.log_step[i] = math.log(step)
         self.opt = torch.optim.Adam([self.log_step], lr=self.cfg.step_lr, betas=STEP_BETAS)
         self.active = True
+
+    @staticmethod
+    def _latent_start(params: List[torch.Tensor], steps: List[float], latent: List[int], budget: float) -> List[float]:
+        """The starting steps with the latent maps (``latent``: their indices) made coarser where the budget
+        needs it: one shared step ``s``, each map's step ``max(its own, min(s, 2 max|w|))`` (no coarser than
+        what makes the map all zero), ``s`` the finest at which the Laplace estimate of every tensor's
+        rounded symbols fits ``budget``.  Starting every latent at the network's bits per value instead
+        put a large clip (bikes: 62M latents, 0.01 bit each to spend) a hundred times over its budget; the
+        steps can grow only about 2 % a step, so lambda's controller wound up for hundreds of steps until
+        it crushed the network before the latents had shed their bits (docs/benchmarks.md, "The rate
+        term's start on a large clip")."""
+        out = list(steps)
+        budget -= sum(_Sampled(p).bits(steps[i]) for i, p in enumerate(params) if i not in set(latent))
+        maps = [_Sampled(params[i]) for i in latent]
+
+        def at(s: float) -> List[float]:
+            return [max(steps[i], min(s, 2.0 * m.top)) for i, m in zip(latent, maps)]
+
+        def bits(s: float) -> float:
+            return sum(m.bits(st) for m, st in zip(maps, at(s)))
+
+        lo, hi = math.log(1e-6), math.log(max(2.0 * max(m.top for m in maps), 1e-6))
+        if bits(math.exp(lo)) <= budget:      # the budget holds them all at their own steps
+            return out
+        for _ in range(LATENT_START_ITERATIONS):   # bits fall as s grows: bisect on log s
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if bits(math.exp(mid)) <= budget else (mid, hi)
+        for i, st in zip(latent, at(math.exp(hi))):
+            out[i] = st
+        return out
 
     # ----------------------------------------------------------------------------------- the terms
     def _steps(self) -> torch.Tensor:
