@@ -619,16 +619,12 @@ def test_latent_maps_start_where_the_budget_holds_them():
     """A clip with far more latents than its budget has bits starts them at a shared step at which the
     estimate fits the budget (each map no coarser than all-zero), and the network where it did; with a
     budget that holds every latent at the network's bits per value, nothing changes."""
-    def grid():
-        torch.manual_seed(0)
-        m = build_model("latent-grid", _tiny_config(frames=40, height=48, width=64))
-        with torch.no_grad():
-            for name, p in m.named_parameters():
-                if name.startswith(LATENT_PREFIXES):   # maps the fit used a little, one barely
-                    p.normal_().mul_(1e-4 if name == "frame0" else 0.05)
-        return m
-
-    m = grid()
+    torch.manual_seed(0)
+    m = build_model("latent-grid", _tiny_config(frames=40, height=48, width=64))
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.startswith(LATENT_PREFIXES):   # maps the fit used a little, one barely
+                p.normal_().mul_(1e-4 if name == "frame0" else 0.05)
     assert set(m.latent_names()) == {n for n, _ in m.named_parameters() if n.startswith(LATENT_PREFIXES)}
     latents = sum(m.state_dict()[n].numel() for n in m.latent_names())
     target = 0.05 * latents

@@ -17,8 +17,9 @@ preset's budget for research.
 tensors that follow the video's length (the latent grids' per-frame maps) from the frames each step
 draws.  Measured (docs/benchmarks.md, "The sampled rate term, measured in the faster presets"): at
 ``fast`` the grids' encodes take 1.4-1.7x less time on carphone and 1.2-1.3x on people for +1.5 %
-and -0.4 % BD-rate, and at about the same time it beats dropping steps; but on bikes its fit
-collapsed at step ~400 of 1500, so no preset uses it.
+and -0.4 % BD-rate, and at about the same time it beats dropping steps.  Its fit collapsed on bikes
+until the latents' starting steps were fixed (docs/benchmarks.md, "Why the grids' fits collapsed on
+bikes"); the presets were not measured again with it on every dev clip, so none uses it yet.
 """
 from __future__ import annotations
 

@@ -54,6 +54,8 @@ CODED_CHECK_STEPS = 25
 # trim), which costs latents far more than the few bytes it saves (0.8 dB for 1.5 % on people).
 CODED_MARGIN = 0.015
 _LN2 = math.log(2.0)
+# The least Laplace scale (in steps) of a tensor's estimate: an all-zero tensor still costs a little
+MIN_SCALE = 0.05
 # The latent maps' shared starting step (RateTerm.begin): bisection steps on its log, and the values of a map
 # its bits are estimated from
 LATENT_START_ITERATIONS = 30
@@ -61,8 +63,8 @@ BITS_SAMPLE = 1 << 14
 
 
 class _Sampled:
-    """A tensor's mean ``|w|`` and at most ``BITS_SAMPLE`` of its values, evenly spaced: enough to estimate
-    the bits of its rounded symbols at any step (:meth:`bits`) without a pass over all of them."""
+    """A tensor's mean and largest ``|w|`` and at most ``BITS_SAMPLE`` of its values, evenly spaced: enough to
+    estimate the bits of its rounded symbols at any step (:meth:`bits`) without a pass over all of them."""
 
     def __init__(self, p: torch.Tensor):
         flat = p.detach().reshape(-1).float()
@@ -76,7 +78,7 @@ class _Sampled:
         Laplace (as :meth:`RateTerm.estimate_bits` counts them, without the side information)."""
         if self.n == 0:
             return 0.0
-        beta = torch.tensor(max(self.spread / step, 0.05), device=self.values.device)
+        beta = torch.tensor(max(self.spread / step, MIN_SCALE), device=self.values.device)
         return float(laplace_bits(torch.round(self.values / step), beta)) * self.n / self.values.numel()
 
 
@@ -304,34 +306,31 @@ class RateTerm:
             b = float(np.clip((self.cfg.target_bits - side) / max(n, 1), 1.0, 12.0))
         else:
             b = self.cfg.init_bits
-        params = [p for _, p in model.named_parameters()]
-        steps = []
-        for p in params:
-            spread = float(p.abs().mean()) if p.numel() else 0.0
-            # a Laplace of scale beta (in steps) costs about log2(2 e beta) bits per symbol
-            steps.append(max(spread * 2 * math.e / 2 ** b if spread > 0 else 1e-3, 1e-6))
-        names = model.latent_names() if callable(getattr(model, "latent_names", None)) else ()
-        latent = [i for i, name in enumerate(self.names) if name in set(names)]
+        stats = [_Sampled(p) for _, p in model.named_parameters()]
+        # a Laplace of scale beta (in steps) costs about log2(2 e beta) bits per symbol
+        steps = [max(t.spread * 2 * math.e / 2 ** b if t.spread > 0 else 1e-3, 1e-6) for t in stats]
+        names = set(getattr(model, "latent_names", tuple)())
+        latent = [i for i, name in enumerate(self.names) if name in names]
         if latent and self.cfg.target_bits is not None:
-            steps = self._latent_start(params, steps, latent, self.cfg.target_bits - side)
+            steps = self._latent_start(stats, steps, latent, self.cfg.target_bits - side)
         for i, step in enumerate(steps):
             self.log_step[i] = math.log(step)
         self.opt = torch.optim.Adam([self.log_step], lr=self.cfg.step_lr, betas=STEP_BETAS)
         self.active = True
 
     @staticmethod
-    def _latent_start(params: List[torch.Tensor], steps: List[float], latent: List[int], budget: float) -> List[float]:
+    def _latent_start(stats: List["_Sampled"], steps: List[float], latent: List[int], budget: float) -> List[float]:
         """The starting steps with the latent maps (``latent``: their indices) made coarser where the budget
         needs it: one shared step ``s``, each map's step ``max(its own, min(s, 2 max|w|))`` (no coarser than
         what makes the map all zero), ``s`` the finest at which the Laplace estimate of every tensor's
         rounded symbols fits ``budget``.  Starting every latent at the network's bits per value instead
-        put a large clip (bikes: 62M latents, 0.01 bit each to spend) a hundred times over its budget; the
-        steps can grow only about 2 % a step, so lambda's controller wound up for hundreds of steps until
-        it crushed the network before the latents had shed their bits (docs/benchmarks.md, "The rate
-        term's start on a large clip")."""
-        out = list(steps)
-        budget -= sum(_Sampled(p).bits(steps[i]) for i, p in enumerate(params) if i not in set(latent))
-        maps = [_Sampled(params[i]) for i in latent]
+        put a large clip (bikes: 62M latents, 0.01 bit each to spend) 60x over its budget; the steps can
+        grow only about 2 % a step, so lambda's controller wound up until it rounded the network to zero
+        before the latents had shed their bits (docs/benchmarks.md, "Why the grids' fits collapsed on
+        bikes")."""
+        chosen = set(latent)
+        budget -= sum(t.bits(steps[i]) for i, t in enumerate(stats) if i not in chosen)
+        maps = [stats[i] for i in latent]
 
         def at(s: float) -> List[float]:
             return [max(steps[i], min(s, 2.0 * m.top)) for i, m in zip(latent, maps)]
@@ -339,9 +338,10 @@ class RateTerm:
         def bits(s: float) -> float:
             return sum(m.bits(st) for m, st in zip(maps, at(s)))
 
-        lo, hi = math.log(1e-6), math.log(max(2.0 * max(m.top for m in maps), 1e-6))
-        if bits(math.exp(lo)) <= budget:      # the budget holds them all at their own steps
+        out = list(steps)
+        if bits(0.0) <= budget:      # the budget holds them all at their own steps
             return out
+        lo, hi = math.log(1e-6), math.log(max(2.0 * max(m.top for m in maps), 1e-6))
         for _ in range(LATENT_START_ITERATIONS):   # bits fall as s grows: bisect on log s
             mid = 0.5 * (lo + hi)
             lo, hi = (lo, mid) if bits(math.exp(mid)) <= budget else (mid, hi)
@@ -369,7 +369,7 @@ class RateTerm:
 
     def _bits(self, x: torch.Tensor, noise: bool) -> torch.Tensor:
         """Bits of the symbols ``x`` under each tensor's maximum-likelihood Laplace, plus side information."""
-        beta = (segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(0.05)
+        beta = (segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(MIN_SCALE)
         return self._laplace(x, beta, self._sizes, noise)
 
     def _laplace(self, x: torch.Tensor, beta: torch.Tensor, sizes: List[int], noise: bool,
@@ -410,11 +410,11 @@ class RateTerm:
 
     @torch.no_grad()
     def _whole_scales(self, params: List[torch.Tensor], picked: List[Optional[torch.Tensor]]) -> torch.Tensor:
-        """Per parameter, the Laplace scale of all of its symbols, mean ``|w / s|`` (at least 0.05), where its
-        rows are sampled (0.05 elsewhere): what the estimate and the push of a sampled tensor use."""
+        """Per parameter, the Laplace scale of all of its symbols, mean ``|w / s|`` (at least ``MIN_SCALE``),
+        where its rows are sampled (``MIN_SCALE`` elsewhere): what the estimate and the push of a sampled tensor use."""
         l1 = torch.stack([torch.linalg.vector_norm(p.detach().reshape(-1), 1) if r is not None
                           else p.new_zeros(()) for p, r in zip(params, picked)]).float()
-        return (l1 / (self._counts * self._steps().detach())).clamp_min(0.05)
+        return (l1 / (self._counts * self._steps().detach())).clamp_min(MIN_SCALE)
 
     def _sampled_bits(self, model: nn.Module, picked: List[Optional[torch.Tensor]], noise: bool,
                       scales: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -430,7 +430,7 @@ class RateTerm:
         x = flat / _Spread.apply(torch.where(is_sampled, steps.detach(), steps), sizes)
         beta = segment_sums(x.abs(), sizes) / counts
         whole = scales if scales is not None else self._whole_scales(params, picked)
-        beta = torch.where(is_sampled, whole, beta).clamp_min(0.05)
+        beta = torch.where(is_sampled, whole, beta).clamp_min(MIN_SCALE)
         return self._laplace(x, beta, sizes, noise, self._counts / counts)
 
     def terms(self, model: nn.Module, noise: bool = True) -> tuple:
@@ -581,7 +581,7 @@ class RateTerm:
         """Close to what the entropy coder will spend on the rounded symbols: per tensor the cheaper of the
         Laplace estimate and the histogram's (:func:`histogram_bits`), plus the side information."""
         x = torch.round(self._symbols(model)[0])
-        beta = (segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(0.05)
+        beta = (segment_sums(x.abs(), self._sizes) / self._counts).clamp_min(MIN_SCALE)
         lap = segment_sums(laplace_bits_each(x, beta, self._sizes), self._sizes).tolist()
         return sum(min(lp, histogram_bits(q), _context_bits(q, shape)) if q.numel() else 0.0
                    for lp, q, shape in zip(lap, x.split(self._sizes), self._shapes)) \
