@@ -514,7 +514,8 @@ def floor_size(c: LatentGridConfig) -> Tuple[int, int]:
     with torch.device("meta"):
         m = (KeyedLatentGrid if isinstance(c, KeyedGridConfig) else LatentGrid)(c)
     named = list(m.named_parameters())
-    return sum(p.numel() for n, p in named if not n.startswith(LATENT_PREFIXES)), len(named)
+    latent = set(m.latent_names())
+    return sum(p.numel() for n, p in named if n not in latent), len(named)
 
 
 def latent_levels(height: int, width: int) -> int:

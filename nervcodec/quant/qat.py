@@ -56,15 +56,16 @@ CODED_MARGIN = 0.015
 _LN2 = math.log(2.0)
 # The least Laplace scale (in steps) of a tensor's estimate: an all-zero tensor still costs a little
 MIN_SCALE = 0.05
-# The latent maps' shared starting step (RateTerm.begin): bisection steps on its log, and the values of a map
-# its bits are estimated from
+# The latent maps' shared starting step (RateTerm.begin): bisection steps on its log, and the stride
+# (n // BITS_SAMPLE) of the values of a map its bits are estimated from
 LATENT_START_ITERATIONS = 30
 BITS_SAMPLE = 1 << 14
 
 
 class _Sampled:
-    """A tensor's mean and largest ``|w|`` and at most ``BITS_SAMPLE`` of its values, evenly spaced: enough to
-    estimate the bits of its rounded symbols at any step (:meth:`bits`) without a pass over all of them."""
+    """A tensor's mean and largest ``|w|`` and every ``n // BITS_SAMPLE``-th of its values (fewer than
+    ``2 x BITS_SAMPLE``): enough to estimate the bits of its rounded symbols at any step (:meth:`bits`)
+    without a pass over all of them."""
 
     def __init__(self, p: torch.Tensor):
         flat = p.detach().reshape(-1).float()
@@ -74,8 +75,9 @@ class _Sampled:
         self.values = flat[::max(1, self.n // BITS_SAMPLE)]
 
     def bits(self, step: float) -> float:
-        """Estimated bits of all of the tensor's rounded symbols at ``step``, under its maximum-likelihood
-        Laplace (as :meth:`RateTerm.estimate_bits` counts them, without the side information)."""
+        """Estimated bits of all of the tensor's rounded symbols at ``step``, under a Laplace of scale
+        ``mean |w| / step`` (the fit's term, :meth:`RateTerm._bits`, takes the scale of the symbols
+        themselves; no side information)."""
         if self.n == 0:
             return 0.0
         beta = torch.tensor(max(self.spread / step, MIN_SCALE), device=self.values.device)
