@@ -121,6 +121,24 @@ def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, p
         assert m(t[:0], kf[:0] if keyed else None).shape == (0, 3, 3, 12, 20)
 
 
+def test_the_decoders_warp_is_the_fits_up_to_rounding():
+    """Without autograd the warp builds its sampling grid in one pass from cached pixel centres, and takes the
+    two fields of a frame as one (N, 2, 2, H, W) view of the network's output: the same sampling positions
+    as the fit's formula, so the same pictures to float rounding, and exactly the pictures where the flow is
+    zero."""
+    from nervcodec.model.grid import warp
+    torch.manual_seed(3)
+    pictures = torch.rand(6, 3, 9, 13)
+    flow = torch.randn(3, 4, 9, 13) * 1.5                       # (frames, 2 fields x (x, y), H, W)
+    fit = warp(pictures, flow.reshape(6, 2, 9, 13).requires_grad_(True))
+    with torch.no_grad():
+        dec = warp(pictures, flow.unflatten(1, (2, 2)))
+        still = warp(pictures, torch.zeros(3, 2, 2, 9, 13))
+    assert dec.shape == fit.shape and float((dec - fit.detach()).abs().max()) < 1e-5
+    assert float((fit.detach() - pictures).abs().max()) > 0.1    # the flow moved them
+    assert torch.allclose(still, pictures, atol=1e-6)
+
+
 def test_a_decoding_span_computes_the_shared_maps_terms_once_and_forgets_them_after(monkeypatch):
     """The decoder's first layer takes what frames share (the still maps, each group boundary's maps) as
     precomputed terms: inside ``decoding()`` each is computed once for all the calls, the output is the

@@ -36,7 +36,7 @@ import contextlib
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -286,7 +286,8 @@ class LatentGrid(VideoModel):
             return base, self._shared_term("group", group + 1) - start
         return self._kept(("terms", group), make)
 
-    def _decode_pixels(self, t: torch.Tensor, more: Optional[torch.Tensor], between: bool) -> torch.Tensor:
+    def _decode_pixels(self, t: torch.Tensor, k: int, fill: Optional[Callable[[torch.Tensor], None]],
+                       between: bool) -> torch.Tensor:
         """The per-pixel network's output (N, outputs, H, W) at times ``t`` without gradients: the fit's
         values up to float rounding.
 
@@ -294,31 +295,43 @@ class LatentGrid(VideoModel):
         once per frame: the still maps' term (and the bias) once, each group boundary's term once, and a
         frame adds its group's two boundary terms blended by its position in the group (the blend of the
         upsampled maps times the weights is the weights times the upsampled blend).  What is left per frame
-        is each level's frame map, upsampled, and the ``more`` inputs: 13 of the 27 first-layer inputs of a
+        is each level's frame map, upsampled, and the ``k`` inputs ``fill`` writes: 13 of the 27 first-layer inputs of a
         keyframe-conditioned QCIF model.  The inputs stay channels-first (each layer is one matrix product
         over a piece of pixel columns, with no transposition), the gain goes into the first layer's weights,
         and on a CPU the pixels go through the network in pieces of ``DECODE_PIECE`` pixels of one frame,
         whose activations stay in the cache."""
         if self._shared is None:        # a call on its own is a span of its own
             with self.decoding():
-                return self._decode_pixels(t, more, between)
+                return self._decode_pixels(t, k, fill, between)
         c = self.config
         levels, m = c.levels, c.maps
         n, hw = int(t.numel()), c.height * c.width
         left, right, frac, g, a = self._positions(t)
-        z = torch.empty((n, levels + (0 if more is None else int(more.shape[1])), c.height, c.width), device=t.device)
+        z = torch.empty((n, levels + k, c.height, c.width), device=t.device)
         for level in range(levels):
             z[:, level] = self._upsampled(self._frame_maps(level, left, right, frac[:, None, None], between), level)
-        if more is not None:
-            z[:, levels:] = more
+        if fill is not None:
+            fill(z[:, levels:])
         linear = [mod for mod in self.mlp if isinstance(mod, nn.Linear)]
         first = linear[0].weight
-        layers = [(torch.cat([first[:, 0:m * levels:m] * c.gain, first[:, m * levels:]], dim=1), None)]
-        layers += [(mod.weight, mod.bias) for mod in linear[1:]]
+        w_first = torch.cat([first[:, 0:m * levels:m] * c.gain, first[:, m * levels:]], dim=1)
+        # the later layers' biases ride in their matrix products: each layer's input has a last row of ones
+        w_more = [torch.cat([mod.weight, mod.bias[:, None]], dim=1) for mod in linear[1:]]
+        widths = [int(mod.weight.shape[0]) for mod in linear[:-1]]
         frames, pixels = decode_pieces(z.device, n, hw)
         groups = g.tolist()
         flat = z.view(n, -1, hw)
-        out = None
+        # the products run in float32 into their buffers; the output has the type autocast gives a product here
+        out = torch.empty((n, c.outputs, hw), device=z.device, dtype=torch.mm(w_first[:1], w_first[:1].T).dtype)
+        held: Dict[Tuple[int, int], List[torch.Tensor]] = {}
+
+        def activations(f: int, pp: int) -> List[torch.Tensor]:
+            """Per hidden layer, an (f, width + 1, pp) buffer whose last row is ones (reused piece after piece)."""
+            if (f, pp) not in held:
+                held[(f, pp)] = [torch.ones((f, width + 1, pp), device=z.device) for width in widths]
+            return held[(f, pp)]
+
+        spans = []
         for i in range(0, n, frames):
             # frame i's first layer starts from base + a_i step of its group (_group_terms); a piece within one
             # group (every piece on a CPU: one frame) broadcasts its group's terms, others stack them per frame
@@ -327,27 +340,28 @@ class LatentGrid(VideoModel):
                 base, step = (term[None] for term in terms[0])
             else:
                 base, step = (torch.stack([self._group_terms(k)[j] for k in groups[i:i + frames]]) for j in (0, 1))
-            wa = a[i:i + frames, None, None]
-            for p in range(0, hw, pixels):
+            spans.append((i, base, step, a[i:i + frames, None, None]))
+        for p in range(0, hw, pixels):      # a piece of every frame in turn: a group's frames read the same
+            for i, base, step, wa in spans:     # piece of its terms, from the cache (bikes' are 17 MB each)
                 x = flat[i:i + frames, :, p:p + pixels]
-                for k, (w, b) in enumerate(layers):
-                    if b is None:
-                        b = torch.addcmul(base[:, :, p:p + pixels], wa, step[:, :, p:p + pixels])
+                f, pp = int(x.shape[0]), int(x.shape[-1])
+                acts = activations(f, pp)
+                y = acts[0][:, :widths[0]]
+                torch.addcmul(base[:, :, p:p + pp], wa, step[:, :, p:p + pp], out=y)
+                y.baddbmm_(w_first.expand(f, -1, -1), x).clamp_min_(0.0)
+                for k, w in enumerate(w_more):
+                    if k + 1 < len(widths):
+                        torch.bmm(w.expand(f, -1, -1), acts[k], out=acts[k + 1][:, :widths[k + 1]]).clamp_min_(0.0)
                     else:
-                        b = b[:, None]
-                    x = torch.baddbmm(b, w.expand(x.shape[0], -1, -1), x)
-                    if k < len(layers) - 1:
-                        x = x.relu_()
-                if out is None:
-                    out = torch.empty((n, c.outputs, hw), device=z.device, dtype=x.dtype)
-                out[i:i + frames, :, p:p + pixels] = x
+                        out[i:i + frames, :, p:p + pp] = torch.bmm(w.expand(f, -1, -1), acts[k])
         return out.view(n, c.outputs, c.height, c.width)
 
     def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int, phase: float,
-                      slots: torch.Tensor) -> Tuple[Optional[torch.Tensor], Any]:
-        """(more per-pixel inputs of the synthesis (N, k, H, W) or None, the picture its output corrects)
-        for clip positions ``slots`` of ``d``-frame clips."""
-        return None, 0.5
+                      slots: torch.Tensor) -> Tuple[int, Optional[Callable[[torch.Tensor], None]], Any]:
+        """(k, a function that writes k more per-pixel inputs of the synthesis into an (N, k, H, W) tensor or
+        None, the picture its output corrects) for clip positions ``slots`` of ``d``-frame clips.  The decoder
+        has them written straight into its input tensor (no temporary copies of full-size pictures)."""
+        return 0, None, 0.5
 
     def _prediction(self, x: torch.Tensor, base: Any) -> Tuple[torch.Tensor, Any]:
         """(the planes the network corrects with, what it corrects): the network's output (N, outputs, H, W)
@@ -367,20 +381,27 @@ class LatentGrid(VideoModel):
         if b * n == 0:
             return torch.zeros((b, n, c.channels, c.height, c.width), device=t.device)
         tn = t[:, at].reshape(b * n)
-        more, base = self._conditioning(keyframes, b, d, phase, at)
+        k, fill, base = self._conditioning(keyframes, b, d, phase, at)
         if torch.is_grad_enabled():
             z = self.latents(tn, between=phase != 0.0).permute(0, 2, 3, 1)
-            if more is not None:
+            if fill is not None:
+                more = torch.empty((b * n, k, c.height, c.width), device=t.device)
+                fill(more)
                 z = torch.cat([z, more.permute(0, 2, 3, 1).to(z.dtype)], dim=-1)
             x = self.mlp(z).permute(0, 3, 1, 2)     # NCHW shape, channels-last memory
         else:
-            x = self._decode_pixels(tn, more, between=phase != 0.0)
+            x = self._decode_pixels(tn, k, fill, between=phase != 0.0)
         x, base = self._prediction(x, base)
         if self.refine:     # the 3x3 refinement runs channels-last (the fit's layout): 1.7x faster on a CPU
             x = x.contiguous(memory_format=torch.channels_last)
-        for blk in self.refine:
-            x = x + blk(x)
-        x = straight_through_clamp(x + base)
+        if torch.is_grad_enabled():
+            for blk in self.refine:
+                x = x + blk(x)
+            x = straight_through_clamp(x + base)
+        else:               # the decoder's x is its own tensor: the same sums in place, a plain clamp
+            for blk in self.refine:
+                x = _plus(x, blk(x))
+            x = _plus(x, base).clamp_(0.0, 1.0)
         return x.reshape(b, n, c.channels, c.height, c.width)
 
 
@@ -412,13 +433,21 @@ class KeyedLatentGrid(LatentGrid):
         k0, k1 = keyframes[:, 0:1].float(), keyframes[:, 1:2].float()
         n = int(slots.numel())
         tau = ((slots.to(device=keyframes.device, dtype=torch.float32) + phase) / d).view(1, n, 1, 1, 1)
-        base = (k0 + tau * (k1 - k0)).flatten(0, 1)                               # (B*n, C, H, W)
-        diff = (k1 - k0).expand(-1, n, -1, -1, -1).flatten(0, 1)
-        more = torch.cat([base - 0.5, diff], dim=1)
+        ch = c.channels
+
+        def fill(out: torch.Tensor) -> None:
+            """(N, 2C, H, W) <- the blend minus 1/2, the difference (k0 + tau (k1 - k0) - 1/2 and k1 - k0,
+            the same operations in the same order as written out, each straight into ``out``)."""
+            o = out.unflatten(0, (b, n))
+            blend, diff = o[:, :, :ch], o[:, :, ch:]
+            torch.sub(k1.expand(-1, n, -1, -1, -1), k0, out=diff)
+            torch.mul(tau, diff, out=blend)
+            blend.add_(k0).sub_(0.5)
+
         if not c.motion:
-            return more, base
+            return 2 * ch, fill, (k0 + tau * (k1 - k0)).flatten(0, 1)             # (B*n, C, H, W)
         pairs = keyframes.float()[:, None].expand(-1, n, -1, -1, -1, -1).flatten(0, 2)   # (B*n*2, C, H, W)
-        return more, (pairs, tau.expand(b, -1, -1, -1, -1).flatten(0, 1))
+        return 2 * ch, fill, (pairs, tau.expand(b, -1, -1, -1, -1).flatten(0, 1))
 
     def _prediction(self, x: torch.Tensor, base: Any) -> Tuple[torch.Tensor, Any]:
         """With ``motion``: each keyframe warped by its own displacement field (bilinear, borders repeated),
@@ -430,20 +459,47 @@ class KeyedLatentGrid(LatentGrid):
         pairs, tau = base
         n, _, h, w = x.shape
         m = x[:, c.channels:]
-        k = warp(pairs, m[:, :4].reshape(2 * n, 2, h, w)).view(n, 2, c.channels, h, w)   # both in one call
-        return x[:, :c.channels], k[:, 0] + (tau + m[:, 4:5]) * (k[:, 1] - k[:, 0])
+        if torch.is_grad_enabled():
+            k = warp(pairs, m[:, :4].reshape(2 * n, 2, h, w)).view(n, 2, c.channels, h, w)   # both in one call
+            return x[:, :c.channels], k[:, 0] + (tau + m[:, 4:5]) * (k[:, 1] - k[:, 0])
+        # the decoder: the same function in fewer passes over full-size pictures (float rounding apart)
+        k = warp(pairs, m[:, :4].unflatten(1, (2, 2))).view(n, 2, c.channels, h, w)
+        return x[:, :c.channels], torch.lerp(k[:, 0], k[:, 1], m[:, 4:5] + tau)
+
+
+def _plus(x: torch.Tensor, y: Any) -> torch.Tensor:
+    """``x + y``, into ``x`` where that keeps the sum's type (``x`` is then overwritten)."""
+    return x.add_(y) if torch.result_type(x, y) == x.dtype else x + y
 
 
 def warp(pictures: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) pictures sampled at each pixel plus ``MOTION_SCALE x flow`` pixels ((N, 2, H, W): x, y),
-    bilinearly, the border repeated outside."""
+    bilinearly, the border repeated outside.  Without autograd ``flow`` may also come as (N / 2, 2, 2, H, W)
+    (two fields per frame, any strides): the sampling grid is then one pass, ``centre + flow x scale``."""
     h, w = pictures.shape[-2:]
+    if not torch.is_grad_enabled():
+        centres, scale = _pixel_grid(h, w, pictures.device)
+        grid = torch.addcmul(centres, flow.movedim(-3, -1), scale)      # (..., H, W, 2), contiguous
+        return F.grid_sample(pictures, grid.view(-1, h, w, 2), mode="bilinear", padding_mode="border",
+                             align_corners=False)
+    flow = flow.reshape(-1, 2, h, w)
     xs = torch.arange(w, device=pictures.device, dtype=torch.float32) + 0.5       # pixel centres, in pixels
     ys = torch.arange(h, device=pictures.device, dtype=torch.float32)[:, None] + 0.5
     gx = (xs + MOTION_SCALE * flow[:, 0]) * (2.0 / w) - 1.0                        # grid_sample's [-1, 1]
     gy = (ys + MOTION_SCALE * flow[:, 1]) * (2.0 / h) - 1.0
     return F.grid_sample(pictures, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode="border",
                          align_corners=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _pixel_grid(h: int, w: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(every pixel's centre in ``grid_sample``'s [-1, 1] coordinates (H, W, 2), the [-1, 1] units of one unit
+    of flow (2,)): :func:`warp`'s grid is ``centre + flow x scale`` (cached: never modify them in place)."""
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) * (2.0 / w) - 1.0
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5) * (2.0 / h) - 1.0
+    centres = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w)], dim=-1)
+    scale = torch.tensor([MOTION_SCALE * 2.0 / w, MOTION_SCALE * 2.0 / h])
+    return centres.to(device), scale.to(device)
 
 
 def decode_pieces(device: torch.device, frames: int, pixels: int) -> Tuple[int, int]:
