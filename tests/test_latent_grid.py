@@ -85,7 +85,8 @@ def test_forward_shapes_and_frame_lookup():
 
 @pytest.mark.parametrize("keyed", [False, True, "motion"])
 @pytest.mark.parametrize("piece", [1 << 15, 45, "batch"])   # whole frames, pieces of 45 pixels, the whole batch
-def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, piece):
+@pytest.mark.parametrize("hidden", [(4,), (5, 3, 4)])        # one hidden layer; three (the middle ones' buffers)
+def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, piece, hidden):
     """Decoding upsamples each level by two matrix products, folds the gain into the first layer and runs
     the per-pixel network channels-first, in pieces of a frame on a CPU and over the whole batch at once
     elsewhere ("batch": that path, on the CPU): the fit's function (its path under autograd)."""
@@ -95,7 +96,7 @@ def test_the_decoders_synthesis_is_the_fits_up_to_rounding(monkeypatch, keyed, p
     else:
         monkeypatch.setattr(grid, "DECODE_PIECE", piece)
     torch.manual_seed(1)
-    cfg = _tiny_config(frames=9, group=4)
+    cfg = _tiny_config(frames=9, group=4, hidden=hidden)
     if keyed:
         cfg = KeyedGridConfig(**{**cfg.__dict__, "clip_len": 3, "motion": keyed == "motion"})
     m = (KeyedLatentGrid if keyed else LatentGrid)(cfg)

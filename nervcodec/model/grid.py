@@ -299,7 +299,8 @@ class LatentGrid(VideoModel):
         keyframe-conditioned QCIF model.  The inputs stay channels-first (each layer is one matrix product
         over a piece of pixel columns, with no transposition), the gain goes into the first layer's weights,
         and on a CPU the pixels go through the network in pieces of ``DECODE_PIECE`` pixels of one frame,
-        whose activations stay in the cache."""
+        whose activations stay in the cache, a piece of every frame in turn.  The later layers' biases ride
+        in their products (a row of ones under each hidden layer's buffer), so no pass copies them."""
         if self._shared is None:        # a call on its own is a span of its own
             with self.decoding():
                 return self._decode_pixels(t, k, fill, between)
@@ -335,11 +336,11 @@ class LatentGrid(VideoModel):
         for i in range(0, n, frames):
             # frame i's first layer starts from base + a_i step of its group (_group_terms); a piece within one
             # group (every piece on a CPU: one frame) broadcasts its group's terms, others stack them per frame
-            terms = [self._group_terms(k) for k in dict.fromkeys(groups[i:i + frames])]
+            terms = [self._group_terms(grp) for grp in dict.fromkeys(groups[i:i + frames])]
             if len(terms) == 1:
                 base, step = (term[None] for term in terms[0])
             else:
-                base, step = (torch.stack([self._group_terms(k)[j] for k in groups[i:i + frames]]) for j in (0, 1))
+                base, step = (torch.stack([self._group_terms(grp)[j] for grp in groups[i:i + frames]]) for j in (0, 1))
             spans.append((i, base, step, a[i:i + frames, None, None]))
         for p in range(0, hw, pixels):      # a piece of every frame in turn: a group's frames read the same
             for i, base, step, wa in spans:     # piece of its terms, from the cache (bikes' are 17 MB each)
@@ -349,11 +350,11 @@ class LatentGrid(VideoModel):
                 y = acts[0][:, :widths[0]]
                 torch.addcmul(base[:, :, p:p + pp], wa, step[:, :, p:p + pp], out=y)
                 y.baddbmm_(w_first.expand(f, -1, -1), x).clamp_min_(0.0)
-                for k, w in enumerate(w_more):
-                    if k + 1 < len(widths):
-                        torch.bmm(w.expand(f, -1, -1), acts[k], out=acts[k + 1][:, :widths[k + 1]]).clamp_min_(0.0)
+                for j, w in enumerate(w_more):
+                    if j + 1 < len(widths):
+                        torch.bmm(w.expand(f, -1, -1), acts[j], out=acts[j + 1][:, :widths[j + 1]]).clamp_min_(0.0)
                     else:
-                        out[i:i + frames, :, p:p + pp] = torch.bmm(w.expand(f, -1, -1), acts[k])
+                        out[i:i + frames, :, p:p + pp] = torch.bmm(w.expand(f, -1, -1), acts[j])
         return out.view(n, c.outputs, c.height, c.width)
 
     def _conditioning(self, keyframes: Optional[torch.Tensor], b: int, d: int, phase: float,
