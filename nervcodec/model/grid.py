@@ -483,7 +483,6 @@ def warp(pictures: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         grid = torch.addcmul(centres, flow.movedim(-3, -1), scale)      # (..., H, W, 2), contiguous
         return F.grid_sample(pictures, grid.view(-1, h, w, 2), mode="bilinear", padding_mode="border",
                              align_corners=False)
-    flow = flow.reshape(-1, 2, h, w)
     xs = torch.arange(w, device=pictures.device, dtype=torch.float32) + 0.5       # pixel centres, in pixels
     ys = torch.arange(h, device=pictures.device, dtype=torch.float32)[:, None] + 0.5
     gx = (xs + MOTION_SCALE * flow[:, 0]) * (2.0 / w) - 1.0                        # grid_sample's [-1, 1]
