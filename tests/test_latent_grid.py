@@ -28,7 +28,9 @@ from nervcodec.model.base import VideoModel
 from nervcodec.model.grid import (LATENT_PREFIXES, KeyedGridConfig, KeyedLatentGrid, LatentGrid, LatentGridConfig,
                                   latent_grid_param_count, plan_latent_grid)
 from nervcodec.quant import dequantize_tensor
-from nervcodec.quant.qat import RateTerm, RateTermConfig, histogram_bits
+from nervcodec.fit.data import PLANE_WEIGHTS, FitData
+from nervcodec.fit.fit import curvature
+from nervcodec.quant.qat import RateTerm, RateTermConfig, histogram_bits, latent_weights
 
 from conftest import (assert_ranges_equal_the_full_decode, decoded_psnr_yuv, decodes_with_threads_and_batches,
                       encode_moving, interrupt_at, make_moving_clip)
@@ -675,3 +677,77 @@ def test_latent_maps_start_where_the_budget_holds_them():
     again = RateTerm(RateTermConfig(pixels=1000, target_bits=20.0 * (latents + 10_000)), net)
     again.begin(net)
     assert all(float(generous.steps()[n][0]) == float(again.steps()[n.replace(".", "_")][0]) for n in generous.names)
+
+
+def test_latent_weights_make_step_squared_times_sensitivity_equal():
+    """Maps whose distortion gradient is larger start finer: s^2 v is the same for every map with a
+    gradient (equal slopes of distortion against rate), scaled to a geometric mean of 1; a map without
+    a gradient gets the coarsest weight of the others."""
+    w = latent_weights([1.0, 4.0, 0.25, 0.0])
+    assert w is not None
+    for wi, v in zip(w[:3], [1.0, 4.0, 0.25]):
+        assert math.isclose(wi * wi * v, w[0] * w[0] * 1.0, rel_tol=1e-12)
+    assert math.isclose(w[0] * w[1] * w[2], 1.0, rel_tol=1e-12)
+    assert w[3] == max(w[:3]) == w[2]
+    assert latent_weights(None) is None and latent_weights([0.0, 0.0]) is None
+
+
+def test_latent_start_gives_the_maps_that_matter_more_of_the_budget():
+    """With the fit's second moments, a tight budget goes where the distortion's gradient is: the map
+    with 100x the others' squared gradient starts finer than the shared step, the others no finer, and
+    the estimate still fits the budget; equal second moments give exactly the shared-step start."""
+    torch.manual_seed(0)
+    m = build_model("latent-grid", _tiny_config(frames=40, height=48, width=64))
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.startswith(LATENT_PREFIXES):
+                p.normal_().mul_(0.05)
+    latents = sum(m.state_dict()[n].numel() for n in m.latent_names())
+    target = 0.05 * latents
+    names = [n for n, _ in m.named_parameters()]
+
+    def start(sensitivity):
+        rate = RateTerm(RateTermConfig(pixels=1000, target_bits=target), m)
+        rate.begin(m, sensitivity)
+        return rate, {n: float(v[0]) for n, v in rate.steps().items()}
+
+    _, shared = start(None)
+    _, equal = start({n: 3.0 for n in names})
+    assert equal == shared
+    rate, weighed = start({n: 100.0 if n == "group1" else 1.0 for n in names})
+    assert weighed["group1"] < 0.5 * shared["group1"]
+    for n in m.latent_names():
+        if n != "group1":
+            assert weighed[n] >= shared[n] * (1 - 1e-6)
+    assert 0.8 * target <= rate.estimate_bits(m) <= 1.05 * target
+
+
+def test_curvature_is_the_loss_weighted_jacobian_squared():
+    """Hutchinson's probes of diag(J^T W J), for a model whose output is linear in its parameter: each
+    output sample is one parameter times a known gain, so the curvature of parameter k is gain_k^2 x the
+    loss's weight of its sample (plane weight over the plane's samples), and zero for samples in frames
+    outside the loss (the mask) and for a parameter the output does not read."""
+    b, d, h, w = 2, 3, 4, 6
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.z = torch.nn.Parameter(torch.ones(b, d, 3, h, w))
+            self.unused = torch.nn.Parameter(torch.ones(5))
+            self.gain = torch.arange(1, b * d * 3 * h * w + 1, dtype=torch.float32).reshape(b, d, 3, h, w) / 100
+
+        def forward(self, t, keyframes):               # t holds each item's index
+            i = t[:, 0].long()
+            return self.z[i] * self.gain[i]
+
+    model = Linear()
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    data = FitData(torch.arange(b, dtype=torch.float32)[:, None].expand(b, d), torch.zeros(b, d, h, w, dtype=torch.uint8),
+                   torch.zeros(b, d, 2, h, w, dtype=torch.uint8), mask, None, 255, (0, 0))
+    got = curvature(model, model.forward, data, batch=b, seed=0, probes=4000)
+    plane_w = torch.tensor(PLANE_WEIGHTS).reshape(1, 1, 3, 1, 1) / (h * w)
+    want = float((model.gain ** 2 * plane_w * mask[:, :, None, None, None]).mean())
+    assert math.isclose(got["z"], want, rel_tol=0.05), (got["z"], want)
+    assert got["unused"] == 0.0
+    again = curvature(model, model.forward, data, batch=b, seed=0, probes=4000)
+    assert again == got                                                  # its own seeded generator

@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -319,6 +319,50 @@ def _diverged(step: int, total: int, lr: float, why: str = "non-finite loss") ->
                             f"rate of {lr:g}; lower --lr and try again")
 
 
+CURVATURE_PROBES = 8   # random probes of the distortion's curvature before the rate term begins (:func:`curvature`)
+
+
+def _probe(out: torch.Tensor, mask: torch.Tensor, chroma_shift: Tuple[int, int], gen: torch.Generator) -> torch.Tensor:
+    """``v . out`` for a random ``v`` whose gradient ``J^T v`` has ``E[(J^T v)^2] = diag(J^T W J)``: ``v`` normal,
+    scaled by the square root of the weight the squared-error loss gives each sample (its plane's weight
+    over the plane's samples per frame, zero in frames outside the loss) (Hutchinson's estimator of the
+    Gauss-Newton curvature of the loss)."""
+    py, pc = split_planes(out.float(), chroma_shift)
+    planes = [(py, PLANE_WEIGHTS[0])]
+    if pc is not None:
+        planes += [(pc[:, :, 0], PLANE_WEIGHTS[1]), (pc[:, :, 1], PLANE_WEIGHTS[2])]
+    total = py.new_zeros(())
+    for x, w in planes:
+        v = torch.randn(x.shape, generator=gen).to(x.device)
+        scale = math.sqrt(w / (x.shape[-1] * x.shape[-2]))
+        total = total + (x * v * (mask[:, :, None, None] * scale)).sum()
+    return total
+
+
+def curvature(model: torch.nn.Module, forward: Callable, data: Any, batch: int, seed: int,
+              probes: int = CURVATURE_PROBES) -> Dict[str, float]:
+    """Per parameter name, the mean over its elements of the Gauss-Newton curvature of the squared error
+    (``diag(J^T W J)``, ``J`` the output's derivative, ``W`` the loss's weight per sample; up to one factor
+    for every parameter), from ``probes`` random batches of ``batch`` items (:func:`_probe`): how much
+    distortion a small change of each parameter adds, what :func:`~nervcodec.quant.qat.latent_weights`
+    weighs the latent maps' starting steps by.  Its own generator: the fit's random streams are untouched."""
+    gen = torch.Generator(device="cpu").manual_seed(seed + 7919)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    sums = [torch.zeros((), device=p.device) for _, p in named]
+    m = data.num_items
+    for _ in range(probes):
+        idx = torch.randperm(m, generator=gen)[:max(1, min(batch, m))].to(data.mask.device)
+        b = data.batch(idx)
+        out = forward(b.t, b.keyframes_float(slice(None)))
+        grads = torch.autograd.grad(_probe(out, b.mask.float(), b.chroma_shift, gen), [p for _, p in named],
+                                    allow_unused=True)
+        for k, g in enumerate(grads):
+            if g is not None:
+                sums[k] += g.float().square().sum()
+    values = torch.stack(sums).tolist() if sums else []
+    return {n: v / (probes * max(p.numel(), 1)) for (n, p), v in zip(named, values)}
+
+
 def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
         progress: Optional[ProgressFn] = None, refresh_seconds: float = 0.5,
         checkpoint: Optional[Callable[[Callable[[], Dict[str, Any]], bool], None]] = None,
@@ -407,7 +451,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
             for i in range(first, min(steps_per_epoch, total - epoch * steps_per_epoch)):
                 idx = shard(perm, i, batch, dist)
                 if rate is not None and not rate.active and step >= rate_start:
-                    rate.begin(model)
+                    rate.begin(model, curvature(model, forward, data, batch, cfg.seed)
+                               if getattr(model, "latent_names", tuple)() else None)
                 quantized = rate is not None and rate.active
                 b = data.batch(idx)
                 if quantized:   # the network runs on the weights the file will hold (see RateTerm.swap_in);

@@ -60,10 +60,10 @@ class VideoModel(nn.Module):
     def latent_names(self) -> Tuple[str, ...]:
         """Parameters that hold the content itself (latent maps) rather than a network's weights.
 
-        The rate term starts them at one shared step, the one at which the whole estimate meets the budget
-        (:meth:`nervcodec.quant.RateTerm.begin`): latent maps can be far more numerous than the budget has
-        bits, and a map the fit barely used must start at zero bits, not at the network's bits per value.
-        Empty: every tensor starts at the same bits per value."""
+        The rate term starts them at the steps at which the whole estimate meets the budget, finer where
+        the distortion's gradient is larger (:meth:`nervcodec.quant.RateTerm.begin`): latent maps can be
+        far more numerous than the budget has bits, and a map the fit barely used must start at zero
+        bits, not at the network's bits per value.  Empty: every tensor starts at the same bits per value."""
         return ()
 
     def rate_rows(self, t: torch.Tensor) -> Dict[str, torch.Tensor]:

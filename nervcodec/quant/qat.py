@@ -252,6 +252,25 @@ def segment_sums(v: torch.Tensor, sizes: List[int]) -> torch.Tensor:
     return torch.stack([c.sum() for c in v.split(sizes)])
 
 
+def latent_weights(sensitivity: Optional[List[float]]) -> Optional[List[float]]:
+    """Relative starting steps of latent maps from the mean curvature ``v`` of the distortion in each
+    (the diagonal of its Gauss-Newton matrix averaged over the map; None: no weights).  Quantizing a map
+    of ``n`` values with step ``s`` adds about ``n v s^2 / 12`` to the distortion, and a finer step costs
+    about ``n log2(1 / s)`` bits more, so at a given total rate the distortion is least where ``s^2 v``
+    is the same for every map: weights ``1 / sqrt(v)``, scaled to a geometric mean of 1 over the maps
+    with a curvature.  A map without one (the output does not depend on it yet) gets the largest weight
+    of the others."""
+    if sensitivity is None:
+        return None
+    seen = [v for v in sensitivity if v > 0 and math.isfinite(v)]
+    if not seen:
+        return None
+    mean_log = sum(math.log(v) for v in seen) / len(seen)
+    least = math.exp(0.5 * (mean_log - math.log(min(seen))))
+    return [math.exp(0.5 * (mean_log - math.log(v))) if v > 0 and math.isfinite(v) else least
+            for v in sensitivity]
+
+
 class RateTerm:
     """Learned per-tensor steps, the rate estimate and lambda, for one model's parameters.
 
@@ -297,10 +316,12 @@ class RateTerm:
         return self.cfg.noise_until is not None and step < int(self.cfg.noise_until * total)
 
     @torch.no_grad()
-    def begin(self, model: nn.Module) -> None:
+    def begin(self, model: nn.Module, sensitivity: Optional[Dict[str, float]] = None) -> None:
         """Turn the term on: steps where a Laplace of each tensor's spread costs the target bits per value
         (at least 1), and a model's latent maps (``latent_names``) coarser where the budget needs it
-        (:meth:`_latent_start`)."""
+        (:meth:`_latent_start`).  ``sensitivity``: per parameter name, the mean curvature of the distortion
+        over its elements (:func:`nervcodec.fit.fit.curvature`), which weighs the latent maps' steps against
+        each other (:func:`latent_weights`); without it they share one step."""
         self._to(next(model.parameters()).device)
         n = sum(self._sizes)
         if self.cfg.target_bits is not None:
@@ -314,28 +335,31 @@ class RateTerm:
         names = set(getattr(model, "latent_names", tuple)())
         latent = [i for i, name in enumerate(self.names) if name in names]
         if latent and self.cfg.target_bits is not None:
-            steps = self._latent_start(stats, steps, latent, self.cfg.target_bits - side)
+            weights = None if sensitivity is None else [sensitivity.get(self.names[i], 0.0) for i in latent]
+            steps = self._latent_start(stats, steps, latent, self.cfg.target_bits - side, latent_weights(weights))
         for i, step in enumerate(steps):
             self.log_step[i] = math.log(step)
         self.opt = torch.optim.Adam([self.log_step], lr=self.cfg.step_lr, betas=STEP_BETAS)
         self.active = True
 
     @staticmethod
-    def _latent_start(stats: List["_Sampled"], steps: List[float], latent: List[int], budget: float) -> List[float]:
+    def _latent_start(stats: List["_Sampled"], steps: List[float], latent: List[int], budget: float,
+                      weights: Optional[List[float]] = None) -> List[float]:
         """The starting steps with the latent maps (``latent``: their indices) made coarser where the budget
-        needs it: one shared step ``s``, each map's step ``max(its own, min(s, 2 max|w|))`` (no coarser than
-        what makes the map all zero), ``s`` the finest at which the Laplace estimate of every tensor's
-        rounded symbols fits ``budget``.  Starting every latent at the network's bits per value instead
-        put a large clip (bikes: 62M latents, 0.01 bit each to spend) 60x over its budget; the steps can
-        grow only about 2 % a step, so lambda's controller wound up until it rounded the network to zero
-        before the latents had shed their bits (docs/benchmarks.md, "Why the grids' fits collapsed on
-        bikes")."""
+        needs it: one scale ``s`` and each map's step ``max(its own, min(s w, 2 max|w|))`` (no coarser than
+        what makes the map all zero), ``w`` the map's weight (:func:`latent_weights`; 1 without weights),
+        ``s`` the finest at which the Laplace estimate of every tensor's rounded symbols fits ``budget``.
+        Starting every latent at the network's bits per value instead put a large clip (bikes: 62M latents,
+        0.01 bit each to spend) 60x over its budget; the steps can grow only about 2 % a step, so lambda's
+        controller wound up until it rounded the network to zero before the latents had shed their bits
+        (docs/benchmarks.md, "Why the grids' fits collapsed on bikes")."""
         chosen = set(latent)
         budget -= sum(t.bits(steps[i]) for i, t in enumerate(stats) if i not in chosen)
         maps = [stats[i] for i in latent]
+        w = [1.0] * len(latent) if weights is None else weights
 
         def at(s: float) -> List[float]:
-            return [max(steps[i], min(s, 2.0 * m.top)) for i, m in zip(latent, maps)]
+            return [max(steps[i], min(s * wi, 2.0 * m.top)) for i, m, wi in zip(latent, maps, w)]
 
         def bits(s: float) -> float:
             return sum(m.bits(st) for m, st in zip(maps, at(s)))
@@ -343,7 +367,8 @@ class RateTerm:
         out = list(steps)
         if bits(0.0) <= budget:      # the budget holds them all at their own steps
             return out
-        lo, hi = math.log(1e-6), math.log(max(2.0 * max(m.top for m in maps), 1e-6))
+        lo = math.log(1e-6 / max(w))
+        hi = math.log(max(max(2.0 * m.top / wi for m, wi in zip(maps, w)), 1e-6))
         for _ in range(LATENT_START_ITERATIONS):   # bits fall as s grows: bisect on log s
             mid = 0.5 * (lo + hi)
             lo, hi = (lo, mid) if bits(math.exp(mid)) <= budget else (mid, hi)
