@@ -680,9 +680,9 @@ def test_latent_maps_start_where_the_budget_holds_them():
 
 
 def test_latent_weights_make_step_squared_times_sensitivity_equal():
-    """Maps whose distortion gradient is larger start finer: s^2 v is the same for every map with a
-    gradient (equal slopes of distortion against rate), scaled to a geometric mean of 1; a map without
-    a gradient gets the coarsest weight of the others."""
+    """Maps whose distortion curvature is larger start finer: s^2 v is the same for every map with a
+    curvature (equal slopes of distortion against rate), scaled to a geometric mean of 1; a map without
+    one gets the coarsest weight of the others."""
     w = latent_weights([1.0, 4.0, 0.25, 0.0])
     assert w is not None
     for wi, v in zip(w[:3], [1.0, 4.0, 0.25]):
@@ -693,9 +693,9 @@ def test_latent_weights_make_step_squared_times_sensitivity_equal():
 
 
 def test_latent_start_gives_the_maps_that_matter_more_of_the_budget():
-    """With the fit's second moments, a tight budget goes where the distortion's gradient is: the map
-    with 100x the others' squared gradient starts finer than the shared step, the others no finer, and
-    the estimate still fits the budget; equal second moments give exactly the shared-step start."""
+    """With the maps' curvatures, a tight budget goes where the distortion is most sensitive: the map
+    with 100x the others' curvature starts finer than the shared step, the others no finer, and the
+    estimate still fits the budget; equal curvatures give exactly the shared-step start."""
     torch.manual_seed(0)
     m = build_model("latent-grid", _tiny_config(frames=40, height=48, width=64))
     with torch.no_grad():
@@ -742,8 +742,9 @@ def test_curvature_is_the_loss_weighted_jacobian_squared():
 
     model = Linear()
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
-    data = FitData(torch.arange(b, dtype=torch.float32)[:, None].expand(b, d), torch.zeros(b, d, h, w, dtype=torch.uint8),
-                   torch.zeros(b, d, 2, h, w, dtype=torch.uint8), mask, None, 255, (0, 0))
+    items = torch.arange(b, dtype=torch.float32)[:, None].expand(b, d)
+    data = FitData(items, torch.zeros(b, d, h, w, dtype=torch.uint8), torch.zeros(b, d, 2, h, w, dtype=torch.uint8),
+                   mask, None, 255, (0, 0))
     got = curvature(model, model.forward, data, batch=b, seed=0, probes=4000)
     plane_w = torch.tensor(PLANE_WEIGHTS).reshape(1, 1, 3, 1, 1) / (h * w)
     want = float((model.gain ** 2 * plane_w * mask[:, :, None, None, None]).mean())

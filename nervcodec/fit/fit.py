@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -322,20 +322,16 @@ def _diverged(step: int, total: int, lr: float, why: str = "non-finite loss") ->
 CURVATURE_PROBES = 8   # random probes of the distortion's curvature before the rate term begins (:func:`curvature`)
 
 
-def _probe(out: torch.Tensor, mask: torch.Tensor, chroma_shift: Tuple[int, int], gen: torch.Generator) -> torch.Tensor:
-    """``v . out`` for a random ``v`` whose gradient ``J^T v`` has ``E[(J^T v)^2] = diag(J^T W J)``: ``v`` normal,
-    scaled by the square root of the weight the squared-error loss gives each sample (its plane's weight
-    over the plane's samples per frame, zero in frames outside the loss) (Hutchinson's estimator of the
-    Gauss-Newton curvature of the loss)."""
-    py, pc = split_planes(out.float(), chroma_shift)
-    planes = [(py, PLANE_WEIGHTS[0])]
-    if pc is not None:
-        planes += [(pc[:, :, 0], PLANE_WEIGHTS[1]), (pc[:, :, 1], PLANE_WEIGHTS[2])]
-    total = py.new_zeros(())
-    for x, w in planes:
-        v = torch.randn(x.shape, generator=gen).to(x.device)
-        scale = math.sqrt(w / (x.shape[-1] * x.shape[-2]))
-        total = total + (x * v * (mask[:, :, None, None] * scale)).sum()
+def _probe(out: torch.Tensor, b: FitData, gen: torch.Generator) -> torch.Tensor:
+    """``v . out`` for a random ``v`` whose gradient ``J^T v`` has ``E[(J^T v)^2] = diag(J^T W J)``, ``W`` the
+    weight the squared-error loss gives each sample (:func:`_errors`' planes, weights and visible fractions,
+    as :func:`_weighted_mean` weighs them, zero in frames outside the loss): ``v`` normal, scaled by the
+    square root of that weight (Hutchinson's estimator of the loss's Gauss-Newton curvature)."""
+    total = out.new_zeros((), dtype=torch.float32)
+    for e, w, frac in _errors(out, b, slice(None))[2]:
+        frames = b.mask if frac is None else b.mask / frac.clamp_min(1e-6)
+        v = torch.randn(e.shape, generator=gen).to(e.device)
+        total = total + (e * v * (frames.sqrt()[:, :, None, None] * math.sqrt(w / (e.shape[-1] * e.shape[-2])))).sum()
     return total
 
 
@@ -354,8 +350,7 @@ def curvature(model: torch.nn.Module, forward: Callable, data: Any, batch: int, 
         idx = torch.randperm(m, generator=gen)[:max(1, min(batch, m))].to(data.mask.device)
         b = data.batch(idx)
         out = forward(b.t, b.keyframes_float(slice(None)))
-        grads = torch.autograd.grad(_probe(out, b.mask.float(), b.chroma_shift, gen), [p for _, p in named],
-                                    allow_unused=True)
+        grads = torch.autograd.grad(_probe(out, b, gen), [p for _, p in named], allow_unused=True)
         for k, g in enumerate(grads):
             if g is not None:
                 sums[k] += g.float().square().sum()
@@ -451,8 +446,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
             for i in range(first, min(steps_per_epoch, total - epoch * steps_per_epoch)):
                 idx = shard(perm, i, batch, dist)
                 if rate is not None and not rate.active and step >= rate_start:
-                    rate.begin(model, curvature(model, forward, data, batch, cfg.seed)
-                               if getattr(model, "latent_names", tuple)() else None)
+                    latent = model.latent_names()
+                    rate.begin(model, curvature(model, forward, data, batch, cfg.seed) if latent else None)
                 quantized = rate is not None and rate.active
                 b = data.batch(idx)
                 if quantized:   # the network runs on the weights the file will hold (see RateTerm.swap_in);

@@ -61,7 +61,7 @@ class VideoModel(nn.Module):
         """Parameters that hold the content itself (latent maps) rather than a network's weights.
 
         The rate term starts them at the steps at which the whole estimate meets the budget, finer where
-        the distortion's gradient is larger (:meth:`nervcodec.quant.RateTerm.begin`): latent maps can be
+        the distortion's curvature is larger (:meth:`nervcodec.quant.RateTerm.begin`): latent maps can be
         far more numerous than the budget has bits, and a map the fit barely used must start at zero
         bits, not at the network's bits per value.  Empty: every tensor starts at the same bits per value."""
         return ()
