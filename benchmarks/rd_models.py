@@ -6,8 +6,14 @@ Usage (from the repository root)::
     python benchmarks/rd_models.py --run "latent-grid-kf=GRID/results.json" --run "D-NeRV=DNERV/results.json" \\
         --run "NeRV=NERV/results.json" --reference D-NeRV [--metric psnr_rgb] [--plot models.png] [--markdown]
 
-Each ``--run LABEL=PATH`` (repeatable; one label may be given several files, one per clip) is a
-``nervcodec bench --out`` result whose nervcodec points make the curve LABEL.  The anchors (x264 and x265
+Each ``--run LABEL=PATH`` (repeatable) is a ``nervcodec bench --out`` result whose nervcodec points make
+the curve LABEL.  One label may be given several files: one per clip, or several for one clip, the same
+bench repeated with other seeds.  Repeated runs make one curve, their mean: the k-th lowest rate of every
+run together (the geometric mean of their bpp, the mean of their quality), so every run must have the same
+number of points; the row also gives each run's delta against the reference and the spread of the runs'
+quality at each rate.  A fitted codec's curve moves with its seed (D-NeRV's carphone curves at seeds 0, 1
+and 2 were up to 0.6 dB apart, docs/benchmarks.md), and a comparison with one seed of each can say more
+about the seeds than about the models.  The anchors (x264 and x265
 at the bench's CRFs) are those of the first run that has them for a clip: runs of one machine and one
 ffmpeg code the same anchors the same way.  For every clip it prints each curve's points and its
 BD-rate and BD-quality (the ``bjontegaard`` package, Akima, over the curves' overlap, as ``bench``
@@ -16,6 +22,7 @@ reports them) against each anchor and against the ``--reference`` curve.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -43,13 +50,24 @@ def parse_runs(specs: Sequence[str]) -> Dict[str, List[str]]:
     return runs
 
 
-def curves(runs: Dict[str, List[str]], metric: str) -> Tuple[Dict[str, Dict[str, Curve]], Dict[str, Dict[str, Curve]]]:
-    """({clip: {label: nervcodec points}}, {clip: {anchor codec: points}})."""
-    models: Dict[str, Dict[str, Curve]] = {}
+def mean_curve(runs: Sequence[Curve], what: str = "") -> Curve:
+    """The mean of repeated runs' curves: their k-th lowest rates together, the geometric mean of the bpp and
+    the mean of the quality (one run: itself)."""
+    sizes = {len(pts) for pts in runs}
+    if len(sizes) != 1:
+        raise SystemExit(f"{what}: repeated runs need the same number of points, got {sorted(len(p) for p in runs)}")
+    return [(math.exp(sum(math.log(pts[k][0]) for pts in runs) / len(runs)), sum(pts[k][1] for pts in runs) / len(runs))
+            for k in range(sizes.pop())]
+
+
+def curves(runs: Dict[str, List[str]], metric: str) -> Tuple[Dict[str, Dict[str, List[Curve]]], Dict[str, Dict[str, Curve]]]:
+    """({clip: {label: [each run's nervcodec points]}}, {clip: {anchor codec: points}})."""
+    models: Dict[str, Dict[str, List[Curve]]] = {}
     anchors: Dict[str, Dict[str, Curve]] = {}
     for label, paths in runs.items():
-        for clip, pts in points(paths, metric).items():
-            models.setdefault(clip, {})[label] = pts
+        for path in paths:
+            for clip, pts in points([path], metric).items():
+                models.setdefault(clip, {}).setdefault(label, []).append(pts)
         for codec, _ in ANCHORS:
             for clip, pts in points(paths, metric, codec=codec).items():
                 anchors.setdefault(clip, {}).setdefault(codec, pts)
@@ -61,19 +79,25 @@ def table(runs: Dict[str, List[str]], metric: str, reference: Optional[str]) -> 
     models, anchors = curves(runs, metric)
     rows = []
     for clip in sorted(models):
-        ref = models[clip].get(reference) if reference else None
+        means = {label: mean_curve(each, f"{label} on {clip}") for label, each in models[clip].items()}
+        ref = means.get(reference) if reference else None
         for codec, name in ANCHORS:
             if codec in anchors.get(clip, {}):
-                rows.append({"clip": clip, "curve": name, "points": anchors[clip][codec], "against": {}})
+                rows.append({"clip": clip, "curve": name, "points": anchors[clip][codec], "against": {}, "runs": 1})
         for label in runs:
-            if label not in models[clip]:
+            if label not in means:
                 continue
-            pts = models[clip][label]
+            pts, each = means[label], models[clip][label]
             against = {name: delta(anchors[clip][codec], pts) for codec, name in ANCHORS
                        if codec in anchors.get(clip, {})}
+            row = {"clip": clip, "curve": label, "points": pts, "against": against, "runs": len(each)}
             if ref is not None and label != reference:
                 against[reference] = delta(ref, pts)
-            rows.append({"clip": clip, "curve": label, "points": pts, "against": against})
+                if len(each) > 1 or len(models[clip][reference]) > 1:   # every pairing of a run with a reference run
+                    row["pairs"] = [delta(r, e) for e in each for r in models[clip][reference]]
+            if len(each) > 1:   # how far apart the runs' qualities are at each rate
+                row["spread"] = [max(p[k][1] for p in each) - min(p[k][1] for p in each) for k in range(len(pts))]
+            rows.append(row)
     return rows
 
 
@@ -85,14 +109,35 @@ def _fmt(d: dict) -> str:
     return f"{rate}, {q} ({100 * d['overlap_rate']:.0f} / {100 * d['overlap_quality']:.0f} %)"
 
 
+def _name(r: dict) -> str:
+    return r["curve"] + (f" (mean of {r['runs']} runs)" if r.get("runs", 1) > 1 else "")
+
+
+def _points(r: dict) -> str:
+    spread = r.get("spread")
+    return fmt_points(r["points"]) + (f"; the runs within {max(spread):.2f} dB of each other" if spread else "")
+
+
+def _pairs(r: dict) -> str:
+    """Each run against each reference run: the range of their BD-rates (BD-quality where no rate overlaps)."""
+    pairs = r.get("pairs")
+    if not pairs:
+        return ""
+    rates = [d["bd_rate"] for d in pairs if d["bd_rate"] is not None]
+    if rates:
+        return f"; run against run {min(rates):+.1f} to {max(rates):+.1f} %"
+    qs = [d["bd_quality"] for d in pairs if d["bd_quality"] is not None]
+    return f"; run against run {min(qs):+.2f} to {max(qs):+.2f} dB" if qs else ""
+
+
 def markdown(rows: List[dict], metric: str, reference: Optional[str]) -> str:
     cols = [name for _, name in ANCHORS] + ([reference] if reference else [])
     out = [f"| clip | curve | bpp -> {metric} | " + " | ".join(f"against {c}" for c in cols) + " |",
            "|---|---|---|" + "--:|" * len(cols)]
     for r in rows:
-        pts = fmt_points(r["points"])
-        cells = [_fmt(r["against"][c]) if c in r["against"] else "" for c in cols]
-        out.append(f"| {r['clip']} | {r['curve']} | {pts} | " + " | ".join(cells) + " |")
+        cells = [_fmt(r["against"][c]) + (_pairs(r) if c == reference else "") if c in r["against"] else ""
+                 for c in cols]
+        out.append(f"| {r['clip']} | {_name(r)} | {_points(r)} | " + " | ".join(cells) + " |")
     out.append("")
     out.append("(BD-rate, BD-quality, then the overlap in log-rate / quality of the two curves the delta is taken "
                "over: negative BD-rate is fewer bits for the same quality.)")
@@ -134,9 +179,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(markdown(rows, args.metric, args.reference))
     else:
         for r in rows:
-            pts = fmt_points(r["points"])
-            extra = "; ".join(f"against {k}: {_fmt(v)}" for k, v in r["against"].items())
-            print(f"{r['clip']} {r['curve']}: {pts}" + (f"\n  {extra}" if extra else ""))
+            extra = "; ".join(f"against {k}: {_fmt(v)}" + (_pairs(r) if k == args.reference else "")
+                              for k, v in r["against"].items())
+            print(f"{r['clip']} {_name(r)}: {_points(r)}" + (f"\n  {extra}" if extra else ""))
     return 0
 
 

@@ -50,3 +50,30 @@ def test_each_curve_against_both_anchors_and_the_reference(rm, tmp_path, capsys)
         rm.parse_runs(["no-label"])
     with pytest.raises(SystemExit, match="not one of the runs"):
         rm.main(["--run", f"grid={a}", "--reference", "nerv"])
+
+
+def test_repeated_runs_of_one_clip_make_their_mean_curve(rm, tmp_path, capsys):
+    """Several files of one label for one clip are seeds of one bench: their mean curve is compared, each run
+    with each reference run too, and the runs' spread is shown; runs with unequal point counts are refused."""
+    s0 = _results(tmp_path / "s0.json", "c", [(0.1, 30.0), (0.2, 33.0), (0.4, 36.0)], HEVC)
+    s1 = _results(tmp_path / "s1.json", "c", [(0.4, 36.0), (0.1, 32.0), (0.2, 35.0)])      # 2 dB above s0
+    g = _results(tmp_path / "g.json", "c", [(0.1, 32.0), (0.2, 35.0), (0.4, 38.0)])
+    rows = rm.table(rm.parse_runs([f"dnerv={s0}", f"dnerv={s1}", f"grid={g}"]), "psnr_rgb", "dnerv")
+    by = {r["curve"]: r for r in rows}
+    dn, grid = by["dnerv"], by["grid"]
+    assert dn["runs"] == 2 and grid["runs"] == 1
+    assert dn["points"] == [pytest.approx((0.1, 31.0)), pytest.approx((0.2, 34.0)), pytest.approx((0.4, 36.0))]
+    assert dn["spread"] == pytest.approx([2.0, 2.0, 0.0])
+    assert len(grid["pairs"]) == 2          # the grid's one run against each of the reference's two
+    qs = sorted(d["bd_quality"] for d in grid["pairs"])
+    assert qs[1] > grid["against"]["dnerv"]["bd_quality"] > qs[0]     # the mean lies between the pairings
+    # geometric mean of the rates: runs at 0.1 and 0.4 bpp average to 0.2
+    assert rm.mean_curve([[(0.1, 30.0)], [(0.4, 34.0)]]) == [pytest.approx((0.2, 32.0))]
+    md = rm.markdown(rows, "psnr_rgb", "dnerv")
+    assert "| c | dnerv (mean of 2 runs) | 0.100 -> 31.00, 0.200 -> 34.00, 0.400 -> 36.00; the runs within 2.00 dB" in md
+    assert "; run against run " in md.split("| c | grid |")[1]
+    assert rm.main(["--run", f"dnerv={s0}", "--run", f"dnerv={s1}", "--run", f"grid={g}", "--reference", "dnerv"]) == 0
+    assert "c dnerv (mean of 2 runs)" in capsys.readouterr().out
+    short = _results(tmp_path / "short.json", "c", [(0.1, 30.0), (0.2, 33.0)])
+    with pytest.raises(SystemExit, match="same number of points"):
+        rm.table(rm.parse_runs([f"dnerv={s0}", f"dnerv={short}"]), "psnr_rgb", None)
