@@ -110,7 +110,7 @@ def _fmt(d: dict) -> str:
 
 
 def _name(r: dict) -> str:
-    return r["curve"] + (f" (mean of {r['runs']} runs)" if r.get("runs", 1) > 1 else "")
+    return r["curve"] + (f" (mean of {r['runs']} runs)" if r["runs"] > 1 else "")
 
 
 def _points(r: dict) -> str:

@@ -752,3 +752,4 @@ def test_curvature_is_the_loss_weighted_jacobian_squared():
     assert got["unused"] == 0.0
     again = curvature(model, model.forward, data, batch=b, seed=0, probes=4000)
     assert again == got                                                  # its own seeded generator
+    assert curvature(model, model.forward, data, batch=b, seed=0, probes=4000, names=["z"]) == {"z": got["z"]}

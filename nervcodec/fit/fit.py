@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -336,14 +336,18 @@ def _probe(out: torch.Tensor, b: FitData, gen: torch.Generator) -> torch.Tensor:
 
 
 def curvature(model: torch.nn.Module, forward: Callable, data: Any, batch: int, seed: int,
-              probes: int = CURVATURE_PROBES) -> Dict[str, float]:
-    """Per parameter name, the mean over its elements of the Gauss-Newton curvature of the squared error
-    (``diag(J^T W J)``, ``J`` the output's derivative, ``W`` the loss's weight per sample; up to one factor
-    for every parameter), from ``probes`` random batches of ``batch`` items (:func:`_probe`): how much
-    distortion a small change of each parameter adds, what :func:`~nervcodec.quant.qat.latent_weights`
-    weighs the latent maps' starting steps by.  Its own generator: the fit's random streams are untouched."""
+              probes: int = CURVATURE_PROBES, names: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    """Per parameter name (``names``, or every trainable parameter), the mean over its elements of the
+    Gauss-Newton curvature of the squared error (``diag(J^T W J)``, ``J`` the output's derivative, ``W`` the
+    loss's weight per sample; up to one factor for every parameter), from ``probes`` random batches of
+    ``batch`` items (:func:`_probe`): how much distortion a small change of each parameter adds, what
+    :func:`~nervcodec.quant.qat.latent_weights` weighs the latent maps' starting steps by.  Only the named
+    parameters are differentiated.  Its own generator: the fit's random streams are untouched."""
     gen = torch.Generator(device="cpu").manual_seed(seed + 7919)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    wanted = None if names is None else set(names)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and (wanted is None or n in wanted)]
+    if not named:
+        return {}
     sums = [torch.zeros((), device=p.device) for _, p in named]
     m = data.num_items
     for _ in range(probes):
@@ -354,7 +358,7 @@ def curvature(model: torch.nn.Module, forward: Callable, data: Any, batch: int, 
         for k, g in enumerate(grads):
             if g is not None:
                 sums[k] += g.float().square().sum()
-    values = torch.stack(sums).tolist() if sums else []
+    values = torch.stack(sums).tolist()
     return {n: v / (probes * max(p.numel(), 1)) for (n, p), v in zip(named, values)}
 
 
@@ -446,8 +450,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
             for i in range(first, min(steps_per_epoch, total - epoch * steps_per_epoch)):
                 idx = shard(perm, i, batch, dist)
                 if rate is not None and not rate.active and step >= rate_start:
-                    latent = model.latent_names()
-                    rate.begin(model, curvature(model, forward, data, batch, cfg.seed) if latent else None)
+                    latent = model.latent_names()       # the curvature weighs only the latent maps' starts
+                    rate.begin(model, curvature(model, forward, data, batch, cfg.seed, names=latent) if latent else None)
                 quantized = rate is not None and rate.active
                 b = data.batch(idx)
                 if quantized:   # the network runs on the weights the file will hold (see RateTerm.swap_in);
