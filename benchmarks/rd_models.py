@@ -65,12 +65,12 @@ def curves(runs: Dict[str, List[str]], metric: str) -> Tuple[Dict[str, Dict[str,
     models: Dict[str, Dict[str, List[Curve]]] = {}
     anchors: Dict[str, Dict[str, Curve]] = {}
     for label, paths in runs.items():
-        for path in paths:
+        for path in paths:      # file by file: repeated runs of a bench each carry the same anchors
             for clip, pts in points([path], metric).items():
                 models.setdefault(clip, {}).setdefault(label, []).append(pts)
-        for codec, _ in ANCHORS:
-            for clip, pts in points(paths, metric, codec=codec).items():
-                anchors.setdefault(clip, {}).setdefault(codec, pts)
+            for codec, _ in ANCHORS:
+                for clip, pts in points([path], metric, codec=codec).items():
+                    anchors.setdefault(clip, {}).setdefault(codec, pts)
     return models, anchors
 
 

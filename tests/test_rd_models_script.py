@@ -74,6 +74,10 @@ def test_repeated_runs_of_one_clip_make_their_mean_curve(rm, tmp_path, capsys):
     assert "; run against run " in md.split("| c | grid |")[1]
     assert rm.main(["--run", f"dnerv={s0}", "--run", f"dnerv={s1}", "--run", f"grid={g}", "--reference", "dnerv"]) == 0
     assert "c dnerv (mean of 2 runs)" in capsys.readouterr().out
+    # two benches repeated with their own anchors: the first run's anchors, not the two interleaved
+    b0 = _results(tmp_path / "b0.json", "c", [(0.1, 30.0), (0.2, 33.0), (0.4, 36.0)], HEVC)
+    b1 = _results(tmp_path / "b1.json", "c", [(0.1, 31.0), (0.2, 34.0), (0.4, 37.0)], [(b, q + 0.5) for b, q in HEVC])
+    assert rm.curves(rm.parse_runs([f"dnerv={b0}", f"dnerv={b1}"]), "psnr_rgb")[1] == {"c": {"hevc": HEVC}}
     short = _results(tmp_path / "short.json", "c", [(0.1, 30.0), (0.2, 33.0)])
     with pytest.raises(SystemExit, match="same number of points"):
         rm.table(rm.parse_runs([f"dnerv={s0}", f"dnerv={short}"]), "psnr_rgb", None)

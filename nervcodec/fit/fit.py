@@ -450,8 +450,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
             for i in range(first, min(steps_per_epoch, total - epoch * steps_per_epoch)):
                 idx = shard(perm, i, batch, dist)
                 if rate is not None and not rate.active and step >= rate_start:
-                    latent = model.latent_names()       # the curvature weighs only the latent maps' starts
-                    rate.begin(model, curvature(model, forward, data, batch, cfg.seed, names=latent) if latent else None)
+                    # the curvature weighs only the latent maps' starts (none: nothing is computed)
+                    rate.begin(model, curvature(model, forward, data, batch, cfg.seed, names=model.latent_names()))
                 quantized = rate is not None and rate.active
                 b = data.batch(idx)
                 if quantized:   # the network runs on the weights the file will hold (see RateTerm.swap_in);
