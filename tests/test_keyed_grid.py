@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import warnings
 
 import numpy as np
@@ -18,8 +19,9 @@ from nervcodec.container import read_file
 from nervcodec.errors import ConfigError, NervCodecWarning
 from nervcodec.io import write_video
 from nervcodec.model import build_model, config_from_dict, config_to_dict
-from nervcodec.model.grid import (MOTION_DEFAULT, MOTION_OUTPUTS, MOTION_SCALE, KeyedGridConfig, KeyedLatentGrid,
-                                  latent_grid_param_count, plan_keyed_grid)
+from nervcodec.model.grid import (KEYED_WIDTHS, MOTION_DEFAULT, MOTION_OUTPUTS, MOTION_SCALE, NETWORK_SHARE,
+                                  KeyedGridConfig, KeyedLatentGrid, floor_size, latent_grid_param_count,
+                                  plan_keyed_grid)
 
 from conftest import (assert_ranges_equal_the_full_decode, decoded_psnr_yuv, decodes_with_threads_and_batches,
                       encode_moving, load_benchmark, make_moving_clip)
@@ -29,6 +31,39 @@ def _config(**kw) -> KeyedGridConfig:
     base = dict(height=12, width=20, channels=3, frames=9, group=4, levels=3, hidden=(6,), refine=1, clip_len=4)
     base.update(kw)
     return KeyedGridConfig(**base)
+
+
+def test_the_synthesis_is_the_widest_that_a_third_of_the_weights_room_holds():
+    """The planner's room (weights the rate leaves at 4 bits each) sizes the network, never the latents."""
+    net = {h: floor_size(plan_keyed_grid(144, 176, 3, 0, frames=120, clip_len=2, hidden=h))[0] for h in KEYED_WIDTHS}
+    assert list(net.values()) == sorted(net.values(), reverse=True) and net[(24, 24)] == 1640
+    assert plan_keyed_grid(144, 176, 3, 0, frames=120, clip_len=2).hidden == (24, 24)          # no budget (--lambda)
+    for wider, h in zip(KEYED_WIDTHS, KEYED_WIDTHS[1:]):    # the room a width needs, and one weight less
+        need = math.ceil(net[wider] / NETWORK_SHARE)
+        assert plan_keyed_grid(144, 176, 3, need, frames=120, clip_len=2).hidden == wider
+        assert plan_keyed_grid(144, 176, 3, need - 1, frames=120, clip_len=2).hidden == h
+    assert plan_keyed_grid(144, 176, 3, 10, frames=120, clip_len=2).hidden == (8, 8)             # the narrowest
+    assert plan_keyed_grid(144, 176, 3, 10, frames=120, clip_len=2, hidden=(40, 40)).hidden == (40, 40)   # asked for
+    a, b = plan_keyed_grid(144, 176, 3, 10 ** 6, frames=120, clip_len=2), plan_keyed_grid(144, 176, 3, 0, frames=120,
+                                                                                          clip_len=2, hidden=(24, 24))
+    assert a == b                                                             # the latents follow the video alone
+
+
+def test_the_encoder_sizes_the_grids_network_by_the_rate(tmp_path):
+    info, frames = make_moving_clip(width=64, height=48, frames=17)
+    src = tmp_path / "m.y4m"
+    write_video(src, info, frames)
+    got = {}
+    for bpp in (0.8, 6.0):
+        p = plan([src], tmp_path / "z.nerv", EncodeConfig(model="latent-grid-kf", bpp=bpp, steps=1, device="cpu",
+                                                          clip_len=4, keyframe_codec="hevc"))
+        room = p.weight_budget * 8 / 4
+        assert floor_size(p.config)[0] <= NETWORK_SHARE * room or p.config.hidden == KEYED_WIDTHS[-1]
+        got[bpp] = p.config.hidden
+    assert KEYED_WIDTHS.index(got[0.8]) > KEYED_WIDTHS.index(got[6.0])
+    p = plan([src], tmp_path / "z.nerv", EncodeConfig(model="latent-grid-kf", lam=1e-3, steps=1, device="cpu",
+                                                      clip_len=4, keyframe_codec="hevc"))
+    assert p.config.hidden == KEYED_WIDTHS[0]
 
 
 def test_the_config_adds_the_keyframes_to_the_synthesis_inputs():
@@ -293,19 +328,19 @@ def test_the_grids_keyframes_get_their_models_own_share_of_the_budget(tmp_path):
     """latent-grid-kf gives its keyframes 0.7 of a --bpp budget unless --keyframe-share says otherwise;
     D-NeRV keeps KEYFRAME_SHARE (0.6)."""
     from nervcodec.codec.keyframes import KEYFRAME_SHARE, keyframe_share
-    assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0)) == 0.7
+    assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0)) == 0.8
     assert keyframe_share(EncodeConfig(model="dnerv", bpp=1.0)) == KEYFRAME_SHARE == 0.6
     assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0, keyframe_share=0.4)) == 0.4
     info, frames = make_moving_clip(width=32, height=24, frames=9)
     src = tmp_path / "moving.y4m"
     write_video(src, info, frames)
     sections = {}
-    for share in (None, 0.7, 0.3):
+    for share in (None, 0.8, 0.3):
         p = plan([src], tmp_path / "k.nerv", EncodeConfig(model="latent-grid-kf", bpp=5.0, steps=1, device="cpu",
                                                           clip_len=4, keyframe_codec="hevc", keyframe_share=share))
         sections[share] = p.keyframes.section
-        assert 0 < len(p.keyframes.section) <= (0.7 if share is None else share) * p.budget
-    assert sections[None] == sections[0.7] and len(sections[0.3]) < len(sections[0.7])
+        assert 0 < len(p.keyframes.section) <= (0.8 if share is None else share) * p.budget
+    assert sections[None] == sections[0.8] and len(sections[0.3]) < len(sections[0.8])
 
 
 def test_a_file_far_under_its_budget_gives_the_rest_to_its_keyframes(tmp_path, monkeypatch):
@@ -316,7 +351,7 @@ def test_a_file_far_under_its_budget_gives_the_rest_to_its_keyframes(tmp_path, m
     src = tmp_path / "m.y4m"
     write_video(src, info, frames)
     p = plan([src], tmp_path / "z.nerv", EncodeConfig(model="latent-grid-kf", bpp=0.8, steps=1, device="cpu",
-                                                      clip_len=4))
+                                                      clip_len=4, keyframe_share=0.7))   # its file far under
     state = {k: torch.zeros_like(v) for k, v in build_model("latent-grid-kf", p.config).state_dict().items()}
     zero = FittedModel(state, sum(v.numel() for v in state.values()), None,
                        steps={k: np.array([0.01], np.float16) for k in state})
@@ -346,6 +381,7 @@ def test_a_file_far_under_its_budget_gives_the_rest_to_its_keyframes(tmp_path, m
 
     # keyframes already at their codec's highest quality are not coded again for nothing
     top = plan([src], tmp_path / "t.nerv", dataclasses.replace(p.cfg, keyframe_codec="hevc", keyframe_quality=51,
+                                                                     keyframe_share=None,
                                                                      bpp=40.0))
     assert top.keyframes.top and top.keyframes.quality == 51 and not p.keyframes.top
     calls = []
@@ -360,7 +396,8 @@ def test_a_file_far_under_its_budget_gives_the_rest_to_its_keyframes(tmp_path, m
     monkeypatch.undo()
 
     # a quality the user fixed (--keyframe-quality), or a fixed lambda, is not overridden
-    for cfg in (dataclasses.replace(p.cfg, keyframe_quality=p.keyframes.quality), dataclasses.replace(p.cfg, lam=1.0)):
+    for cfg in (dataclasses.replace(p.cfg, keyframe_quality=p.keyframes.quality, keyframe_share=None),
+                dataclasses.replace(p.cfg, lam=1.0)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NervCodecWarning)
             assert code(dataclasses.replace(p, cfg=cfg), zero).data == before.data

@@ -189,7 +189,7 @@ def _device_option(f):
 @click.option("--keyframe-codec", default=None, help="Keyframe codec (D-NeRV) [default: measured best].")
 @click.option("--keyframe-quality", type=int, default=None, help="Keyframe quality [chosen by the rate planner].")
 @click.option("--keyframe-share", type=float, default=None,
-              help="Share of the --bpp budget spent on keyframes, 0..1 [0.6 for dnerv, 0.7 for latent-grid-kf]; "
+              help="Share of the --bpp budget spent on keyframes, 0..1 [0.6 for dnerv, 0.8 for latent-grid-kf]; "
                    "the planner picks the quality to fit.")
 @click.option("--keyframe-weights", type=click.Path(dir_okay=False), default=None,
               help="Weights file for a learned keyframe codec (compressai zoo checkpoint).")

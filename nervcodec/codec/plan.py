@@ -331,8 +331,10 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
         raise ConfigError(f"--params sizes a network; the {spec.name} model is sized by the video and its rate by "
                           f"--bpp (or --lambda)")
     try:
-        if spec.floor_size is not None:   # the video sizes the model; the rate term sets what it costs
-            config = spec.plan(layout.patch_h, layout.patch_w, channels, 0, **options)
+        if spec.floor_size is not None:   # the video sizes the latents, the budget the network; the rate term
+            # sets what they cost (no budget with --lambda: the model's own default network)
+            room = int(max(weights, 0) * 8 / LEARNED_BITS_PER_PARAM) if weights is not None and cfg.lam is None else 0
+            config = spec.plan(layout.patch_h, layout.patch_w, channels, room, **options)
         else:
             params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)
             config = spec.plan(layout.patch_h, layout.patch_w, channels, params, **options)
