@@ -401,3 +401,35 @@ def test_a_file_far_under_its_budget_gives_the_rest_to_its_keyframes(tmp_path, m
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NervCodecWarning)
             assert code(dataclasses.replace(p, cfg=cfg), zero).data == before.data
+
+
+def test_the_fit_synthesises_only_the_frames_in_its_loss(tmp_path, monkeypatch):
+    """At D = 2 every clip's first frame is a keyframe the decoder substitutes: the fit skips it (half the
+    synthesis of a step) and ends where the fit that makes it and multiplies its error by zero ends."""
+    import importlib
+    fit_module = importlib.import_module("nervcodec.fit.fit")
+    info, frames = make_moving_clip(width=32, height=24, frames=9)
+    src = tmp_path / "moving.y4m"
+    write_video(src, info, frames)
+    p = plan([src], tmp_path / "k.nerv", EncodeConfig(model="latent-grid-kf", bpp=4.0, device="cpu", clip_len=2,
+                                                      steps=40))
+    seen, synthesised = [], []
+    real_live, real_forward = fit_module._live_slots, KeyedLatentGrid.forward
+    monkeypatch.setattr(fit_module, "_live_slots", lambda m, d: seen.append(real_live(m, d)) or seen[-1])
+
+    def counting(self, t, keyframes=None, phase=0.0, slots=None):
+        out = real_forward(self, t, keyframes, phase, slots)
+        if torch.is_grad_enabled():
+            synthesised.append(out.shape[1])
+        return out
+    monkeypatch.setattr(KeyedLatentGrid, "forward", counting)
+    skipped = fit_model(p)
+    probes = synthesised.count(2)       # the curvature's probes at the rate term's start see whole clips
+    assert seen == [[1]] and synthesised.count(1) == 40 and len(synthesised) == 40 + probes
+    monkeypatch.setattr(fit_module, "_live_slots", lambda m, d: None)
+    synthesised.clear()
+    whole = fit_model(p)
+    assert synthesised == [2] * (40 + probes)
+    assert skipped.result.quant_psnr == pytest.approx(whole.result.quant_psnr, abs=0.05) and whole.result.quant_psnr > 20
+    for name, v in whole.state.items():
+        assert torch.allclose(skipped.state[name], v, atol=1e-3, rtol=1e-3), name

@@ -17,7 +17,7 @@ frame, so a frame's error is the mean over its visible samples.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -67,6 +67,18 @@ class FitData:
             return None
         return self.keyframes[idx].float() / self.max_value
 
+    def at_slots(self, slots: List[int]) -> "FitData":
+        """The same items, only the clip positions ``slots`` (their keyframes whole)."""
+        at = torch.as_tensor(slots, device=self.t.device)
+        pick = lambda x: None if x is None else x.index_select(1, at)  # noqa: E731
+        return FitData(pick(self.t), pick(self.y), pick(self.c), pick(self.mask), self.keyframes, self.max_value,
+                       self.chroma_shift, pick(self.pixels))
+
+    def live_slots(self) -> List[int]:
+        """The clip positions that some item has in the loss (at D = 2 with keyframe-conditioned models, every
+        clip's first frame is a keyframe the decoder substitutes: never in the loss)."""
+        return [int(j) for j in torch.nonzero(self.mask.sum(dim=0) > 0).flatten().tolist()]
+
     def batch(self, idx: torch.Tensor) -> "FitData":
         """The items ``idx`` (gathered on the data's device)."""
         pick = lambda x: None if x is None else x[idx]  # noqa: E731
@@ -98,6 +110,7 @@ class DiskFitData:
     num_items = FitData.num_items
     clip_len = FitData.clip_len
     num_frames = FitData.num_frames
+    live_slots = FitData.live_slots
 
     def to(self, device: torch.device) -> "DiskFitData":
         self.device = torch.device(device)

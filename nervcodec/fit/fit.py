@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -231,6 +231,16 @@ def _restore(state: Dict[str, Any], model, opt, sched, gen, epoch_mse, epoch_cou
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"the checkpoint does not fit this model ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}); start over") from None
+
+
+def _live_slots(model: VideoModel, data: Any) -> Optional[List[int]]:
+    """The clip positions a step synthesises, or None for all: a model that makes each frame of a clip on its
+    own (``frames_apart``: latent grids) skips the positions no item has in the loss (at D = 2, every clip's
+    keyframe: half the synthesis of a step), whose outputs the mask would multiply by zero."""
+    if not getattr(model, "frames_apart", False):
+        return None
+    live = data.live_slots()
+    return live if 0 < len(live) < data.clip_len else None
 
 
 def _compiled(model: VideoModel, cfg: FitConfig, device: torch.device) -> Callable[..., torch.Tensor]:
@@ -436,6 +446,7 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     # every rank estimates the rate from every row (the same numbers everywhere)
     sampled = cfg.sample_rate and dist is None
     main = dist is None or dist.main
+    live = _live_slots(model, data)
     with StopFlag() as stop:
         for epoch in range(start_epoch, epochs):
             gen_state = gen.get_state()  # before this epoch's order is drawn: what a checkpoint stores
@@ -458,7 +469,11 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
                     # one process estimates the rate of per-frame tensors from the rows the batch reads
                     rate.swap_in(model, rate.noisy(step, total), model.rate_rows(b.t) if sampled else None)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = forward(b.t, b.keyframes_float(slice(None)))
+                    if live is None:
+                        out = forward(b.t, b.keyframes_float(slice(None)))
+                    else:   # the frames in the loss alone: the others' gradient is exactly zero
+                        out = forward(b.t, b.keyframes_float(slice(None)), 0.0, live)
+                        b = b.at_slots(live)
                 loss, mse = batch_loss(out, b, slice(None), cfg.loss)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
