@@ -15,6 +15,7 @@ from nervcodec.codec import coding
 from nervcodec.codec.coding import code
 from nervcodec.codec.fitting import FittedModel, fit_model
 from nervcodec.codec.plan import plan
+from nervcodec.codec.rate import LEARNED_BITS_PER_PARAM
 from nervcodec.container import read_file
 from nervcodec.errors import ConfigError, NervCodecWarning
 from nervcodec.io import write_video
@@ -57,7 +58,7 @@ def test_the_encoder_sizes_the_grids_network_by_the_rate(tmp_path):
     for bpp in (0.8, 6.0):
         p = plan([src], tmp_path / "z.nerv", EncodeConfig(model="latent-grid-kf", bpp=bpp, steps=1, device="cpu",
                                                           clip_len=4, keyframe_codec="hevc"))
-        room = p.weight_budget * 8 / 4
+        room = p.weight_budget * 8 / LEARNED_BITS_PER_PARAM
         assert floor_size(p.config)[0] <= NETWORK_SHARE * room or p.config.hidden == KEYED_WIDTHS[-1]
         got[bpp] = p.config.hidden
     assert KEYED_WIDTHS.index(got[0.8]) > KEYED_WIDTHS.index(got[6.0])
@@ -325,7 +326,7 @@ def test_a_collection_shares_one_time_axis_and_each_video_its_own_keyframes(tmp_
 
 
 def test_the_grids_keyframes_get_their_models_own_share_of_the_budget(tmp_path):
-    """latent-grid-kf gives its keyframes 0.7 of a --bpp budget unless --keyframe-share says otherwise;
+    """latent-grid-kf gives its keyframes 0.8 of a --bpp budget unless --keyframe-share says otherwise;
     D-NeRV keeps KEYFRAME_SHARE (0.6)."""
     from nervcodec.codec.keyframes import KEYFRAME_SHARE, keyframe_share
     assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0)) == 0.8

@@ -67,17 +67,17 @@ class FitData:
             return None
         return self.keyframes[idx].float() / self.max_value
 
-    def at_slots(self, slots: List[int]) -> "FitData":
-        """The same items, only the clip positions ``slots`` (their keyframes whole)."""
-        at = torch.as_tensor(slots, device=self.t.device)
-        pick = lambda x: None if x is None else x.index_select(1, at)  # noqa: E731
+    def at_slots(self, slots: torch.Tensor) -> "FitData":
+        """The same items, only the clip positions ``slots`` (an index tensor on the data's device; their
+        keyframes whole)."""
+        pick = lambda x: None if x is None else x.index_select(1, slots)  # noqa: E731
         return FitData(pick(self.t), pick(self.y), pick(self.c), pick(self.mask), self.keyframes, self.max_value,
                        self.chroma_shift, pick(self.pixels))
 
     def live_slots(self) -> List[int]:
         """The clip positions that some item has in the loss (at D = 2 with keyframe-conditioned models, every
         clip's first frame is a keyframe the decoder substitutes: never in the loss)."""
-        return [int(j) for j in torch.nonzero(self.mask.sum(dim=0) > 0).flatten().tolist()]
+        return torch.nonzero(self.mask.sum(dim=0) > 0).flatten().tolist()
 
     def batch(self, idx: torch.Tensor) -> "FitData":
         """The items ``idx`` (gathered on the data's device)."""

@@ -237,7 +237,7 @@ def _live_slots(model: VideoModel, data: Any) -> Optional[List[int]]:
     """The clip positions a step synthesises, or None for all: a model that makes each frame of a clip on its
     own (``frames_apart``: latent grids) skips the positions no item has in the loss (at D = 2, every clip's
     keyframe: half the synthesis of a step), whose outputs the mask would multiply by zero."""
-    if not getattr(model, "frames_apart", False):
+    if not model.frames_apart:
         return None
     live = data.live_slots()
     return live if 0 < len(live) < data.clip_len else None
@@ -447,6 +447,8 @@ def fit(model: VideoModel, data: FitData, cfg: FitConfig, device: torch.device,
     sampled = cfg.sample_rate and dist is None
     main = dist is None or dist.main
     live = _live_slots(model, data)
+    if live is not None:    # on the device once: no copy per step
+        live = torch.tensor(live, device=device)
     with StopFlag() as stop:
         for epoch in range(start_epoch, epochs):
             gen_state = gen.get_state()  # before this epoch's order is drawn: what a checkpoint stores

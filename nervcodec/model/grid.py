@@ -609,14 +609,18 @@ def plan_keyed_grid(height: int, width: int, channels: int, params: int, frames:
     are at most ``NETWORK_SHARE`` of them (the narrowest when none is; the widest without a budget), so that
     a small budget is not spent on the network before any latent."""
     options = {"motion": MOTION_DEFAULT, **options}
-    if "hidden" not in options:
-        options["hidden"] = KEYED_WIDTHS[0]
-        for hidden in KEYED_WIDTHS if params > 0 else ():
-            options["hidden"] = hidden
-            config = _plan(KeyedGridConfig, height, width, channels, frames, group, options, clip_len=int(clip_len))
-            if floor_size(config)[0] <= NETWORK_SHARE * params:
-                return config
-    return _plan(KeyedGridConfig, height, width, channels, frames, group, options, clip_len=int(clip_len))
+
+    def make(**more: Any) -> KeyedGridConfig:
+        return _plan(KeyedGridConfig, height, width, channels, frames, group, {**options, **more},
+                     clip_len=int(clip_len))
+
+    if "hidden" in options:
+        return make()
+    for hidden in KEYED_WIDTHS if params > 0 else KEYED_WIDTHS[:1]:
+        config = make(hidden=hidden)
+        if params <= 0 or floor_size(config)[0] <= NETWORK_SHARE * params:
+            break
+    return config
 
 
 def _plan(cls: type, height: int, width: int, channels: int, frames: int, group: Optional[int],
