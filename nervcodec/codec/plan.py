@@ -333,7 +333,8 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     try:
         if spec.floor_size is not None:   # the video sizes the latents, the budget the network; the rate term
             # sets what they cost (no budget with --lambda: the model's own default network)
-            room = int(max(weights, 0) * 8 / LEARNED_BITS_PER_PARAM) if weights is not None and cfg.lam is None else 0
+            room = (int(max(weights, 0) * 8 / bits_per_param(cfg.quant_bits, spec))
+                    if weights is not None and cfg.lam is None else 0)
             config = spec.plan(layout.patch_h, layout.patch_w, channels, room, **options)
         else:
             params = cfg.params if cfg.params is not None else params_for_bytes(weights, cfg.quant_bits, spec)

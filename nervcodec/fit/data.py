@@ -17,7 +17,7 @@ frame, so a frame's error is the mean over its visible samples.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -57,10 +57,16 @@ class FitData:
     def num_frames(self) -> float:
         return float(self.mask.sum())
 
+    def _map(self, f: Callable[[torch.Tensor], torch.Tensor], keyframes: bool = True) -> "FitData":
+        """The same data with ``f`` applied to every tensor it has (to the keyframes too unless ``keyframes``
+        is False)."""
+        g = lambda x: None if x is None else f(x)  # noqa: E731
+        kf = g(self.keyframes) if keyframes else self.keyframes
+        return FitData(g(self.t), g(self.y), g(self.c), g(self.mask), kf, self.max_value, self.chroma_shift,
+                       g(self.pixels))
+
     def to(self, device: torch.device) -> "FitData":
-        mv = lambda x: None if x is None else x.to(device)  # noqa: E731
-        return FitData(mv(self.t), mv(self.y), mv(self.c), mv(self.mask), mv(self.keyframes), self.max_value,
-                       self.chroma_shift, mv(self.pixels))
+        return self._map(lambda x: x.to(device))
 
     def keyframes_float(self, idx) -> Optional[torch.Tensor]:
         if self.keyframes is None:
@@ -70,9 +76,7 @@ class FitData:
     def at_slots(self, slots: torch.Tensor) -> "FitData":
         """The same items, only the clip positions ``slots`` (an index tensor on the data's device; their
         keyframes whole)."""
-        pick = lambda x: None if x is None else x.index_select(1, slots)  # noqa: E731
-        return FitData(pick(self.t), pick(self.y), pick(self.c), pick(self.mask), self.keyframes, self.max_value,
-                       self.chroma_shift, pick(self.pixels))
+        return self._map(lambda x: x.index_select(1, slots), keyframes=False)
 
     def live_slots(self) -> List[int]:
         """The clip positions that some item has in the loss (at D = 2 with keyframe-conditioned models, every
@@ -81,9 +85,7 @@ class FitData:
 
     def batch(self, idx: torch.Tensor) -> "FitData":
         """The items ``idx`` (gathered on the data's device)."""
-        pick = lambda x: None if x is None else x[idx]  # noqa: E731
-        return FitData(self.t[idx], self.y[idx], pick(self.c), self.mask[idx], pick(self.keyframes), self.max_value,
-                       self.chroma_shift, pick(self.pixels))
+        return self._map(lambda x: x[idx])
 
 
 def sample_tensor(a: np.ndarray) -> torch.Tensor:

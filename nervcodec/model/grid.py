@@ -604,10 +604,10 @@ def plan_keyed_grid(height: int, width: int, channels: int, params: int, frames:
                     group: Optional[int] = None, clip_len: int = 8, **options: Any) -> KeyedGridConfig:
     """The ``latent-grid-kf`` config: :func:`plan_latent_grid`'s, with keyframes every ``clip_len`` frames.
 
-    ``params``: how many weights the rate leaves room for at 4 bits each (0: no budget, as with
-    ``--lambda``).  Unless ``hidden`` is given, the synthesis is the widest of ``KEYED_WIDTHS`` whose weights
-    are at most ``NETWORK_SHARE`` of them (the narrowest when none is; the widest without a budget), so that
-    a small budget is not spent on the network before any latent."""
+    ``params``: how many weights the rate leaves room for at the bits a weight costs (4 with rate-aware
+    fitting; 0: no budget, as with ``--lambda``).  Unless ``hidden`` is given, the synthesis is the widest of
+    ``KEYED_WIDTHS`` whose weights are at most ``NETWORK_SHARE`` of them (the narrowest when none is; the
+    widest without a budget), so that a small budget is not spent on the network before any latent."""
     options = {"motion": MOTION_DEFAULT, **options}
 
     def make(**more: Any) -> KeyedGridConfig:
@@ -616,9 +616,9 @@ def plan_keyed_grid(height: int, width: int, channels: int, params: int, frames:
 
     if "hidden" in options:
         return make()
-    for hidden in KEYED_WIDTHS if params > 0 else KEYED_WIDTHS[:1]:
+    for hidden in KEYED_WIDTHS if params > 0 else KEYED_WIDTHS[:1]:    # no budget: the widest
         config = make(hidden=hidden)
-        if params <= 0 or floor_size(config)[0] <= NETWORK_SHARE * params:
+        if floor_size(config)[0] <= NETWORK_SHARE * params:
             break
     return config
 
