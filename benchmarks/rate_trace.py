@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+from collections import deque
 import json
-import math
 import os
 import sys
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator
 
 import torch
 
@@ -34,17 +34,11 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from nervcodec.codec import EncodeConfig, encode  # noqa: E402
+from nervcodec.metrics.psnr import mse_to_psnr  # noqa: E402
 from nervcodec.quant import qat  # noqa: E402
 
 # the module, not the package's ``fit`` function of the same name
 fit_module = importlib.import_module("nervcodec.fit.fit")
-
-
-def _psnr(mses: List[torch.Tensor]) -> float:
-    if not mses:
-        return float("nan")
-    mse = float(torch.stack(mses).float().mean())
-    return -10.0 * math.log10(mse) if mse > 0 else float("inf")
 
 
 def _maps(rate: "qat.RateTerm", model: torch.nn.Module) -> Dict[str, dict]:
@@ -64,18 +58,19 @@ def _maps(rate: "qat.RateTerm", model: torch.nn.Module) -> Dict[str, dict]:
 @contextlib.contextmanager
 def tracing(every: int, emit: Callable[[dict], None], maps: bool = False) -> Iterator[None]:
     """While inside, every ``every``-th rate step (and the first) is passed to ``emit`` as a dict."""
-    state = {"step": 0, "mses": []}
+    state = {"step": 0}
+    mses: deque = deque(maxlen=every)     # the last steps' losses, on the device
     after_step, batch_loss = qat.RateTerm.after_step, fit_module.batch_loss
 
     def traced_loss(*args, **kwargs):
         loss, mse = batch_loss(*args, **kwargs)
-        state["mses"] = (state["mses"] + [mse.detach()])[-every:]
+        mses.append(mse.detach())
         return loss, mse
 
     def traced_step(self, bits, model=None):
         after_step(self, bits, model)
         state["step"] += 1
-        if state["step"] % every != 1 and every > 1:
+        if (state["step"] - 1) % every:
             return
         steps = self._steps().detach()
         line = {"rate_step": state["step"], "log_lambda": round(float(self.log_lam), 4),
@@ -83,7 +78,7 @@ def tracing(every: int, emit: Callable[[dict], None], maps: bool = False) -> Ite
                 "target_bits": None if self.cfg.target_bits is None else round(self.cfg.target_bits),
                 "steps": [round(float(steps.min()), 6), round(float(steps.median()), 6),
                           round(float(steps.max()), 6)],
-                "fit_psnr": round(_psnr(state["mses"]), 3)}
+                "fit_psnr": round(float(mse_to_psnr(float(torch.stack(list(mses)).float().mean()), 1.0)), 3)}
         if maps and model is not None:
             line["maps"] = _maps(self, model)
         emit(line)

@@ -19,19 +19,19 @@ def rt():
     return load_benchmark("rate_trace")
 
 
-def test_the_trace_reads_the_rate_phase_without_changing_the_file(rt, tmp_path, capsys):
+def test_the_trace_reads_the_rate_phase_without_changing_the_file(rt, tmp_path):
     info, frames = make_moving_clip(width=32, height=24, frames=9)
     src = tmp_path / "m.y4m"
     write_video(src, info, frames)
+    cfg = EncodeConfig(model="latent-grid-kf", bpp=4.0, steps=30, seed=3, device="cpu", clip_len=4,
+                       keyframe_codec="hevc")
     plain = tmp_path / "plain.nerv"
-    encode([src], plain, EncodeConfig(model="latent-grid-kf", bpp=4.0, steps=30, seed=3, device="cpu",
-                                      clip_len=4, keyframe_codec="hevc"))
+    encode([src], plain, cfg)
     originals = (qat.RateTerm.after_step, fit_module.batch_loss)
     traced = tmp_path / "traced.nerv"
     lines = []
     with rt.tracing(5, lines.append, maps=True):
-        encode([src], traced, EncodeConfig(model="latent-grid-kf", bpp=4.0, steps=30, seed=3, device="cpu",
-                                           clip_len=4, keyframe_codec="hevc"))
+        encode([src], traced, cfg)
     assert (qat.RateTerm.after_step, fit_module.batch_loss) == originals          # put back
     assert traced.read_bytes() == plain.read_bytes()                            # only read, never drew
     assert [ln["rate_step"] for ln in lines][:3] == [1, 6, 11] and len(lines) >= 5
