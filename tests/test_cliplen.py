@@ -194,3 +194,26 @@ def test_the_default_preset_chooses_too(fast_clip):
     work, src = fast_clip
     p = plan([src], work / "plan.nerv", EncodeConfig(bpp=3.0, device="cpu", force=True))
     assert [d for d, _ in p.clip_len_scores] == [8, 4, 2] and p.fit.steps is not None
+
+
+def test_the_margin_counts_the_passes_with_the_longer_clips_own_batch(monkeypatch):
+    """A model whose batch follows the clip length (latent-grid-kf: two clips a step at D = 2, one at 4 and
+    8) is weighed by the passes of the layout that a shorter clip must beat, with that layout's batch."""
+    import nervcodec.codec.cliplen as cl
+    info, moving = make_moving_clip(width=32, height=24, frames=17, speed=2.0)
+    layouts = lambda d: plan_layout([info], d, "video", True, substitute=True)   # noqa: E731
+    items = len(layouts(4).items([info]))
+    steps = 10 ** 4                                      # a long fit: the margin grows with the passes
+    lead = (step_margin_db(steps / items) + step_margin_db(3 * steps / items)) / 2
+    asked = []
+
+    def batch(d):
+        asked.append(d)
+        return {4: 1, 2: 3}[d]
+
+    for per_clip, want in [(batch, 2), (lambda d: 3, 4)]:
+        scores = iter([30.0, 30.0 + lead])
+        monkeypatch.setattr(cl, "starting_psnr", lambda *a: next(scores))
+        assert choose_clip_len((4, 2), layouts, lambda lay: _plan_of({}), [info], [moving], steps,
+                               per_clip).clip_len == want
+    assert asked == [4]                     # the longer clip's batch, not the candidate's

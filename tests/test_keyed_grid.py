@@ -434,3 +434,44 @@ def test_the_fit_synthesises_only_the_frames_in_its_loss(tmp_path, monkeypatch):
     assert skipped.result.quant_psnr == pytest.approx(whole.result.quant_psnr, abs=0.05) and whole.result.quant_psnr > 20
     for name, v in whole.state.items():
         assert torch.allclose(skipped.state[name], v, atol=1e-3, rtol=1e-3), name
+
+
+def test_a_step_draws_enough_two_frame_clips_for_two_frames_in_its_loss(tmp_path):
+    """latent-grid-kf's default batch is in frames of loss, not clips: at D = 2 one clip has a single frame
+    between its keyframes, so a step draws two; at D = 4 and 8 one clip has enough.  --batch overrides it;
+    the other models keep their batch at every length."""
+    from nervcodec.model import MODEL_SPECS
+    spec = MODEL_SPECS["latent-grid-kf"]
+    assert [spec.default_batch(d) for d in (2, 3, 4, 8)] == [2, 1, 1, 1]
+    for name in ("dnerv", "nerv", "latent-grid"):
+        other = MODEL_SPECS[name]
+        assert [other.default_batch(d) for d in (1, 2, 8)] == [other.batch] * 3
+    info, frames = make_moving_clip(width=32, height=24, frames=9)
+    src = tmp_path / "moving.y4m"
+    write_video(src, info, frames)
+    for clip_len, batch, want in [(2, 0, 2), (4, 0, 1), (8, 0, 1), (2, 3, 3), (4, 3, 3)]:
+        p = plan([src], tmp_path / "b.nerv", EncodeConfig(model="latent-grid-kf", bpp=5.0, steps=1, device="cpu",
+                                                          clip_len=clip_len, keyframe_codec="hevc", batch=batch))
+        assert p.layout.clip_len == clip_len and p.fit.batch == want
+
+
+def test_the_fit_rounds_the_weights_from_the_rate_terms_start_and_the_plain_grids_add_noise(tmp_path, monkeypatch):
+    """latent-grid-kf's rate phase runs the network on rounded weights at every step (straight through):
+    noise in their place let a low-rate fit's correction die (docs/benchmarks.md, "Rounding from the rate
+    term's start, and two clips a step").  The plain grids keep noise until 85 % of the steps."""
+    from nervcodec.quant import qat
+    info, frames = make_moving_clip(width=32, height=24, frames=9)
+    src = tmp_path / "moving.y4m"
+    write_video(src, info, frames)
+    real = qat.RateTerm.swap_in
+    for model, extra, want in [("latent-grid-kf", dict(clip_len=4, keyframe_codec="hevc"), {False}),
+                               ("latent-grid", {}, {True, False})]:
+        flags = []
+
+        def recording(self, m, noise=False, rows=None):
+            flags.append(noise)
+            return real(self, m, noise, rows)
+        monkeypatch.setattr(qat.RateTerm, "swap_in", recording)
+        p = plan([src], tmp_path / f"{model}.nerv", EncodeConfig(model=model, bpp=4.0, device="cpu", steps=40, **extra))
+        fit_model(p)
+        assert set(flags) == want and len(flags) >= 30, (model, flags)

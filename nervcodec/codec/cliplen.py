@@ -133,11 +133,13 @@ def margin_db(layout: Layout, infos: Sequence[VideoInfo], steps: Optional[int], 
 
 def choose_clip_len(candidates: Sequence[int], make_layout: Callable[[int], Layout],
                     code: Callable[[Layout], KeyframePlan], infos: Sequence[VideoInfo],
-                    frames: Sequence[Frames], steps: Optional[int] = None, batch: int = 1) -> ClipLenChoice:
+                    frames: Sequence[Frames], steps: Optional[int] = None,
+                    batch: Callable[[int], int] = lambda d: 1) -> ClipLenChoice:
     """Code the keyframes for each candidate (longest first) and keep the one whose starting point
     scores best (:func:`starting_psnr`), a shorter one only when it wins by more than
     :func:`margin_db` of the best so far.  ``code`` codes a layout's keyframes at their budget;
-    ``steps`` and ``batch`` are the fit's step budget (None: counted in epochs) and items per step."""
+    ``steps`` is the fit's step budget (None: counted in epochs), ``batch`` its items per step at a clip
+    length."""
     best = None
     scores = []
     for d in sorted(candidates, reverse=True):
@@ -145,7 +147,7 @@ def choose_clip_len(candidates: Sequence[int], make_layout: Callable[[int], Layo
         kf = code(layout)
         score = starting_psnr(infos, frames, layout, kf.native)
         scores.append((d, round(score, 4)))
-        if best is None or score > best[0] + margin_db(best[2], infos, steps, batch):
+        if best is None or score > best[0] + margin_db(best[2], infos, steps, batch(best[1])):
             best = (score, d, layout, kf)
     assert best is not None
     return ClipLenChoice(best[1], best[2], best[3], tuple(scores))

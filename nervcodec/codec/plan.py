@@ -308,13 +308,17 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
     mask = parse_mask(cfg.mask) if cfg.mask is not None else None
     scores: Tuple[Tuple[int, float], ...] = ()
     steps = None if cfg.epochs is not None else (cfg.steps or effort_steps(cfg.preset))
-    batch = _global_batch(cfg.batch, spec.batch)
+    _global_batch(cfg.batch, spec.batch)       # a --batch that does not divide is refused before any work
+
+    def batch_for(d: int) -> int:
+        return _global_batch(cfg.batch, spec.default_batch(d))
+
     if _chooses_clip_len(cfg, spec, budget, holdout, mask, cache):
         note(progress, f"coding the keyframes every {', '.join(map(str, spec.clip_lens))} frames to choose "
                        f"the clip length")
         choice = choose_clip_len(spec.clip_lens, make_layout,
                                  lambda lay: encode_keyframes(infos, frames, lay, cfg, budget), infos, frames,
-                                 steps, batch)
+                                 steps, batch_for)
         clip_len, layout, kf, scores = choice.clip_len, choice.layout, choice.keyframes, choice.scores
         visible = None
     else:
@@ -346,7 +350,7 @@ def _plan(inputs, output: Path, cfg: EncodeConfig, spec: ModelSpec, device: torc
             from None
     if spec.floor_size is not None and weights is not None and cfg.lam is None:   # --lambda: no weights budget
         _check_fixed(spec, config, weights, budget, pixels, cfg)
-    fit = FitConfig(epochs=cfg.epochs or 1, steps=steps, batch=batch,
+    fit = FitConfig(epochs=cfg.epochs or 1, steps=steps, batch=batch_for(layout.clip_len),
                     lr=cfg.lr or spec.lr, loss=cfg.loss, seed=cfg.seed, sample_rate=cfg.sampled_rate)
     return EncodePlan(cfg=cfg, inputs=tuple(os.fspath(p) for p in inputs), output=output, spec=spec, device=device,
                       infos=infos, frames=frames, layout=layout, keyframes=kf, config=config, fit=fit,

@@ -121,6 +121,15 @@ class ModelSpec:
     # keyframe-conditioned models: the share of a --bpp budget their keyframes get when --keyframe-share
     # is not given; None: the codec's KEYFRAME_SHARE (nervcodec/codec/keyframes.py)
     keyframe_share: Optional[float] = None
+    # keyframe-conditioned models: the default batch is the fewest clips whose loss holds at least this many
+    # frames (a clip of D frames has D - 1 between its keyframes); 0: ``batch`` clips at any length
+    step_frames: int = 0
+
+    def default_batch(self, clip_len: int) -> int:
+        """Items per step when --batch is not given, for clips of ``clip_len`` frames."""
+        if self.step_frames and clip_len > 1:
+            return max(self.batch, -(-self.step_frames // (clip_len - 1)))
+        return self.batch
 
     def bits_per_weight(self, bits: int) -> float:
         """Coded bits of one ``bits``-bit weight: measured where known, else a conservative guess."""
