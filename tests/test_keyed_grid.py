@@ -475,3 +475,17 @@ def test_the_fit_rounds_the_weights_from_the_rate_terms_start_and_the_plain_grid
         p = plan([src], tmp_path / f"{model}.nerv", EncodeConfig(model=model, bpp=4.0, device="cpu", steps=40, **extra))
         fit_model(p)
         assert set(flags) == want and len(flags) >= 30, (model, flags)
+
+
+def test_a_fit_that_ends_below_its_start_is_warned_of_with_both_likely_causes():
+    """The warning names the learning rate and the fit's length: a 20-step grids fit at D = 2 ends below its
+    keyframes' cross-fade because it is too short to recover from the rate term's start, not because of --lr."""
+    from types import SimpleNamespace
+    from nervcodec.codec.fitting import WORSE_THAN_START_DB, _quality_warnings
+    plan = SimpleNamespace(keyframes=object(), fit=SimpleNamespace(lr=0.01))
+    res = SimpleNamespace(start_psnr=30.0, final_psnr=30.0 - WORSE_THAN_START_DB - 0.5, steps=20)
+    with pytest.warns(NervCodecWarning) as caught:
+        msg, = _quality_warnings(plan, res)
+    assert str(caught[0].message) == msg
+    assert "keyframe cross-fade" in msg and "--lr 0.01" in msg and "too short (20 steps" in msg
+    assert _quality_warnings(plan, SimpleNamespace(start_psnr=30.0, final_psnr=29.5, steps=20)) == ()

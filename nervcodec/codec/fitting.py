@@ -180,8 +180,10 @@ def _quality_warnings(plan: EncodePlan, res: FitResult) -> Tuple[str, ...]:
     if not (math.isfinite(res.start_psnr) and res.final_psnr < res.start_psnr - WORSE_THAN_START_DB):
         return ()
     start = "the keyframe cross-fade it started from" if plan.keyframes is not None else "its initial model"
+    # two causes seen: a learning rate too high for the model, and a fit too short to recover from the drop
+    # that quantizing the weights causes where the rate term starts (a 20-step latent-grid-kf test fit)
     msg = (f"the fit ended at {res.final_psnr:.2f} dB, below {start} ({res.start_psnr:.2f} dB): the learning "
-           f"rate may be too high (--lr {plan.fit.lr:g})")
+           f"rate may be too high (--lr {plan.fit.lr:g}) or the fit too short ({res.steps} steps; --preset, --steps)")
     warnings.warn(msg, NervCodecWarning, stacklevel=3)
     return (msg,)
 
