@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-from collections import deque
 import json
 import os
 import sys
+from collections import deque
 from typing import Callable, Dict, Iterator
 
+import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,15 +42,15 @@ from nervcodec.quant import qat  # noqa: E402
 fit_module = importlib.import_module("nervcodec.fit.fit")
 
 
-def _maps(rate: "qat.RateTerm", model: torch.nn.Module) -> Dict[str, dict]:
-    """Per latent map: its step and the share of its rounded symbols that are not zero."""
+def _maps(steps: Dict[str, np.ndarray], model: torch.nn.Module) -> Dict[str, dict]:
+    """Per latent map: its step (``steps``: :meth:`RateTerm.steps`) and the share of its rounded symbols that
+    are not zero."""
     names = set(getattr(model, "latent_names", tuple)())
-    steps = rate._steps().detach()
     out = {}
     with torch.no_grad():
-        for i, (name, p) in enumerate(model.named_parameters()):
+        for name, p in model.named_parameters():
             if name in names:
-                s = float(steps[i])
+                s = float(steps[name][0])
                 out[name] = {"step": round(s, 6),
                              "nonzero": round(float((torch.round(p / s) != 0).float().mean()), 6)}
     return out
@@ -72,7 +73,8 @@ def tracing(every: int, emit: Callable[[dict], None], maps: bool = False) -> Ite
         state["step"] += 1
         if (state["step"] - 1) % every:
             return
-        steps = self._steps().detach()
+        stored = self.steps()
+        steps = torch.from_numpy(np.concatenate(list(stored.values())).astype(np.float32))
         line = {"rate_step": state["step"], "log_lambda": round(float(self.log_lam), 4),
                 "estimate_bits": round(float(bits.detach())), "coded_ratio": round(self._ratio, 4),
                 "target_bits": None if self.cfg.target_bits is None else round(self.cfg.target_bits),
@@ -80,7 +82,7 @@ def tracing(every: int, emit: Callable[[dict], None], maps: bool = False) -> Ite
                           round(float(steps.max()), 6)],
                 "fit_psnr": round(float(mse_to_psnr(float(torch.stack(list(mses)).float().mean()), 1.0)), 3)}
         if maps and model is not None:
-            line["maps"] = _maps(self, model)
+            line["maps"] = _maps(stored, model)
         emit(line)
 
     qat.RateTerm.after_step, fit_module.batch_loss = traced_step, traced_loss

@@ -60,6 +60,13 @@ def make_moving_clip(width: int = 48, height: int = 32, frames: int = 17, speed:
     return VideoInfo(width, height, fmt, Fraction(25), frames, name=name), Frames(tuple(planes), fmt)
 
 
+def write_moving_clip(path: Path, **kw) -> Path:
+    """:func:`make_moving_clip` (``kw``: its arguments) written to ``path``, which is returned."""
+    info, frames = make_moving_clip(**kw)
+    write_video(path, info, frames)
+    return path
+
+
 def tiny_fit_data(n: int = 4, h: int = 16, w: int = 16):
     """Random 4:2:0 training items of one frame each (for the fitting loop alone)."""
     from nervcodec.fit import FitData

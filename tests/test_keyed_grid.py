@@ -25,7 +25,7 @@ from nervcodec.model.grid import (KEYED_WIDTHS, MOTION_DEFAULT, MOTION_OUTPUTS, 
                                   plan_keyed_grid)
 
 from conftest import (assert_ranges_equal_the_full_decode, decoded_psnr_yuv, decodes_with_threads_and_batches,
-                      encode_moving, load_benchmark, make_moving_clip)
+                      encode_moving, load_benchmark, make_moving_clip, write_moving_clip)
 
 
 def _config(**kw) -> KeyedGridConfig:
@@ -51,9 +51,7 @@ def test_the_synthesis_is_the_widest_that_a_third_of_the_weights_room_holds():
 
 
 def test_the_encoder_sizes_the_grids_network_by_the_rate(tmp_path):
-    info, frames = make_moving_clip(width=64, height=48, frames=17)
-    src = tmp_path / "m.y4m"
-    write_video(src, info, frames)
+    src = write_moving_clip(tmp_path / "m.y4m", width=64, height=48, frames=17)
     got = {}
     for bpp in (0.8, 6.0):
         p = plan([src], tmp_path / "z.nerv", EncodeConfig(model="latent-grid-kf", bpp=bpp, steps=1, device="cpu",
@@ -288,9 +286,7 @@ def test_two_frame_clips_decode_what_encode_reports_and_any_range_as_the_full_de
 
 def test_the_latents_beat_the_keyframes_blend(tmp_path):
     """The quality floor of this model: well above what its keyframes alone give (the untrained model)."""
-    info, frames = make_moving_clip(width=32, height=24, frames=9)
-    src = tmp_path / "moving.y4m"
-    write_video(src, info, frames)
+    src = write_moving_clip(tmp_path / "moving.y4m", width=32, height=24, frames=9)
     cfg = dict(model="latent-grid-kf", bpp=4.0, device="cpu", clip_len=8, gop=8)
     p = plan([src], tmp_path / "k.nerv", EncodeConfig(steps=250, **cfg))
     coded = code(p, fit_model(p))
@@ -302,9 +298,7 @@ def test_the_latents_beat_the_keyframes_blend(tmp_path):
 def test_a_collection_of_different_sizes_is_refused(tmp_path):
     paths = []
     for w, h in ((32, 24), (48, 32)):
-        info, frames = make_moving_clip(width=w, height=h, frames=5, name=f"m{w}")
-        paths.append(tmp_path / f"m{w}.y4m")
-        write_video(paths[-1], info, frames)
+        paths.append(write_moving_clip(tmp_path / f"m{w}.y4m", width=w, height=h, frames=5, name=f"m{w}"))
     with pytest.raises(ConfigError, match="one frame size"):
         encode(paths, tmp_path / "x.nerv", EncodeConfig(model="latent-grid-kf", bpp=2.0, steps=1, device="cpu"))
 
@@ -332,9 +326,7 @@ def test_the_grids_keyframes_get_their_models_own_share_of_the_budget(tmp_path):
     assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0)) == 0.8
     assert keyframe_share(EncodeConfig(model="dnerv", bpp=1.0)) == KEYFRAME_SHARE == 0.6
     assert keyframe_share(EncodeConfig(model="latent-grid-kf", bpp=1.0, keyframe_share=0.4)) == 0.4
-    info, frames = make_moving_clip(width=32, height=24, frames=9)
-    src = tmp_path / "moving.y4m"
-    write_video(src, info, frames)
+    src = write_moving_clip(tmp_path / "moving.y4m", width=32, height=24, frames=9)
     sections = {}
     for share in (None, 0.8, 0.3):
         p = plan([src], tmp_path / "k.nerv", EncodeConfig(model="latent-grid-kf", bpp=5.0, steps=1, device="cpu",
@@ -409,9 +401,7 @@ def test_the_fit_synthesises_only_the_frames_in_its_loss(tmp_path, monkeypatch):
     synthesis of a step) and ends where the fit that makes it and multiplies its error by zero ends."""
     import importlib
     fit_module = importlib.import_module("nervcodec.fit.fit")
-    info, frames = make_moving_clip(width=32, height=24, frames=9)
-    src = tmp_path / "moving.y4m"
-    write_video(src, info, frames)
+    src = write_moving_clip(tmp_path / "moving.y4m", width=32, height=24, frames=9)
     p = plan([src], tmp_path / "k.nerv", EncodeConfig(model="latent-grid-kf", bpp=4.0, device="cpu", clip_len=2,
                                                       steps=40))
     seen, synthesised = [], []
@@ -446,9 +436,7 @@ def test_a_step_draws_enough_two_frame_clips_for_two_frames_in_its_loss(tmp_path
     for name in ("dnerv", "nerv", "latent-grid"):
         other = MODEL_SPECS[name]
         assert [other.default_batch(d) for d in (1, 2, 8)] == [other.batch] * 3
-    info, frames = make_moving_clip(width=32, height=24, frames=9)
-    src = tmp_path / "moving.y4m"
-    write_video(src, info, frames)
+    src = write_moving_clip(tmp_path / "moving.y4m", width=32, height=24, frames=9)
     for clip_len, batch, want in [(2, 0, 2), (4, 0, 1), (8, 0, 1), (2, 3, 3), (4, 3, 3)]:
         p = plan([src], tmp_path / "b.nerv", EncodeConfig(model="latent-grid-kf", bpp=5.0, steps=1, device="cpu",
                                                           clip_len=clip_len, keyframe_codec="hevc", batch=batch))
@@ -460,9 +448,7 @@ def test_the_fit_rounds_the_weights_from_the_rate_terms_start_and_the_plain_grid
     noise in their place let a low-rate fit's correction die (docs/benchmarks.md, "Rounding from the rate
     term's start, and two clips a step").  The plain grids keep noise until 85 % of the steps."""
     from nervcodec.quant import qat
-    info, frames = make_moving_clip(width=32, height=24, frames=9)
-    src = tmp_path / "moving.y4m"
-    write_video(src, info, frames)
+    src = write_moving_clip(tmp_path / "moving.y4m", width=32, height=24, frames=9)
     real = qat.RateTerm.swap_in
     for model, extra, want in [("latent-grid-kf", dict(clip_len=4, keyframe_codec="hevc"), {False}),
                                ("latent-grid", {}, {True, False})]:

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from conftest import load_benchmark, make_moving_clip
+from conftest import load_benchmark, write_moving_clip
 from nervcodec.codec import EncodeConfig, encode
-from nervcodec.io import write_video
 from nervcodec.quant import qat
 
 fit_module = importlib.import_module("nervcodec.fit.fit")
@@ -20,9 +19,7 @@ def rt():
 
 
 def test_the_trace_reads_the_rate_phase_without_changing_the_file(rt, tmp_path):
-    info, frames = make_moving_clip(width=32, height=24, frames=9)
-    src = tmp_path / "m.y4m"
-    write_video(src, info, frames)
+    src = write_moving_clip(tmp_path / "m.y4m", width=32, height=24, frames=9)
     cfg = EncodeConfig(model="latent-grid-kf", bpp=4.0, steps=30, seed=3, device="cpu", clip_len=4,
                        keyframe_codec="hevc")
     plain = tmp_path / "plain.nerv"
@@ -42,9 +39,7 @@ def test_the_trace_reads_the_rate_phase_without_changing_the_file(rt, tmp_path):
 
 
 def test_the_script_prints_json_lines_and_the_result(rt, tmp_path, capsys):
-    info, frames = make_moving_clip(width=32, height=24, frames=9)
-    src = tmp_path / "m.y4m"
-    write_video(src, info, frames)
+    src = write_moving_clip(tmp_path / "m.y4m", width=32, height=24, frames=9)
     out = tmp_path / "o.nerv"
     assert rt.main([str(src), str(out), "--model", "latent-grid", "--bpp", "2", "--steps", "20", "--every", "10"]) == 0
     lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
