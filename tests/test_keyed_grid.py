@@ -208,14 +208,16 @@ def test_the_synthesis_skips_the_keyframes_and_decodes_the_same(coded_keyed, mon
     assert (d / "shown.y4m").read_bytes() == (d / "every.y4m").read_bytes()
 
 
-def test_the_decode_speed_benchmark_times_the_keyframes_apart(coded_keyed):
-    """benchmarks/speed.py --decode: the whole decode, and the keyframes' share of it on their own."""
+def test_the_decode_speed_benchmark_times_the_keyframes_weights_and_synthesis_apart(coded_keyed):
+    """benchmarks/speed.py --decode: the whole decode, the synthesis inside it, and the keyframes and the
+    weights section decoded on their own."""
     _, _, out, _, _ = coded_keyed
     row, = load_benchmark("speed").decode_speed([str(out)], "cpu")
     assert row["model"] == "latent-grid-kf" and row["frames"] == 11 and row["bytes"] == out.stat().st_size
     # both timed, neither compared: on a busy machine the keyframes alone can take as long as a tiny clip's
     # whole decode (a benchmark reports numbers; it is not a timing test)
     assert row["keyframe_seconds"] > 0 and row["decode_seconds"] > 0 and row["macs_per_pixel"] > 100
+    assert row["weights_seconds"] > 0 and 0 < row["synthesis_seconds"] < row["decode_seconds"]
     assert row["batch"] == 8 and row["device_name"]
 
 

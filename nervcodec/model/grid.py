@@ -644,7 +644,9 @@ def _plan(cls: type, height: int, width: int, channels: int, frames: int, group:
 # Fitting defaults: 8 frames per step at 1e-2 (Cool-chic's rate for latents and synthesis alike); on
 # people_qcif_48f at 0.25 bpp, 600 steps: 8 frames gave +0.6 dB PSNR-RGB over 4 for 1.2x the time, 16
 # another +0.1 dB for 2.6x.  The rate term is on from 10 % of the steps, with noise in place of rounding
-# until 85 %.
+# until 85 %.  Rounded weights from the rate term's start, which the keyed grids fit with, did worse here:
+# people at 0.25 bpp, default effort, seed 0, 0.2499 bpp -> 32.68 dB PSNR-RGB against 0.2463 -> 33.15 dB
+# with noise (one run each; docs/benchmarks.md, "Where a decode's time goes, D-NeRV beside both grids").
 LATENT_GRID = register_model(ModelSpec(
     name="latent-grid", arch_id=3, cls=LatentGrid, config_cls=LatentGridConfig, plan=plan_latent_grid,
     batch=8, lr=1e-2, bits_per_param={}, rate_start=0.1, noise_until=0.85, check_coded=True, grouped=True,
