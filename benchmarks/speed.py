@@ -44,7 +44,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))      # the sibling scripts (ab_decode's clock)
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:        # the sibling scripts (ab_decode's clock)
+    sys.path.insert(0, HERE)
 from nervcodec.alloc import kept as alloc_kept, keep_freed_memory
 from nervcodec.codec.fitting import build_fit_data
 from nervcodec.codec.layout import plan_layout
@@ -218,6 +220,16 @@ def _device_name(device_name: str) -> str:
     return torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
 
 
+def best_of(fn, runs: int = 3) -> tuple:
+    """The shortest of ``runs`` timed calls of ``fn()``, in seconds, and what the last call returned."""
+    best, value = math.inf, None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, value
+
+
 def entropy_speed(paths) -> list:
     """Seconds to entropy-decode each file's weights section and to code its latent maps again (best of 3)."""
     from nervcodec.codec.decode import meta_network
@@ -230,37 +242,25 @@ def entropy_speed(paths) -> list:
         nf = read_file(path)
         template = meta_network(nf).state_dict()
         data = nf.section(SECTION_WEIGHTS)
-        dec, q = math.inf, []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            q = quantized_tensors(data, template, nf.version[0], nf.header.quant_bits)
-            dec = min(dec, time.perf_counter() - t0)
+        dec, q = best_of(lambda: quantized_tensors(data, template, nf.version[0], nf.header.quant_bits))
         latents = [qt.symbols for name, qt in q if name.startswith(LATENT_PREFIXES) and qt.symbols.ndim == 3]
-        enc, coded = math.inf, 0
-        for _ in range(3 if latents else 0):
-            t0 = time.perf_counter()
-            coded = sum(len(encode_symbols(s, signed=True)) for s in latents)
-            enc = min(enc, time.perf_counter() - t0)
+        enc, coded = best_of(lambda: sum(len(encode_symbols(s, signed=True)) for s in latents)) if latents else (0.0, 0)
         rows.append({"file": str(path), "model": model_spec_by_id(nf.header.arch_id).name,
                      "weights_bytes": len(data), "symbols": int(sum(qt.symbols.size for _, qt in q)),
                      "decode_seconds": dec, "latent_maps": len(latents), "latent_bytes": coded,
-                     "latent_encode_seconds": enc if latents else 0.0})
+                     "latent_encode_seconds": enc})
     return rows
 
 
 def weights_seconds(nf) -> float:
     """Seconds to entropy-decode a file's weights section and build its network from it (best of 3):
     the decoder's :func:`~nervcodec.codec.decode.build_network`, which a decode runs while the keyframes'
-    ffmpeg process works beside it."""
+    ffmpeg process works beside it (the file's checks before it are not timed)."""
     from nervcodec.codec.decode import build_network, check_model
     from nervcodec.container import SECTION_WEIGHTS
     spec, config, _ = check_model(nf)
-    best = math.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        build_network(spec, config, nf.section(SECTION_WEIGHTS), nf.version[0], nf.header.quant_bits)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_of(lambda: build_network(spec, config, nf.section(SECTION_WEIGHTS), nf.version[0],
+                                         nf.header.quant_bits))[0]
 
 
 def keyframe_seconds(nf, layout) -> float:
@@ -270,12 +270,7 @@ def keyframe_seconds(nf, layout) -> float:
     from nervcodec.container import SECTION_KEYFRAMES
     videos = list(nf.header.videos)
     items = layout.items(videos)
-    best = math.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        KeyframeReader(nf.section(SECTION_KEYFRAMES), videos, layout).source(items)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_of(lambda: KeyframeReader(nf.section(SECTION_KEYFRAMES), videos, layout).source(items))[0]
 
 
 def main(argv=None) -> int:
